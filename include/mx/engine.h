@@ -1,0 +1,50 @@
+/* engine.h - from decoded packets to sessions.
+ *
+ * The engine owns the flow table.  For every TCP packet on a watched port it
+ * finds (or creates) the flow, tracks the TCP handshake, resets and closes,
+ * reassembles each direction and hands the bytes to the SMTP or TLS parser.
+ * Flows end on close, reset, idle timeout (in capture time), eviction when
+ * the table is full, or at the end of input; each ends with a session.end
+ * event.  Not thread-safe: one engine per thread.
+ */
+#ifndef MX_ENGINE_H
+#define MX_ENGINE_H
+
+#include <stdint.h>
+
+#include "mx/decode.h"
+#include "mx/session.h"
+
+typedef struct mx_engine mx_engine;
+
+typedef struct mx_engine_cfg {
+    mx_opts opt;
+    uint16_t ports[64];        /* watched server ports                   */
+    int nports;
+    uint16_t tls_ports[16];    /* ports where TLS starts at once (465)   */
+    int ntls_ports;
+} mx_engine_cfg;
+
+typedef struct mx_engine_stats {
+    uint64_t packets, tcp_packets, mail_packets;
+    uint64_t not_ip, not_tcp, fragments, truncated, malformed;
+    uint64_t sessions, evicted, timed_out;
+    uint64_t max_live_flows;
+} mx_engine_stats;
+
+/* cfg is copied.  sink receives every session's events. */
+mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink);
+
+/* One captured packet: link type, time in microseconds since the epoch, the
+ * captured bytes, original length, and its 1-based number in the input. */
+void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
+                      const uint8_t *data, uint32_t caplen, uint32_t wirelen,
+                      uint64_t frame);
+
+/* Ends every open flow (end of input), writing each out as incomplete. */
+void mx_engine_finish(mx_engine *e);
+
+const mx_engine_stats *mx_engine_stats_get(const mx_engine *e);
+void mx_engine_free(mx_engine *e);
+
+#endif

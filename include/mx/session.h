@@ -1,0 +1,104 @@
+/* session.h - one TCP connection as the parsers see it, and the event API.
+ *
+ * A session is what a parser writes to: it carries the endpoints, the current
+ * packet's time and frame number, and the output sink.  Parsers build events
+ * with the mx_ev_* calls below and never see the JSON library, TCP or pcap.
+ *
+ * Lifecycle: the engine (or a unit test, with mx_sess_init/mx_sess_close)
+ * owns the session.  An event handle returned by mx_ev_begin() is valid until
+ * mx_ev_end(); nested handles from mx_ev_obj()/mx_ev_arr() live as long as
+ * their top-level event.  Strings passed in are copied.
+ */
+#ifndef MX_SESSION_H
+#define MX_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mx/decode.h"
+#include "mx/limits.h"
+
+enum { MX_CLIENT = 0, MX_SERVER = 1, MX_NODIR = -1 };
+
+/* What a direction's bytes are handed to. */
+enum mx_app { MX_APP_NONE = 0, MX_APP_SMTP, MX_APP_TLS, MX_APP_OPAQUE };
+
+typedef struct mx_ev mx_ev;         /* an event under construction (opaque) */
+typedef struct mx_sink mx_sink;     /* where finished events go (opaque)    */
+typedef struct mx_smtp mx_smtp;
+typedef struct mx_tls mx_tls;
+
+typedef struct mx_opts {
+    mx_limits lim;
+    int show_user;        /* write AUTH user names                      */
+    int pretty;           /* indent JSON                                 */
+} mx_opts;
+
+typedef struct mx_sess {
+    uint64_t id;                 /* 1-based, in order of first packet   */
+    const mx_opts *opt;
+    mx_sink *sink;
+    void *out;                   /* sink's per-session state            */
+    mx_addr cli, srv;
+    uint16_t cli_port, srv_port;
+    uint64_t start_us, cur_us;   /* first packet, current packet        */
+    uint64_t cur_frame;          /* current packet's number (1-based)   */
+    uint32_t nevents, events_dropped;
+    uint8_t midstream;           /* no SYN seen                         */
+    uint8_t tls_from_start;      /* implicit TLS port (465)             */
+    enum mx_app app[2];
+    mx_smtp *smtp;
+    mx_tls *tls;
+    /* Re-offer a direction's held bytes (set by the engine). */
+    void (*kick)(struct mx_sess *s, int dir);
+    void *kick_ctx;
+    /* anomalies: first of each kind is an event, the rest are counted */
+    const char *anom_kind[24];
+    uint32_t anom_count[24];
+    uint8_t nanom;
+    char community_id[40];       /* Community ID v1 of the connection   */
+} mx_sess;
+
+/* --- events ------------------------------------------------------------- */
+
+/* Starts an event of the given type stamped with the session's current time
+ * and frame; from is MX_CLIENT, MX_SERVER or MX_NODIR.  Returns NULL when the
+ * session's event cap is reached (the calls below accept NULL and do nothing).
+ */
+mx_ev *mx_ev_begin(mx_sess *s, const char *type, int from);
+void mx_ev_end(mx_sess *s, mx_ev *e);
+
+void mx_ev_str(mx_ev *e, const char *key, const char *s);      /* trusted  */
+/* Wire bytes: cleaned by mx_text_clean(), at most cap input bytes; a cut
+ * value gets a sibling "<key>_truncated": true. */
+void mx_ev_wire(mx_ev *e, const char *key, const uint8_t *p, size_t n, size_t cap);
+void mx_ev_int(mx_ev *e, const char *key, int64_t v);
+void mx_ev_num(mx_ev *e, const char *key, double v);
+void mx_ev_bool(mx_ev *e, const char *key, int v);
+void mx_ev_null(mx_ev *e, const char *key);
+mx_ev *mx_ev_obj(mx_ev *e, const char *key);     /* nested object */
+mx_ev *mx_ev_arr(mx_ev *e, const char *key);     /* nested array  */
+void mx_ev_push_wire(mx_ev *arr, const uint8_t *p, size_t n, size_t cap);
+void mx_ev_push_str(mx_ev *arr, const char *s);
+void mx_ev_push_int(mx_ev *arr, int64_t v);
+mx_ev *mx_ev_push_obj(mx_ev *arr);
+/* Writes an endpoint object {ip, port}. */
+void mx_ev_endpoint(mx_ev *e, const char *key, const mx_addr *a, uint16_t port);
+
+/* Records an anomaly once per session and kind (later ones are counted). */
+void mx_sess_anomaly(mx_sess *s, int from, const char *kind, const char *detail);
+
+/* --- hand-offs (called by parsers) -------------------------------------- */
+
+/* Both directions speak TLS from their current position on (after the 220
+ * that answers STARTTLS); the client's held bytes are offered again. */
+void mx_sess_start_tls(mx_sess *s);
+
+/* Writes the anomaly counts into obj (session summary). */
+void mx_sess_anomaly_summary(const mx_sess *s, mx_ev *obj);
+
+/* Formats microseconds since the epoch as ISO-8601 UTC with microseconds
+ * into buf (>= 32 bytes). */
+void mx_iso_time(uint64_t us, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,29 @@
+/* sink.h - where sessions and their events are written.
+ *
+ * The sink owns the JSON library.  A session is opened with
+ * mx_sink_session_begin(), receives its events through mx_ev_end() (see
+ * session.h), and is written out (timeline) or closed (ndjson) by
+ * mx_sink_session_end().
+ */
+#ifndef MX_SINK_H
+#define MX_SINK_H
+
+#include <stdio.h>
+
+#include "mx/session.h"
+
+typedef enum mx_format {
+    MX_FMT_TIMELINE = 0,   /* one JSON document per session   */
+    MX_FMT_NDJSON,         /* one JSON event per line          */
+} mx_format;
+
+mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt);
+void mx_sink_session_begin(mx_sink *k, mx_sess *s);
+void mx_sink_session_end(mx_sink *k, mx_sess *s);
+/* Releases a session's sink state without writing it. */
+void mx_sink_session_drop(mx_sink *k, mx_sess *s);
+/* Non-zero once a write to the output failed. */
+int mx_sink_failed(const mx_sink *k);
+void mx_sink_free(mx_sink *k);
+
+#endif

@@ -1,0 +1,35 @@
+/* text.h - the one path by which wire bytes become text.
+ *
+ * Bytes from the network are not strings: they may hold NUL, control
+ * characters or invalid UTF-8.  mx_text_clean() turns (ptr, len) into valid,
+ * NUL-free, capped UTF-8; every output format (JSON, text, HTML) takes wire
+ * text only from it, then applies its own quoting.
+ */
+#ifndef MX_TEXT_H
+#define MX_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    MX_TEXT_TRUNCATED = 1, /* input longer than the cap             */
+    MX_TEXT_REPLACED  = 2, /* invalid UTF-8 or NUL replaced (U+FFFD) */
+};
+
+/* Writes at most cap-1 bytes of valid UTF-8 plus a NUL into out (cap >= 4),
+ * taking at most max_in input bytes.  Invalid sequences and NUL bytes become
+ * U+FFFD.  Returns MX_TEXT_* flags; *out_len gets the length written. */
+int mx_text_clean(const uint8_t *in, size_t len, size_t max_in,
+                  char *out, size_t cap, size_t *out_len);
+
+/* Decodes base64 (RFC 4648, padding optional, whitespace ignored) into out.
+ * Returns bytes written, or -1 if the input is not base64 or out is small. */
+long mx_base64_decode(const uint8_t *in, size_t len, uint8_t *out, size_t cap);
+
+/* ASCII case-insensitive prefix test on a slice. */
+int mx_ci_prefix(const uint8_t *p, size_t len, const char *prefix);
+
+/* ASCII case-insensitive search of needle in a slice; returns offset or -1. */
+long mx_ci_find(const uint8_t *p, size_t len, const char *needle);
+
+#endif

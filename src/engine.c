@@ -1,0 +1,519 @@
+/* engine.c - flow table, TCP state and dispatch (see engine.h).
+ *
+ * The flow table is a chained hash table plus a list in order of last
+ * activity, so idle flows are found at its head in O(1).  A flow's session is
+ * embedded in it.  A closed flow stays a little while (CLOSED) so that late
+ * ACKs and retransmissions are absorbed instead of opening a new session.
+ */
+#include "mx/engine.h"
+#include "mx/limits.h"
+#include "mx/sink.h"
+#include "mx/smtp.h"
+#include "mx/stream.h"
+#include "mx/tls.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LINGER_US (5ull * 1000000ull)   /* closed flows absorb stragglers */
+
+enum tcp_state {
+    ST_NEW = 0,       /* created, no handshake seen yet                 */
+    ST_SYN,           /* client SYN seen                                */
+    ST_SYNACK,        /* server SYN-ACK seen                            */
+    ST_OPEN,          /* data may flow                                  */
+    ST_CLOSED,        /* session written; absorbing stragglers          */
+};
+
+typedef struct dirstate {
+    mx_stream st;
+    uint64_t pkts, wire_bytes;
+    uint32_t isn;
+    uint16_t win;
+    uint8_t syn, fin, rst;
+    uint32_t next_sent;       /* highest seq+len sent by this side        */
+    uint8_t have_sent;
+} dirstate;
+
+typedef struct flow {
+    struct flow *hnext;
+    struct flow *prev, *next;     /* activity list                          */
+    uint32_t hash;
+    enum tcp_state state;
+    uint64_t last_us;
+    uint32_t syn_count;
+    const char *end_reason;
+    dirstate d[2];
+    mx_sess sess;
+} flow;
+
+struct mx_engine {
+    mx_engine_cfg cfg;
+    mx_sink *sink;
+    flow **buckets;
+    uint32_t nbuckets;            /* power of two */
+    uint32_t live;
+    flow *head, *tail;            /* least recently active first */
+    uint64_t next_id;
+    mx_engine_stats st;
+    uint64_t now_us, frame;
+};
+
+/* ---- flow table -------------------------------------------------------- */
+
+static uint32_t mix(uint32_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 16777619u; }
+    return h;
+}
+
+/* Same hash for both directions. */
+static uint32_t flow_hash(const mx_pkt *k)
+{
+    uint32_t a = mix(2166136261u, k->src.b, 16), b = mix(2166136261u, k->dst.b, 16);
+    a = mix(a, (const uint8_t *)&k->sport, 2);
+    b = mix(b, (const uint8_t *)&k->dport, 2);
+    return a ^ b;
+}
+
+static int addr_eq(const mx_addr *a, const mx_addr *b)
+{
+    return a->v6 == b->v6 && memcmp(a->b, b->b, 16) == 0;
+}
+
+/* Returns the flow and which side sent the packet (MX_CLIENT/MX_SERVER). */
+static flow *flow_find(mx_engine *e, const mx_pkt *k, uint32_t h, int *dir)
+{
+    for (flow *f = e->buckets[h & (e->nbuckets - 1)]; f; f = f->hnext) {
+        if (f->hash != h) continue;
+        mx_sess *s = &f->sess;
+        if (k->sport == s->cli_port && k->dport == s->srv_port &&
+            addr_eq(&k->src, &s->cli) && addr_eq(&k->dst, &s->srv)) { *dir = MX_CLIENT; return f; }
+        if (k->sport == s->srv_port && k->dport == s->cli_port &&
+            addr_eq(&k->src, &s->srv) && addr_eq(&k->dst, &s->cli)) { *dir = MX_SERVER; return f; }
+    }
+    return NULL;
+}
+
+static void list_unlink(mx_engine *e, flow *f)
+{
+    if (f->prev) f->prev->next = f->next; else e->head = f->next;
+    if (f->next) f->next->prev = f->prev; else e->tail = f->prev;
+    f->prev = f->next = NULL;
+}
+
+static void list_append(mx_engine *e, flow *f)
+{
+    f->prev = e->tail;
+    f->next = NULL;
+    if (e->tail) e->tail->next = f; else e->head = f;
+    e->tail = f;
+}
+
+static void flow_remove(mx_engine *e, flow *f)
+{
+    flow **pp = &e->buckets[f->hash & (e->nbuckets - 1)];
+    while (*pp && *pp != f) pp = &(*pp)->hnext;
+    if (*pp) *pp = f->hnext;
+    list_unlink(e, f);
+    e->live--;
+    mx_stream_free(&f->d[0].st);
+    mx_stream_free(&f->d[1].st);
+    free(f);
+}
+
+/* ---- stream consumers -------------------------------------------------- */
+
+static size_t on_data(void *ctx, int dir, const uint8_t *p, size_t n, int force)
+{
+    flow *f = ctx;
+    mx_sess *s = &f->sess;
+    size_t used = 0;
+    while (used < n) {
+        enum mx_app a = s->app[dir];
+        size_t c;
+        switch (a) {
+        case MX_APP_SMTP: c = mx_smtp_feed(s->smtp, dir, p + used, n - used, force); break;
+        case MX_APP_TLS:  c = mx_tls_feed(s->tls, dir, p + used, n - used, force); break;
+        default:          c = n - used; break;
+        }
+        used += c;
+        if (s->app[dir] == a) break;      /* no hand-off: the rest waits */
+    }
+    return used;
+}
+
+static const char *gap_why[] = { "lost", "snaplen", "reassembly_limit", "close" };
+
+static void on_gap(void *ctx, int dir, uint64_t at, uint32_t len, int why)
+{
+    flow *f = ctx;
+    mx_sess *s = &f->sess;
+    mx_ev *ev = mx_ev_begin(s, "tcp.gap", dir);
+    mx_ev_int(ev, "bytes", len);
+    mx_ev_int(ev, "stream_offset", (int64_t)at);
+    mx_ev_str(ev, "reason", gap_why[why & 3]);
+    mx_ev_end(s, ev);
+    if (s->app[dir] == MX_APP_SMTP) mx_smtp_gap(s->smtp, dir, len);
+    else if (s->app[dir] == MX_APP_TLS) mx_tls_gap(s->tls, dir, len);
+}
+
+static void on_limit(void *ctx, int dir, int which, uint32_t value)
+{
+    flow *f = ctx;
+    mx_sess *s = &f->sess;
+    const char *name = which == MX_STREAM_LIMIT_OOO ? "max_ooo_bytes" : "max_hold";
+    /* One event per limit and direction is enough; the rest are counted. */
+    mx_sess_anomaly(s, dir, which == MX_STREAM_LIMIT_OOO ? "limit.max_ooo_bytes" : "limit.max_hold", name);
+    (void)value;
+}
+
+static const mx_stream_ops stream_ops = { on_data, on_gap, on_limit };
+
+static mx_stream_ctx sctx(mx_engine *e, flow *f, int dir)
+{
+    mx_stream_ctx c = { &stream_ops, f, dir, &e->cfg.opt.lim };
+    return c;
+}
+
+static void kick(mx_sess *s, int dir)
+{
+    mx_engine *e = s->kick_ctx;
+    flow *f = (flow *)((char *)s - offsetof(flow, sess));
+    mx_stream_ctx c = sctx(e, f, dir);
+    mx_stream_kick(&f->d[dir].st, &c);
+}
+
+/* ---- sessions ---------------------------------------------------------- */
+
+static int is_tls_port(const mx_engine *e, uint16_t port)
+{
+    for (int i = 0; i < e->cfg.ntls_ports; i++)
+        if (e->cfg.tls_ports[i] == port) return 1;
+    return 0;
+}
+
+static int is_mail_port(const mx_engine *e, uint16_t port)
+{
+    for (int i = 0; i < e->cfg.nports; i++)
+        if (e->cfg.ports[i] == port) return 1;
+    return is_tls_port(e, port);
+}
+
+static void dir_summary(mx_ev *o, const dirstate *d)
+{
+    mx_ev_int(o, "packets", (int64_t)d->pkts);
+    mx_ev_int(o, "bytes", (int64_t)d->st.bytes);
+    if (d->st.retrans_segs) mx_ev_int(o, "retransmitted_segments", d->st.retrans_segs);
+    if (d->st.ooo_seen) mx_ev_int(o, "out_of_order_segments", d->st.ooo_seen);
+    if (d->st.gaps) {
+        mx_ev_int(o, "gaps", d->st.gaps);
+        mx_ev_int(o, "gap_bytes", (int64_t)d->st.gap_bytes);
+    }
+    if (d->st.conflicts) mx_ev_int(o, "overlap_conflicts", d->st.conflicts);
+}
+
+static void session_close(mx_engine *e, flow *f, const char *reason, int incomplete)
+{
+    mx_sess *s = &f->sess;
+    if (f->state == ST_CLOSED) return;
+    for (int dir = 0; dir < 2; dir++) {
+        mx_stream_ctx c = sctx(e, f, dir);
+        mx_stream_flush(&f->d[dir].st, &c);
+    }
+    if (s->smtp) { mx_smtp_eof(s->smtp, MX_CLIENT); mx_smtp_eof(s->smtp, MX_SERVER); }
+    if (s->tls) { mx_tls_eof(s->tls, MX_CLIENT); mx_tls_eof(s->tls, MX_SERVER); }
+
+    mx_ev *ev = mx_ev_begin(s, "session.end", MX_NODIR);
+    mx_ev_str(ev, "reason", reason);
+    mx_ev_bool(ev, "incomplete", incomplete);
+    mx_ev_num(ev, "duration", (double)(e->now_us - s->start_us) / 1e6);
+    if (s->midstream) mx_ev_bool(ev, "midstream", 1);
+    dir_summary(mx_ev_obj(ev, "client_stats"), &f->d[MX_CLIENT]);
+    dir_summary(mx_ev_obj(ev, "server_stats"), &f->d[MX_SERVER]);
+    if (s->smtp) mx_smtp_summary(s->smtp, mx_ev_obj(ev, "smtp"));
+    if (s->tls) mx_tls_summary(s->tls, mx_ev_obj(ev, "tls"));
+    if (s->nanom) mx_sess_anomaly_summary(s, mx_ev_obj(ev, "anomalies"));
+    if (s->events_dropped) mx_ev_int(ev, "events_dropped", s->events_dropped);
+    mx_ev_end(s, ev);
+    mx_sink_session_end(e->sink, s);
+    if (s->smtp) { mx_smtp_free(s->smtp); s->smtp = NULL; }
+    if (s->tls) { mx_tls_free(s->tls); s->tls = NULL; }
+    for (int dir = 0; dir < 2; dir++) mx_stream_free(&f->d[dir].st);
+    f->state = ST_CLOSED;
+    f->end_reason = reason;
+}
+
+static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_src)
+{
+    if (e->live >= e->cfg.opt.lim.max_flows) {
+        /* Evict the least recently active flow. */
+        flow *old = e->head;
+        if (old->state != ST_CLOSED) {
+            e->st.evicted++;
+            mx_ev *ev = mx_ev_begin(&old->sess, "limit", MX_NODIR);
+            mx_ev_str(ev, "limit", "max_flows");
+            mx_ev_int(ev, "value", e->cfg.opt.lim.max_flows);
+            mx_ev_end(&old->sess, ev);
+            session_close(e, old, "evicted", 1);
+        }
+        flow_remove(e, old);
+    }
+    flow *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->hash = h;
+    mx_sess *s = &f->sess;
+    s->id = ++e->next_id;
+    s->opt = &e->cfg.opt;
+    s->sink = e->sink;
+    if (client_is_src) {
+        s->cli = k->src; s->cli_port = k->sport; s->srv = k->dst; s->srv_port = k->dport;
+    } else {
+        s->cli = k->dst; s->cli_port = k->dport; s->srv = k->src; s->srv_port = k->sport;
+    }
+    s->start_us = e->now_us;
+    s->cur_us = e->now_us;
+    s->cur_frame = e->frame;
+    s->kick = kick;
+    s->kick_ctx = e;
+    mx_stream_init(&f->d[0].st);
+    mx_stream_init(&f->d[1].st);
+    f->hnext = e->buckets[h & (e->nbuckets - 1)];
+    e->buckets[h & (e->nbuckets - 1)] = f;
+    list_append(e, f);
+    e->live++;
+    if (e->live > e->st.max_live_flows) e->st.max_live_flows = e->live;
+    e->st.sessions++;
+
+    s->tls_from_start = (uint8_t)is_tls_port(e, s->srv_port);
+    s->smtp = mx_smtp_new(s);
+    s->tls = mx_tls_new(s);
+    if (s->tls_from_start) s->app[0] = s->app[1] = MX_APP_TLS;
+    else s->app[0] = s->app[1] = MX_APP_SMTP;
+
+    mx_sink_session_begin(e->sink, s);
+    mx_ev *ev = mx_ev_begin(s, "session.start", MX_NODIR);
+    mx_ev_endpoint(ev, "client", &s->cli, s->cli_port);
+    mx_ev_endpoint(ev, "server", &s->srv, s->srv_port);
+    mx_ev_str(ev, "transport", "tcp");
+    mx_ev_str(ev, "network_type", s->cli.v6 ? "ipv6" : "ipv4");
+    if (k->nvlan) {
+        mx_ev *v = mx_ev_arr(ev, "vlan");
+        for (int i = 0; i < k->nvlan && i < 2; i++) mx_ev_push_int(v, k->vlan[i]);
+    }
+    mx_ev_str(ev, "mode", s->tls_from_start ? "implicit_tls" : "smtp");
+    mx_ev_end(s, ev);
+    return f;
+}
+
+/* ---- TCP --------------------------------------------------------------- */
+
+static void tcp_event(mx_sess *s, const char *type, int from, const mx_pkt *k)
+{
+    mx_ev *ev = mx_ev_begin(s, type, from);
+    mx_ev_int(ev, "seq", k->seq);
+    if (k->flags & MX_TCP_ACK) mx_ev_int(ev, "ack", k->ack);
+    mx_ev_int(ev, "window", k->win);
+    mx_ev_end(s, ev);
+}
+
+/* RFC 5961 §3: a reset is acceptable when its sequence number lies in the
+ * receiver's window; exactly the next expected number is the normal case. */
+static void on_rst(mx_engine *e, flow *f, int dir, const mx_pkt *k)
+{
+    mx_sess *s = &f->sess;
+    dirstate *me = &f->d[dir], *peer = &f->d[!dir];
+    int in_window = 1, exact = 1;
+    if (me->have_sent) {
+        int32_t d = (int32_t)(k->seq - me->next_sent);
+        uint32_t win = (uint32_t)peer->win ? peer->win : 65535;
+        exact = d == 0;
+        in_window = d >= 0 && (uint32_t)d <= win * 16u;
+    }
+    if (f->state == ST_SYN && dir == MX_SERVER) {
+        mx_ev *ev = mx_ev_begin(s, "tcp.refused", MX_SERVER);
+        mx_ev_int(ev, "syn_count", f->syn_count);
+        mx_ev_int(ev, "window", k->win);
+        mx_ev_end(s, ev);
+        me->rst = 1;
+        session_close(e, f, "refused", 0);
+        return;
+    }
+    mx_ev *ev = mx_ev_begin(s, "tcp.rst", dir);
+    mx_ev_int(ev, "seq", k->seq);
+    mx_ev_bool(ev, "in_window", in_window);
+    if (!exact && in_window) mx_ev_bool(ev, "exact", 0);
+    if (k->paylen) mx_ev_int(ev, "payload_bytes", k->paylen);
+    mx_ev_end(s, ev);
+    if (!in_window) return;          /* a receiver would ignore it */
+    me->rst = 1;
+    session_close(e, f, dir == MX_CLIENT ? "reset_by_client" : "reset_by_server", 0);
+}
+
+static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
+{
+    mx_sess *s = &f->sess;
+    dirstate *me = &f->d[dir];
+    s->cur_us = e->now_us;
+    s->cur_frame = e->frame;
+    me->pkts++;
+    me->wire_bytes += k->paylen;
+    me->win = k->win;
+
+    if (k->flags & MX_TCP_SYN) {
+        if (!(k->flags & MX_TCP_ACK)) {
+            if (dir == MX_CLIENT) {
+                f->syn_count++;
+                mx_ev *ev = mx_ev_begin(s, "tcp.syn", MX_CLIENT);
+                mx_ev_int(ev, "seq", k->seq);
+                mx_ev_int(ev, "window", k->win);
+                if (f->syn_count > 1) mx_ev_bool(ev, "retransmission", 1);
+                mx_ev_end(s, ev);
+                me->syn = 1; me->isn = k->seq;
+                if (f->state == ST_NEW) f->state = ST_SYN;
+                mx_stream_start(&me->st, k->seq + 1);
+                me->next_sent = k->seq + 1; me->have_sent = 1;
+            }
+        } else if (dir == MX_SERVER) {
+            if (!me->syn) tcp_event(s, "tcp.synack", MX_SERVER, k);
+            me->syn = 1; me->isn = k->seq;
+            if (f->state < ST_SYNACK) f->state = ST_SYNACK;
+            if (!me->st.have_seq) mx_stream_start(&me->st, k->seq + 1);
+            me->next_sent = k->seq + 1; me->have_sent = 1;
+        }
+        return;
+    }
+    if (k->flags & MX_TCP_RST) { on_rst(e, f, dir, k); return; }
+    if (f->state != ST_OPEN) {
+        if (f->state == ST_NEW) s->midstream = 1;
+        f->state = ST_OPEN;
+    }
+    uint32_t end = k->seq + k->paylen;
+    if (!me->have_sent || (int32_t)(end - me->next_sent) > 0) { me->next_sent = end; me->have_sent = 1; }
+
+    int fin = (k->flags & MX_TCP_FIN) != 0;
+    if (k->paylen || fin) {
+        mx_stream_ctx c = sctx(e, f, dir);
+        mx_stream_segment(&me->st, &c, k->seq, k->payload, k->caplen, k->paylen, fin);
+    }
+    if (fin && !me->fin) {
+        me->fin = 1;
+        me->next_sent = end + 1;
+        mx_ev *ev = mx_ev_begin(s, "tcp.fin", dir);
+        mx_ev_int(ev, "seq", end);
+        mx_ev_end(s, ev);
+    }
+    if (f->d[0].fin && f->d[1].fin) session_close(e, f, "closed", 0);
+}
+
+/* ---- packets ----------------------------------------------------------- */
+
+static void expire(mx_engine *e)
+{
+    uint64_t idle = (uint64_t)e->cfg.opt.lim.idle_timeout_s * 1000000ull;
+    while (e->head) {
+        flow *f = e->head;
+        uint64_t limit = f->state == ST_CLOSED ? LINGER_US : idle;
+        if (f->last_us + limit > e->now_us) break;
+        if (f->state != ST_CLOSED) {
+            e->st.timed_out++;
+            session_close(e, f, "idle_timeout", 1);
+        }
+        flow_remove(e, f);
+    }
+}
+
+void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
+                      const uint8_t *data, uint32_t caplen, uint32_t wirelen,
+                      uint64_t frame)
+{
+    mx_pkt k;
+    e->st.packets++;
+    if (ts_us > e->now_us) e->now_us = ts_us;   /* time never runs back */
+    e->frame = frame;
+    expire(e);
+
+    switch (mx_decode(linktype, data, caplen, wirelen, &k)) {
+    case MX_DEC_OK: break;
+    case MX_DEC_NOT_IP: e->st.not_ip++; return;
+    case MX_DEC_NOT_TCP: e->st.not_tcp++; return;
+    case MX_DEC_FRAGMENT: e->st.fragments++; return;
+    case MX_DEC_TRUNCATED: e->st.truncated++; return;
+    default: e->st.malformed++; return;
+    }
+    e->st.tcp_packets++;
+    int sport_mail = is_mail_port(e, k.sport), dport_mail = is_mail_port(e, k.dport);
+    if (!sport_mail && !dport_mail) return;
+    e->st.mail_packets++;
+
+    uint32_t h = flow_hash(&k);
+    int dir = MX_CLIENT;
+    flow *f = flow_find(e, &k, h, &dir);
+    int syn_only = (k.flags & (MX_TCP_SYN | MX_TCP_ACK)) == MX_TCP_SYN;
+
+    if (f && f->state == ST_CLOSED) {
+        if (!syn_only) { f->last_us = e->now_us; return; }  /* straggler */
+        flow_remove(e, f);                                  /* port reuse */
+        f = NULL;
+    }
+    if (!f) {
+        /* Who is the client: the SYN sender; the SYN-ACK receiver; else the
+         * side not on a mail port (the destination when both are). */
+        int client_is_src;
+        if (syn_only) client_is_src = 1;
+        else if ((k.flags & (MX_TCP_SYN | MX_TCP_ACK)) == (MX_TCP_SYN | MX_TCP_ACK)) client_is_src = 0;
+        else if (k.paylen == 0 && !(k.flags & (MX_TCP_FIN | MX_TCP_RST))) return; /* bare ACK */
+        else client_is_src = dport_mail || !sport_mail;
+        f = flow_new(e, &k, h, client_is_src);
+        if (!f) return;
+        dir = client_is_src ? MX_CLIENT : MX_SERVER;
+    } else {
+        list_unlink(e, f);
+        list_append(e, f);
+    }
+    f->last_us = e->now_us;
+    tcp_packet(e, f, dir, &k);
+}
+
+void mx_engine_finish(mx_engine *e)
+{
+    /* End open flows in the order they started (= session id). */
+    for (;;) {
+        flow *first = NULL;
+        for (flow *f = e->head; f; f = f->next)
+            if (f->state != ST_CLOSED && (!first || f->sess.id < first->sess.id)) first = f;
+        if (!first) break;
+        session_close(e, first, "end_of_input", 1);
+    }
+    while (e->head) flow_remove(e, e->head);
+}
+
+mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink)
+{
+    mx_engine *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    e->cfg = *cfg;
+    e->sink = sink;
+    uint32_t n = 1024;
+    while (n < e->cfg.opt.lim.max_flows * 2u && n < (1u << 24)) n <<= 1;
+    e->nbuckets = n;
+    e->buckets = calloc(n, sizeof *e->buckets);
+    if (!e->buckets) { free(e); return NULL; }
+    return e;
+}
+
+const mx_engine_stats *mx_engine_stats_get(const mx_engine *e) { return &e->st; }
+
+void mx_engine_free(mx_engine *e)
+{
+    if (!e) return;
+    while (e->head) {
+        flow *f = e->head;
+        if (f->sess.smtp) mx_smtp_free(f->sess.smtp);
+        if (f->sess.tls) mx_tls_free(f->sess.tls);
+        if (f->state != ST_CLOSED) mx_sink_session_drop(e->sink, &f->sess);
+        flow_remove(e, f);
+    }
+    free(e->buckets);
+    free(e);
+}

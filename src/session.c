@@ -1,0 +1,45 @@
+/* session.c - session helpers shared by the engine and the parsers. */
+#include "mx/session.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+void mx_iso_time(uint64_t us, char *buf, size_t cap)
+{
+    time_t t = (time_t)(us / 1000000u);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) { snprintf(buf, cap, "1970-01-01T00:00:00.000000Z"); return; }
+    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(us % 1000000u));
+}
+
+void mx_sess_anomaly(mx_sess *s, int from, const char *kind, const char *detail)
+{
+    for (unsigned i = 0; i < s->nanom; i++) {
+        if (strcmp(s->anom_kind[i], kind) == 0) { s->anom_count[i]++; return; }
+    }
+    if (s->nanom < sizeof s->anom_kind / sizeof s->anom_kind[0]) {
+        s->anom_kind[s->nanom] = kind;
+        s->anom_count[s->nanom] = 1;
+        s->nanom++;
+    }
+    mx_ev *ev = mx_ev_begin(s, "anomaly", from);
+    mx_ev_str(ev, "kind", kind);
+    if (detail) mx_ev_str(ev, "detail", detail);
+    mx_ev_end(s, ev);
+}
+
+void mx_sess_anomaly_summary(const mx_sess *s, mx_ev *obj)
+{
+    for (unsigned i = 0; i < s->nanom; i++)
+        mx_ev_int(obj, s->anom_kind[i], s->anom_count[i]);
+}
+
+void mx_sess_start_tls(mx_sess *s)
+{
+    s->app[MX_CLIENT] = MX_APP_TLS;
+    s->app[MX_SERVER] = MX_APP_TLS;
+    if (s->kick) s->kick(s, MX_CLIENT);
+}

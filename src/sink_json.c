@@ -1,0 +1,250 @@
+/* sink_json.c - JSON output (timeline and ndjson); the only user of cJSON.
+ *
+ * An event is a cJSON object from mx_ev_begin() to mx_ev_end().  In ndjson
+ * mode it is printed at mx_ev_end() and freed; in timeline mode it is kept
+ * in the session's document, which is printed when the session ends.
+ * Printing goes through one reused buffer (cJSON_PrintPreallocated).
+ * Wire bytes reach cJSON only through mx_text_clean().
+ */
+#include "mx/sink.h"
+#include "mx/text.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mx_sink {
+    mx_format fmt;
+    FILE *out;
+    const mx_opts *opt;
+    char *buf;
+    size_t cap;
+    int failed;
+};
+
+typedef struct sess_out {
+    cJSON *doc;
+    cJSON *events;
+    uint64_t last_us;
+} sess_out;
+
+#define J(e) ((cJSON *)(void *)(e))
+
+mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt)
+{
+    mx_sink *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    k->fmt = fmt;
+    k->out = out;
+    k->opt = opt;
+    k->cap = 1 << 16;
+    k->buf = malloc(k->cap);
+    if (!k->buf) { free(k); return NULL; }
+    return k;
+}
+
+int mx_sink_failed(const mx_sink *k) { return k->failed; }
+
+void mx_sink_free(mx_sink *k)
+{
+    if (!k) return;
+    free(k->buf);
+    free(k);
+}
+
+static void emit(mx_sink *k, cJSON *obj)
+{
+    cJSON_bool fmt = k->opt->pretty && k->fmt == MX_FMT_TIMELINE;
+    while (!cJSON_PrintPreallocated(obj, k->buf, (int)k->cap, fmt)) {
+        if (k->cap >= (1u << 30)) { k->failed = 1; return; }
+        char *nb = realloc(k->buf, k->cap * 2);
+        if (!nb) { k->failed = 1; return; }
+        k->buf = nb;
+        k->cap *= 2;
+    }
+    if (fputs(k->buf, k->out) == EOF || fputc('\n', k->out) == EOF) k->failed = 1;
+}
+
+void mx_sink_session_begin(mx_sink *k, mx_sess *s)
+{
+    sess_out *o = calloc(1, sizeof *o);
+    s->out = o;
+    if (!o || k->fmt != MX_FMT_TIMELINE) return;
+    o->doc = cJSON_CreateObject();
+    o->events = cJSON_CreateArray();
+}
+
+static void add_endpoint(cJSON *obj, const char *key, const mx_addr *a, uint16_t port)
+{
+    char ip[64];
+    mx_addr_str(a, ip, sizeof ip);
+    cJSON *e = cJSON_AddObjectToObject(obj, key);
+    cJSON_AddStringToObject(e, "ip", ip);
+    cJSON_AddNumberToObject(e, "port", port);
+}
+
+void mx_sink_session_end(mx_sink *k, mx_sess *s)
+{
+    sess_out *o = s->out;
+    if (!o) return;
+    if (k->fmt == MX_FMT_TIMELINE && o->doc) {
+        char t[40];
+        cJSON *d = o->doc;
+        cJSON_AddNumberToObject(d, "session", (double)s->id);
+        if (s->community_id[0]) cJSON_AddStringToObject(d, "community_id", s->community_id);
+        add_endpoint(d, "client", &s->cli, s->cli_port);
+        add_endpoint(d, "server", &s->srv, s->srv_port);
+        mx_iso_time(s->start_us, t, sizeof t);
+        cJSON_AddStringToObject(d, "start", t);
+        mx_iso_time(o->last_us, t, sizeof t);
+        cJSON_AddStringToObject(d, "end", t);
+        cJSON_AddNumberToObject(d, "duration", (double)(o->last_us - s->start_us) / 1e6);
+        cJSON_AddItemToObject(d, "events", o->events);
+        emit(k, d);
+        cJSON_Delete(d);
+    }
+    free(o);
+    s->out = NULL;
+}
+
+void mx_sink_session_drop(mx_sink *k, mx_sess *s)
+{
+    sess_out *o = s->out;
+    (void)k;
+    if (!o) return;
+    cJSON_Delete(o->doc);
+    if (o->events && !o->doc) cJSON_Delete(o->events);
+    else if (o->events && !cJSON_GetObjectItemCaseSensitive(o->doc, "events")) cJSON_Delete(o->events);
+    free(o);
+    s->out = NULL;
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+mx_ev *mx_ev_begin(mx_sess *s, const char *type, int from)
+{
+    char t[40];
+    if (s->nevents >= s->opt->lim.max_events && strcmp(type, "session.end") != 0) {
+        if (s->events_dropped++ == 0) {
+            /* Say once that the cap was reached, then count. */
+            cJSON *l = cJSON_CreateObject();
+            cJSON_AddStringToObject(l, "type", "limit");
+            cJSON_AddNumberToObject(l, "session", (double)s->id);
+            mx_iso_time(s->cur_us, t, sizeof t);
+            cJSON_AddStringToObject(l, "ts", t);
+            cJSON_AddNumberToObject(l, "t", (double)(s->cur_us - s->start_us) / 1e6);
+            cJSON_AddNumberToObject(l, "frame", (double)s->cur_frame);
+            cJSON_AddStringToObject(l, "limit", "max_events");
+            cJSON_AddNumberToObject(l, "value", s->opt->lim.max_events);
+            mx_ev_end(s, (mx_ev *)(void *)l);
+        }
+        return NULL;
+    }
+    s->nevents++;
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddNumberToObject(o, "session", (double)s->id);
+    mx_iso_time(s->cur_us, t, sizeof t);
+    cJSON_AddStringToObject(o, "ts", t);
+    cJSON_AddNumberToObject(o, "t", (double)(s->cur_us - s->start_us) / 1e6);
+    cJSON_AddNumberToObject(o, "frame", (double)s->cur_frame);
+    if (from == MX_CLIENT) cJSON_AddStringToObject(o, "from", "client");
+    else if (from == MX_SERVER) cJSON_AddStringToObject(o, "from", "server");
+    return (mx_ev *)(void *)o;
+}
+
+void mx_ev_end(mx_sess *s, mx_ev *e)
+{
+    if (!e) return;
+    sess_out *o = s->out;
+    mx_sink *k = s->sink;
+    if (o) o->last_us = s->cur_us;
+    if (k && k->fmt == MX_FMT_TIMELINE && o && o->events) {
+        cJSON_AddItemToArray(o->events, J(e));
+        return;
+    }
+    if (k) emit(k, J(e));
+    cJSON_Delete(J(e));
+}
+
+static void add(mx_ev *e, const char *key, cJSON *v)
+{
+    if (!v) return;
+    if (cJSON_IsArray(J(e))) cJSON_AddItemToArray(J(e), v);
+    else cJSON_AddItemToObject(J(e), key, v);
+}
+
+/* The single path from wire bytes to JSON text. */
+static cJSON *wire_string(const uint8_t *p, size_t n, size_t maxin, int *truncated)
+{
+    char stackbuf[4 * 1024];
+    size_t cap = maxin * 3 + 4, outlen;
+    char *buf = cap <= sizeof stackbuf ? stackbuf : malloc(cap);
+    if (!buf) return NULL;
+    int fl = mx_text_clean(p, n, maxin, buf, cap, &outlen);
+    cJSON *v = cJSON_CreateString(buf);
+    if (buf != stackbuf) free(buf);
+    *truncated = (fl & MX_TEXT_TRUNCATED) != 0;
+    return v;
+}
+
+void mx_ev_wire(mx_ev *e, const char *key, const uint8_t *p, size_t n, size_t cap)
+{
+    if (!e) return;
+    int tr = 0;
+    add(e, key, wire_string(p, n, cap, &tr));
+    if (tr && !cJSON_IsArray(J(e))) {
+        char k2[96];
+        snprintf(k2, sizeof k2, "%s_truncated", key);
+        cJSON_AddTrueToObject(J(e), k2);
+    }
+}
+
+void mx_ev_str(mx_ev *e, const char *key, const char *s)
+{
+    if (e && s) add(e, key, cJSON_CreateString(s));
+}
+
+void mx_ev_int(mx_ev *e, const char *key, int64_t v)
+{
+    if (!e) return;
+    /* Above 2^53 a double loses digits: write such values as strings. */
+    if (v > (1LL << 53) || v < -(1LL << 53)) {
+        char b[32];
+        snprintf(b, sizeof b, "%lld", (long long)v);
+        add(e, key, cJSON_CreateString(b));
+    } else {
+        add(e, key, cJSON_CreateNumber((double)v));
+    }
+}
+
+void mx_ev_num(mx_ev *e, const char *key, double v) { if (e) add(e, key, cJSON_CreateNumber(v)); }
+void mx_ev_bool(mx_ev *e, const char *key, int v) { if (e) add(e, key, cJSON_CreateBool(v)); }
+void mx_ev_null(mx_ev *e, const char *key) { if (e) add(e, key, cJSON_CreateNull()); }
+
+mx_ev *mx_ev_obj(mx_ev *e, const char *key)
+{
+    if (!e) return NULL;
+    cJSON *o = cJSON_CreateObject();
+    add(e, key, o);
+    return (mx_ev *)(void *)o;
+}
+
+mx_ev *mx_ev_arr(mx_ev *e, const char *key)
+{
+    if (!e) return NULL;
+    cJSON *o = cJSON_CreateArray();
+    add(e, key, o);
+    return (mx_ev *)(void *)o;
+}
+
+void mx_ev_push_wire(mx_ev *a, const uint8_t *p, size_t n, size_t cap) { mx_ev_wire(a, NULL, p, n, cap); }
+void mx_ev_push_str(mx_ev *a, const char *s) { mx_ev_str(a, NULL, s); }
+void mx_ev_push_int(mx_ev *a, int64_t v) { mx_ev_int(a, NULL, v); }
+mx_ev *mx_ev_push_obj(mx_ev *a) { return mx_ev_obj(a, NULL); }
+
+void mx_ev_endpoint(mx_ev *e, const char *key, const mx_addr *a, uint16_t port)
+{
+    if (e) add_endpoint(J(e), key, a, port);
+}

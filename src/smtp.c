@@ -1,0 +1,1229 @@
+/* smtp.c - SMTP conversation parser (see smtp.h).
+ *
+ * Client bytes are read in one of these modes:
+ *
+ *   CMD ---DATA--> DATA_WAIT --354--> BODY --"<CRLF>.<CRLF>"--> CMD
+ *    |                 \--other reply--------------------------> CMD
+ *    |---BDAT n--> CHUNK (n bytes, no framing) -----------------> CMD
+ *    |---AUTH----> AUTH (each line answers a 334) --2xx/4xx/5xx-> CMD
+ *    '---STARTTLS-> TLS_WAIT --220--> (TLS from the next byte)
+ *                        \--other reply-----------------------> CMD
+ *
+ * DATA_WAIT and TLS_WAIT hold the client's bytes until the server's answer
+ * is seen, so the hand-off happens at the exact byte (RFC 3207 §4).  Server
+ * replies (RFC 5321 §4.2) are paired in order with a queue of commands that
+ * await one, which is what makes pipelining (RFC 2920) come out right.
+ * Only mx_smtp_set_cmode() changes the client mode.
+ */
+#include "mx/smtp.h"
+#include "mx/text.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum verb {
+    V_UNKNOWN = 0, V_HELO, V_EHLO, V_MAIL, V_RCPT, V_DATA, V_BDAT, V_RSET,
+    V_VRFY, V_EXPN, V_HELP, V_NOOP, V_QUIT, V_STARTTLS, V_AUTH, V_ETRN,
+    V_TURN, V_ATRN, V_XCLIENT, V_XFORWARD, V_LHLO,
+    V_GREETING, V_DATA_END, V__N
+};
+
+static const char *const verb_name[V__N] = {
+    "UNKNOWN", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET",
+    "VRFY", "EXPN", "HELP", "NOOP", "QUIT", "STARTTLS", "AUTH", "ETRN",
+    "TURN", "ATRN", "XCLIENT", "XFORWARD", "LHLO",
+    "<greeting>", ".",
+};
+
+enum cmode { CM_CMD, CM_DATA_WAIT, CM_BODY, CM_CHUNK, CM_AUTH, CM_TLS_WAIT,
+             CM_DISCARD, CM_OPAQUE };
+static const char *const cmode_name[] = { "command", "data_wait", "body", "chunk",
+                                          "auth", "tls_wait", "discard", "opaque" };
+
+#define MAX_REPLY_LINES 64
+#define REPLY_BUF 8192
+#define HDR_VAL 512
+#define BODY_LINE 1000
+#define MAX_BOUNDARY_DEPTH 8
+
+typedef struct pend {
+    uint8_t verb;
+    uint8_t bdat_last;
+    uint64_t frame, us;
+} pend;
+
+enum { H_FROM, H_TO, H_CC, H_SUBJECT, H_MSGID, H_DATE, H_XMAILER, H_UA, H_REPLYTO, H__N };
+static const char *const hdr_name[H__N] = { "from", "to", "cc", "subject", "message-id",
+                                            "date", "x-mailer", "user-agent", "reply-to" };
+static const char *const hdr_key[H__N] = { "from", "to", "cc", "subject", "message_id",
+                                           "date", "x_mailer", "user_agent", "reply_to" };
+
+typedef struct part {
+    char ctype[96], fname[160], enc[32], disp[24];
+    uint64_t bytes;
+    uint8_t depth;
+} part;
+
+/* One message being transferred (DATA or BDAT); lives from its start to the
+ * smtp.data event. */
+typedef struct msg {
+    uint8_t bdat;
+    uint64_t bytes, lines, gap_bytes;
+    uint32_t bare_lf, bare_cr;
+    uint8_t in_headers;     /* top-level header section   */
+    uint8_t in_part_hdrs;   /* MIME part header section   */
+    uint8_t prev_crlf;      /* previous line ended in CRLF */
+    uint8_t mid_line;       /* inside a line              */
+    uint8_t line_cr;        /* current line's last byte is CR */
+    uint32_t line_len;
+    char line[BODY_LINE];   /* first bytes of the current line */
+    char hdr[HDR_VAL * 2];  /* header being unfolded      */
+    uint32_t hdr_len;
+    uint8_t hdr_trunc;
+    char hv[H__N][HDR_VAL];
+    uint8_t have[H__N];
+    char top_ctype[96];
+    char bound[MAX_BOUNDARY_DEPTH][72];
+    uint8_t nbound;
+    part *parts;
+    uint32_t nparts, parts_dropped;
+    int32_t cur_part;
+    part pending_part;      /* part whose headers are being read */
+    uint32_t smuggle;       /* smuggling-form end markers seen */
+    uint64_t first_frame;
+} msg;
+
+struct mx_smtp {
+    mx_sess *s;
+    const mx_limits *lim;
+    enum cmode cmode;
+    uint8_t s_discard;            /* server: skip to next LF        */
+    uint8_t c_after_gap, s_after_gap;
+    uint8_t greeted, any_cmd, esmtp;
+    /* pipelined commands awaiting replies */
+    pend *q;
+    uint32_t qhead, qlen;
+    /* reply being assembled */
+    char rbuf[REPLY_BUF];
+    uint32_t rlen;
+    uint32_t roff[MAX_REPLY_LINES], rlens[MAX_REPLY_LINES];
+    uint32_t nlines, lines_dropped;
+    int rcode;
+    uint64_t rfirst_frame;
+    /* BDAT */
+    uint64_t chunk_left;
+    uint8_t chunk_last;
+    /* AUTH */
+    char auth_mech[24];
+    uint32_t auth_step;
+    uint8_t auth_expect;          /* 1 user name, 2 password, 0 other */
+    char auth_user[128];
+    int auth_code;
+    const char *auth_result;
+    /* what we learnt */
+    char helo[256], banner_host[256], ehlo_host[256];
+    uint8_t starttls_offered, pipelining, chunking, smtputf8;
+    int64_t size_limit;
+    char auth_mechs[160];
+    const char *starttls_result;
+    int starttls_code;
+    uint32_t commands, replies, unsolicited;
+    uint32_t transactions, msgs_accepted, msgs_rejected, rcpt_ok, rcpt_bad;
+    uint32_t garbage_lines;
+    int last_code;
+    char last_queue_id[80];
+    uint8_t quit_sent, quit_answered, server_closing;
+    msg *m;
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+#define WIRE(ev, key, p, n) mx_ev_wire(ev, key, (const uint8_t *)(p), n, m->lim->max_field)
+
+static void set_cmode(mx_smtp *m, enum cmode c) { m->cmode = c; }
+
+static const char *reply_class(int code)
+{
+    switch (code / 100) {
+    case 2: return "success";
+    case 3: return "intermediate";
+    case 4: return "transient";
+    case 5: return "permanent";
+    default: return "invalid";
+    }
+}
+
+static void copy_cstr(char *dst, size_t cap, const uint8_t *p, size_t n)
+{
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, p, n);
+    dst[n] = 0;
+}
+
+static int is_sp(uint8_t c) { return c == ' ' || c == '\t'; }
+
+static void trim(const uint8_t **p, size_t *n)
+{
+    while (*n && is_sp(**p)) { (*p)++; (*n)--; }
+    while (*n && (is_sp((*p)[*n - 1]) || (*p)[*n - 1] == '\r')) (*n)--;
+}
+
+static void cstr_lower(char *s)
+{
+    for (; *s; s++) if (*s >= 'A' && *s <= 'Z') *s = (char)(*s + 32);
+}
+
+/* ---- pending queue ----------------------------------------------------- */
+
+static pend *q_head(mx_smtp *m) { return m->qlen ? &m->q[m->qhead] : NULL; }
+
+static void q_pop(mx_smtp *m)
+{
+    if (!m->qlen) return;
+    m->qhead = (m->qhead + 1) % m->lim->max_pending;
+    m->qlen--;
+}
+
+static int q_push(mx_smtp *m, int verb, int bdat_last)
+{
+    if (m->qlen >= m->lim->max_pending) {
+        mx_sess_anomaly(m->s, MX_CLIENT, "limit.max_pending", "too many commands awaiting a reply");
+        return 0;
+    }
+    pend *p = &m->q[(m->qhead + m->qlen) % m->lim->max_pending];
+    p->verb = (uint8_t)verb;
+    p->bdat_last = (uint8_t)bdat_last;
+    p->frame = m->s->cur_frame;
+    p->us = m->s->cur_us;
+    m->qlen++;
+    return 1;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+mx_smtp *mx_smtp_new(mx_sess *s)
+{
+    mx_smtp *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->s = s;
+    m->lim = &s->opt->lim;
+    m->q = calloc(m->lim->max_pending ? m->lim->max_pending : 1, sizeof *m->q);
+    if (!m->q) { free(m); return NULL; }
+    m->size_limit = -1;
+    m->rcode = -1;
+    return m;
+}
+
+static void msg_free(mx_smtp *m)
+{
+    if (!m->m) return;
+    free(m->m->parts);
+    free(m->m);
+    m->m = NULL;
+}
+
+void mx_smtp_free(mx_smtp *m)
+{
+    if (!m) return;
+    msg_free(m);
+    free(m->q);
+    free(m);
+}
+
+/* ---- message (DATA / BDAT content) --------------------------------------- */
+
+static msg *msg_start(mx_smtp *m, int bdat)
+{
+    msg_free(m);
+    msg *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->bdat = (uint8_t)bdat;
+    g->in_headers = 1;
+    g->prev_crlf = 1;
+    g->cur_part = -1;
+    g->first_frame = m->s->cur_frame;
+    m->m = g;
+    return g;
+}
+
+/* Finds parameter `name` in a MIME header value (RFC 2045 §5.1, with the
+ * RFC 2231 `name*=charset''value` form); copies it unquoted into out. */
+static int mime_param(const char *v, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    const char *p = strchr(v, ';');
+    while (p) {
+        p++;
+        while (*p == ' ' || *p == '\t') p++;
+        int ext = 0;
+        if (strncasecmp(p, name, nl) == 0 && (p[nl] == '=' || (p[nl] == '*' && (ext = 1)))) {
+            const char *q = p + nl + ext;
+            if (ext && *q == '0') { q++; if (*q == '*') q++; }   /* name*0*= */
+            if (*q != '=') { p = strchr(p, ';'); continue; }
+            q++;
+            size_t o = 0;
+            if (*q == '"') {
+                q++;
+                while (*q && *q != '"' && o + 1 < cap) {
+                    if (*q == '\\' && q[1]) q++;
+                    out[o++] = *q++;
+                }
+            } else {
+                if (ext) { const char *t = strstr(q, "''"); if (t) q = t + 2; }
+                while (*q && *q != ';' && *q != ' ' && *q != '\t' && o + 1 < cap) {
+                    if (ext && *q == '%' && q[1] && q[2]) {
+                        char hx[3] = { q[1], q[2], 0 };
+                        out[o++] = (char)strtol(hx, NULL, 16);
+                        q += 3;
+                        continue;
+                    }
+                    out[o++] = *q++;
+                }
+            }
+            out[o] = 0;
+            return 1;
+        }
+        p = strchr(p, ';');
+    }
+    return 0;
+}
+
+/* Media type without parameters, lower case. */
+static void media_type(const char *v, char *out, size_t cap)
+{
+    size_t o = 0;
+    while (*v == ' ' || *v == '\t') v++;
+    while (*v && *v != ';' && *v != ' ' && *v != '\t' && o + 1 < cap) out[o++] = *v++;
+    out[o] = 0;
+    cstr_lower(out);
+}
+
+static void part_header(msg *g, part *pt, const char *name, const char *val)
+{
+    if (strcasecmp(name, "content-type") == 0) {
+        media_type(val, pt->ctype, sizeof pt->ctype);
+        if (!pt->fname[0]) mime_param(val, "name", pt->fname, sizeof pt->fname);
+        char b[72];
+        if (strncmp(pt->ctype, "multipart/", 10) == 0 && mime_param(val, "boundary", b, sizeof b)) {
+            if (g->nbound < MAX_BOUNDARY_DEPTH) strcpy(g->bound[g->nbound++], b);
+        }
+    } else if (strcasecmp(name, "content-disposition") == 0) {
+        media_type(val, pt->disp, sizeof pt->disp);
+        mime_param(val, "filename", pt->fname, sizeof pt->fname);
+    } else if (strcasecmp(name, "content-transfer-encoding") == 0) {
+        media_type(val, pt->enc, sizeof pt->enc);
+    }
+}
+
+/* A complete (unfolded) header line from the message or a MIME part. */
+static void header_done(mx_smtp *m, msg *g)
+{
+    if (!g->hdr_len) return;
+    g->hdr[g->hdr_len] = 0;
+    char *colon = memchr(g->hdr, ':', g->hdr_len);
+    g->hdr_len = 0;
+    if (!colon) return;
+    *colon = 0;
+    char *name = g->hdr, *val = colon + 1;
+    while (*val == ' ' || *val == '\t') val++;
+    if (g->in_headers) {
+        for (int i = 0; i < H__N; i++) {
+            if (strcasecmp(name, hdr_name[i]) == 0 && !g->have[i]) {
+                size_t n = strlen(val);
+                copy_cstr(g->hv[i], HDR_VAL, (const uint8_t *)val, n);
+                g->have[i] = 1;
+            }
+        }
+        if (strcasecmp(name, "content-type") == 0) media_type(val, g->top_ctype, sizeof g->top_ctype);
+        part_header(g, &g->pending_part, name, val);
+    } else {
+        part_header(g, &g->pending_part, name, val);
+    }
+    (void)m;
+}
+
+static void part_commit(mx_smtp *m, msg *g, uint8_t depth)
+{
+    part *pt = &g->pending_part;
+    if (!pt->ctype[0]) strcpy(pt->ctype, "text/plain");
+    if (g->nparts >= m->lim->max_mime_parts) { g->parts_dropped++; g->cur_part = -1; }
+    else {
+        if (!g->parts) g->parts = calloc(m->lim->max_mime_parts, sizeof *g->parts);
+        if (g->parts) {
+            pt->depth = depth;
+            g->parts[g->nparts] = *pt;
+            g->cur_part = (int32_t)g->nparts++;
+        }
+    }
+    memset(pt, 0, sizeof *pt);
+}
+
+/* A complete body line (content without its line ending; only the first
+ * BODY_LINE bytes are in g->line, len is the full length). */
+static void body_line(mx_smtp *m, msg *g, uint32_t len)
+{
+    uint32_t kept = len < BODY_LINE ? len : BODY_LINE;
+    const char *l = g->line;
+    if (g->in_headers || g->in_part_hdrs) {
+        if (len == 0) {
+            header_done(m, g);
+            if (g->in_headers) {
+                g->in_headers = 0;
+                /* single-part messages: the message itself is the one part */
+                if (strncmp(g->top_ctype, "multipart/", 10) != 0) part_commit(m, g, 0);
+                else memset(&g->pending_part, 0, sizeof g->pending_part);
+            } else {
+                g->in_part_hdrs = 0;
+                part_commit(m, g, g->nbound);
+            }
+            return;
+        }
+        if (is_sp((uint8_t)l[0])) {                         /* folded */
+            uint32_t room = (uint32_t)sizeof g->hdr - 1 - g->hdr_len;
+            uint32_t take = kept < room ? kept : room;
+            memcpy(g->hdr + g->hdr_len, l, take);
+            g->hdr_len += take;
+            return;
+        }
+        header_done(m, g);
+        uint32_t take = kept < sizeof g->hdr - 1 ? kept : (uint32_t)sizeof g->hdr - 1;
+        memcpy(g->hdr, l, take);
+        g->hdr_len = take;
+        return;
+    }
+    /* MIME boundary lines: "--" boundary ["--"] */
+    if (g->nbound && kept >= 2 && l[0] == '-' && l[1] == '-') {
+        for (int i = g->nbound - 1; i >= 0; i--) {
+            size_t bl = strlen(g->bound[i]);
+            if (kept >= 2 + bl && memcmp(l + 2, g->bound[i], bl) == 0) {
+                if (kept >= 4 + bl && l[2 + bl] == '-' && l[3 + bl] == '-') {
+                    g->nbound = (uint8_t)i;              /* closing delimiter */
+                    g->cur_part = -1;
+                } else {
+                    g->nbound = (uint8_t)(i + 1);
+                    g->in_part_hdrs = 1;
+                    g->hdr_len = 0;
+                    memset(&g->pending_part, 0, sizeof g->pending_part);
+                }
+                return;
+            }
+        }
+    }
+    if (g->cur_part >= 0 && g->parts) g->parts[g->cur_part].bytes += len + 2;
+}
+
+static void emit_data(mx_smtp *m, const char *end)
+{
+    msg *g = m->m;
+    if (!g) return;
+    if (g->hdr_len) header_done(m, g);
+    mx_ev *ev = mx_ev_begin(m->s, "smtp.data", MX_CLIENT);
+    mx_ev_str(ev, "transfer", g->bdat ? "BDAT" : "DATA");
+    mx_ev_int(ev, "bytes", (int64_t)g->bytes);
+    if (!g->bdat) mx_ev_int(ev, "lines", (int64_t)g->lines);
+    mx_ev_str(ev, "end", end);
+    mx_ev *h = mx_ev_obj(ev, "headers");
+    for (int i = 0; i < H__N; i++)
+        if (g->have[i]) WIRE(h, hdr_key[i], g->hv[i], strlen(g->hv[i]));
+    if (g->top_ctype[0]) WIRE(ev, "content_type", g->top_ctype, strlen(g->top_ctype));
+    if (g->nparts) {
+        mx_ev *a = mx_ev_arr(ev, "mime");
+        uint32_t att = 0;
+        for (uint32_t i = 0; i < g->nparts; i++) {
+            part *pt = &g->parts[i];
+            mx_ev *o = mx_ev_push_obj(a);
+            WIRE(o, "content_type", pt->ctype, strlen(pt->ctype));
+            if (pt->fname[0]) WIRE(o, "filename", pt->fname, strlen(pt->fname));
+            if (pt->disp[0]) WIRE(o, "disposition", pt->disp, strlen(pt->disp));
+            if (pt->enc[0]) WIRE(o, "encoding", pt->enc, strlen(pt->enc));
+            mx_ev_int(o, "bytes", (int64_t)pt->bytes);
+            if (pt->fname[0] || strcmp(pt->disp, "attachment") == 0) att++;
+        }
+        mx_ev_int(ev, "attachments", att);
+        if (g->parts_dropped) mx_ev_int(ev, "mime_parts_dropped", g->parts_dropped);
+    }
+    if (g->bare_lf) mx_ev_int(ev, "bare_lf", g->bare_lf);
+    if (g->bare_cr) mx_ev_int(ev, "bare_cr", g->bare_cr);
+    if (g->gap_bytes) mx_ev_int(ev, "gap_bytes", (int64_t)g->gap_bytes);
+    if (g->smuggle) mx_ev_int(ev, "smuggling_markers", g->smuggle);
+    mx_ev_end(m->s, ev);
+    msg_free(m);
+}
+
+/* Counts body bytes and finds line ends; p is content that does not contain
+ * the end of a line. */
+static void body_bytes(msg *g, const uint8_t *p, size_t n)
+{
+    if (!n) return;
+    uint32_t room = g->line_len < BODY_LINE ? BODY_LINE - g->line_len : 0;
+    memcpy(g->line + g->line_len, p, n < room ? n : room);
+    /* bare CR inside the line (a CR not followed by LF) */
+    for (size_t i = 0; i + 1 < n; i++) if (p[i] == '\r') g->bare_cr++;
+    if (g->line_cr) g->bare_cr++;            /* previous chunk ended in CR */
+    g->line_cr = p[n - 1] == '\r';
+    g->line_len += (uint32_t)n;
+    g->mid_line = 1;
+}
+
+/* Scans DATA content.  Returns bytes consumed; sets *done when the
+ * terminating line "." was consumed (RFC 5321 §4.1.1.4). */
+static size_t body_scan(mx_smtp *m, const uint8_t *p, size_t n, int *done)
+{
+    msg *g = m->m;
+    size_t i = 0;
+    *done = 0;
+    while (i < n) {
+        const uint8_t *nl = memchr(p + i, '\n', n - i);
+        size_t seg = nl ? (size_t)(nl - (p + i)) : n - i;
+        body_bytes(g, p + i, seg);
+        if (!nl) { i = n; break; }
+        i += seg + 1;
+        /* a line ended */
+        int crlf = g->line_cr;
+        uint32_t len = g->line_len - (crlf ? 1 : 0);
+        if (g->line_cr) g->line_cr = 0;
+        if (!crlf) {
+            g->bare_lf++;
+            mx_sess_anomaly(m->s, MX_CLIENT, "bare_lf_in_data", "line ended by LF without CR");
+        }
+        int is_dot = len == 1 && g->line[0] == '.';
+        if (is_dot && crlf && g->prev_crlf) {
+            g->line_len = 0;
+            g->mid_line = 0;
+            *done = 1;
+            return i;
+        }
+        if (is_dot) {
+            g->smuggle++;
+            const char *form = !g->prev_crlf && !crlf ? "<LF>.<LF>"
+                             : !g->prev_crlf ? "<LF>.<CR><LF>" : "<CR><LF>.<LF>";
+            mx_sess_anomaly(m->s, MX_CLIENT, "smtp_smuggling", form);
+        } else if (len >= 3 && memchr(g->line, '\r', len < BODY_LINE ? len : BODY_LINE)) {
+            /* "<CR>.<CR>" inside a line */
+            for (uint32_t k = 0; k + 2 < len && k + 2 < BODY_LINE; k++)
+                if (g->line[k] == '\r' && g->line[k + 1] == '.' && g->line[k + 2] == '\r') {
+                    g->smuggle++;
+                    mx_sess_anomaly(m->s, MX_CLIENT, "smtp_smuggling", "<CR>.<CR>");
+                    break;
+                }
+        }
+        g->bytes += g->line_len + 1;
+        g->lines++;
+        body_line(m, g, len);
+        g->prev_crlf = (uint8_t)crlf;
+        g->line_len = 0;
+        g->mid_line = 0;
+    }
+    return i;
+}
+
+/* BDAT chunk bytes: no dot-stuffing, no end marker; still scanned for the
+ * headers and MIME outline (line by line, across chunks). */
+static void chunk_scan(mx_smtp *m, const uint8_t *p, size_t n)
+{
+    msg *g = m->m;
+    size_t i = 0;
+    g->bytes += n;
+    while (i < n) {
+        const uint8_t *nl = memchr(p + i, '\n', n - i);
+        size_t seg = nl ? (size_t)(nl - (p + i)) : n - i;
+        body_bytes(g, p + i, seg);
+        if (!nl) break;
+        i += seg + 1;
+        int crlf = g->line_cr;
+        uint32_t len = g->line_len - (crlf ? 1 : 0);
+        g->line_cr = 0;
+        if (!crlf) g->bare_lf++;
+        g->lines++;
+        body_line(m, g, len);
+        g->line_len = 0;
+        g->mid_line = 0;
+    }
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static int verb_of(const uint8_t *p, size_t n)
+{
+    for (int v = V_HELO; v < V_GREETING; v++) {
+        size_t l = strlen(verb_name[v]);
+        if (n == l && mx_ci_prefix(p, n, verb_name[v])) return v;
+    }
+    return V_UNKNOWN;
+}
+
+/* "FROM:<addr> params" / "TO:<addr> params" (RFC 5321 §4.1.1.2-3). */
+static void path_fields(mx_smtp *m, mx_ev *ev, const uint8_t *a, size_t n, const char *kw)
+{
+    if (!mx_ci_prefix(a, n, kw)) {
+        mx_sess_anomaly(m->s, MX_CLIENT, "bad_path_syntax", kw);
+        return;
+    }
+    a += strlen(kw); n -= strlen(kw);
+    trim(&a, &n);
+    const uint8_t *addr = a, *end;
+    size_t alen;
+    if (n && a[0] == '<') {
+        end = memchr(a, '>', n);
+        if (end) { addr = a + 1; alen = (size_t)(end - addr); end++; }
+        else { addr = a + 1; alen = n - 1; end = a + n; }
+    } else {
+        end = memchr(a, ' ', n);
+        if (!end) end = a + n;
+        alen = (size_t)(end - a);
+    }
+    WIRE(ev, "address", addr, alen);
+    size_t rest = n - (size_t)(end - a);
+    const uint8_t *r = end;
+    trim(&r, &rest);
+    if (rest) {
+        mx_ev *arr = mx_ev_arr(ev, "params");
+        while (rest) {
+            const uint8_t *sp = memchr(r, ' ', rest);
+            size_t w = sp ? (size_t)(sp - r) : rest;
+            if (w) mx_ev_push_wire(arr, r, w, m->lim->max_field);
+            r += w; rest -= w;
+            trim(&r, &rest);
+        }
+    }
+}
+
+/* What the client's credentials are, without ever writing a password. */
+static void auth_user_from(mx_smtp *m, const uint8_t *b64, size_t n)
+{
+    uint8_t dec[512];
+    long dl = mx_base64_decode(b64, n, dec, sizeof dec);
+    if (dl < 0) return;
+    const char *mech = m->auth_mech;
+    const uint8_t *u = NULL;
+    size_t ul = 0;
+    if (strcmp(mech, "PLAIN") == 0) {           /* authzid NUL authcid NUL passwd */
+        const uint8_t *z1 = memchr(dec, 0, (size_t)dl);
+        if (z1) {
+            const uint8_t *z2 = memchr(z1 + 1, 0, (size_t)(dec + dl - (z1 + 1)));
+            if (z2) { u = z1 + 1; ul = (size_t)(z2 - u); }
+        }
+    } else if (strcmp(mech, "LOGIN") == 0) {
+        u = dec; ul = (size_t)dl;
+    } else if (strcmp(mech, "CRAM-MD5") == 0) { /* user SP digest */
+        const uint8_t *sp = memchr(dec, ' ', (size_t)dl);
+        if (sp) { u = dec; ul = (size_t)(sp - dec); }
+    } else if (strcmp(mech, "XOAUTH2") == 0) {  /* user=...^Aauth=Bearer ...^A^A */
+        if (dl > 5 && memcmp(dec, "user=", 5) == 0) {
+            const uint8_t *e = memchr(dec, 1, (size_t)dl);
+            u = dec + 5; ul = e ? (size_t)(e - u) : (size_t)dl - 5;
+        }
+    }
+    if (u) copy_cstr(m->auth_user, sizeof m->auth_user, u, ul);
+}
+
+static void auth_response(mx_smtp *m, const uint8_t *l, size_t n)
+{
+    mx_ev *ev = mx_ev_begin(m->s, "smtp.auth_response", MX_CLIENT);
+    mx_ev_str(ev, "mechanism", m->auth_mech);
+    mx_ev_int(ev, "step", ++m->auth_step);
+    if (n == 1 && l[0] == '*') {
+        mx_ev_str(ev, "kind", "cancel");
+    } else {
+        const char *kind = "response";
+        if (m->auth_expect == 1) { kind = "username"; auth_user_from(m, l, n); }
+        else if (m->auth_expect == 2) kind = "password";
+        else if (strcmp(m->auth_mech, "PLAIN") == 0 || strcmp(m->auth_mech, "XOAUTH2") == 0 ||
+                 strcmp(m->auth_mech, "CRAM-MD5") == 0) { kind = "credentials"; auth_user_from(m, l, n); }
+        mx_ev_str(ev, "kind", kind);
+        mx_ev_bool(ev, "redacted", 1);
+        if (m->s->opt->show_user && strcmp(kind, "password") != 0 && m->auth_user[0])
+            WIRE(ev, "user", m->auth_user, strlen(m->auth_user));
+    }
+    mx_ev_end(m->s, ev);
+}
+
+static int printable_verb(const uint8_t *p, size_t n)
+{
+    if (n == 0 || n > 32) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < 0x21 || p[i] > 0x7E) return 0;
+    return 1;
+}
+
+/* One command line (without its line ending).  Returns 1 if the parser must
+ * stop consuming client bytes after it (DATA, STARTTLS: wait for the reply).
+ */
+static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int incomplete)
+{
+    if (m->cmode == CM_AUTH) {
+        pend *h = q_head(m);
+        if (h && h->verb == V_AUTH) { auth_response(m, l, n); return 0; }
+        set_cmode(m, CM_CMD);
+    }
+    const uint8_t *sp = memchr(l, ' ', n);
+    size_t vl = sp ? (size_t)(sp - l) : n;
+    const uint8_t *arg = sp ? sp + 1 : l + n;
+    size_t al = sp ? n - vl - 1 : 0;
+    int v = verb_of(l, vl);
+
+    if (v == V_UNKNOWN && !printable_verb(l, vl)) {
+        m->garbage_lines++;
+        mx_sess_anomaly(m->s, MX_CLIENT, "not_smtp_command", "client line is not an SMTP command");
+        if (!m->any_cmd && m->garbage_lines >= 3) {
+            mx_sess_anomaly(m->s, MX_CLIENT, "not_smtp", "client does not speak SMTP; rest not parsed");
+            set_cmode(m, CM_OPAQUE);
+        }
+        return 0;
+    }
+    m->any_cmd = 1;
+    m->commands++;
+    int pipelined = m->qlen > 0;
+    mx_ev *ev = mx_ev_begin(m->s, "smtp.command", MX_CLIENT);
+    if (v == V_UNKNOWN) { WIRE(ev, "verb", l, vl); mx_ev_bool(ev, "known", 0); }
+    else mx_ev_str(ev, "verb", verb_name[v]);
+    if (v == V_AUTH) {
+        const uint8_t *a2 = arg; size_t n2 = al;
+        trim(&a2, &n2);
+        const uint8_t *sp2 = memchr(a2, ' ', n2);
+        size_t ml = sp2 ? (size_t)(sp2 - a2) : n2;
+        copy_cstr(m->auth_mech, sizeof m->auth_mech, a2, ml);
+        for (char *c = m->auth_mech; *c; c++) if (*c >= 'a' && *c <= 'z') *c = (char)(*c - 32);
+        WIRE(ev, "arg", m->auth_mech, strlen(m->auth_mech));
+        mx_ev_str(ev, "mechanism", m->auth_mech);
+        m->auth_step = 0;
+        m->auth_expect = 0;
+        m->auth_user[0] = 0;
+        m->auth_result = NULL;
+        if (sp2) {
+            const uint8_t *ir = sp2 + 1; size_t il = n2 - ml - 1;
+            trim(&ir, &il);
+            mx_ev_bool(ev, "initial_response", 1);
+            if (strcmp(m->auth_mech, "LOGIN") == 0) m->auth_expect = 1;
+            if (!(il == 1 && ir[0] == '=')) auth_user_from(m, ir, il);
+            if (m->s->opt->show_user && m->auth_user[0])
+                WIRE(ev, "user", m->auth_user, strlen(m->auth_user));
+            m->auth_expect = 0;
+        }
+    } else if (al) {
+        WIRE(ev, "arg", arg, al);
+    }
+    if (truncated) mx_ev_bool(ev, "truncated", 1);
+    if (incomplete) mx_ev_bool(ev, "incomplete", 1);
+    if (pipelined) mx_ev_bool(ev, "pipelined", 1);
+    if (m->c_after_gap) { mx_ev_bool(ev, "after_gap", 1); m->c_after_gap = 0; }
+
+    int stop = 0;
+    switch (v) {
+    case V_HELO: case V_EHLO: case V_LHLO:
+        copy_cstr(m->helo, sizeof m->helo, arg, al);
+        m->esmtp = v != V_HELO;
+        break;
+    case V_MAIL:
+        path_fields(m, ev, arg, al, "FROM:");
+        m->transactions++;
+        break;
+    case V_RCPT:
+        path_fields(m, ev, arg, al, "TO:");
+        break;
+    case V_DATA:
+        stop = 1;
+        break;
+    case V_BDAT: {
+        uint64_t sz = 0;
+        size_t i = 0;
+        int ok = al > 0;
+        while (i < al && arg[i] >= '0' && arg[i] <= '9') {
+            if (sz > (UINT64_MAX - 9) / 10) { ok = 0; break; }
+            sz = sz * 10 + (uint64_t)(arg[i] - '0');
+            i++;
+        }
+        if (i == 0) ok = 0;
+        const uint8_t *r = arg + i; size_t rl = al - i;
+        trim(&r, &rl);
+        int last = rl == 4 && mx_ci_prefix(r, 4, "LAST");
+        mx_ev_int(ev, "size", (int64_t)sz);
+        mx_ev_bool(ev, "last", last);
+        if (!ok) { mx_sess_anomaly(m->s, MX_CLIENT, "bad_bdat_size", NULL); break; }
+        if (!m->m || !m->m->bdat) msg_start(m, 1);
+        m->chunk_left = sz;
+        m->chunk_last = (uint8_t)last;
+        break;
+    }
+    case V_QUIT:
+        m->quit_sent = 1;
+        break;
+    case V_STARTTLS:
+        stop = 1;
+        break;
+    default:
+        break;
+    }
+    mx_ev_end(m->s, ev);
+
+    if (v == V_BDAT && m->m && m->m->bdat) {
+        q_push(m, V_BDAT, m->chunk_last);
+        if (m->chunk_left) set_cmode(m, CM_CHUNK);
+        else if (m->chunk_last) emit_data(m, "bdat_last");
+        return 0;
+    }
+    q_push(m, v == V_UNKNOWN ? V_UNKNOWN : v, 0);
+    if (v == V_DATA) set_cmode(m, CM_DATA_WAIT);
+    else if (v == V_STARTTLS) set_cmode(m, CM_TLS_WAIT);
+    else if (v == V_AUTH) set_cmode(m, CM_AUTH);
+    return stop;
+}
+
+/* Client bytes. */
+static size_t client_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
+{
+    size_t i = 0;
+    while (i < n) {
+        switch (m->cmode) {
+        case CM_OPAQUE:
+            return n;
+        case CM_DATA_WAIT:
+        case CM_TLS_WAIT:
+            if (!force) return i;
+            /* The hold buffer is full and the server has not answered: the
+             * client did not wait.  Read on as if the server had agreed. */
+            mx_sess_anomaly(m->s, MX_CLIENT, "client_did_not_wait",
+                            m->cmode == CM_DATA_WAIT ? "data sent before 354" : "bytes sent before 220 to STARTTLS");
+            if (m->cmode == CM_DATA_WAIT) { msg_start(m, 0); set_cmode(m, CM_BODY); }
+            else { set_cmode(m, CM_OPAQUE); return n; }
+            break;
+        case CM_BODY: {
+            int done;
+            if (!m->m) msg_start(m, 0);
+            if (!m->m) return n;
+            i += body_scan(m, p + i, n - i, &done);
+            if (done) {
+                emit_data(m, "dot");
+                q_push(m, V_DATA_END, 0);
+                set_cmode(m, CM_CMD);
+            }
+            break;
+        }
+        case CM_CHUNK: {
+            size_t take = n - i < m->chunk_left ? n - i : (size_t)m->chunk_left;
+            if (m->m) chunk_scan(m, p + i, take);
+            m->chunk_left -= take;
+            i += take;
+            if (m->chunk_left == 0) {
+                if (m->chunk_last) emit_data(m, "bdat_last");
+                set_cmode(m, CM_CMD);
+            }
+            break;
+        }
+        case CM_DISCARD: {
+            const uint8_t *nl = memchr(p + i, '\n', n - i);
+            if (!nl) return n;
+            i = (size_t)(nl - p) + 1;
+            set_cmode(m, CM_CMD);
+            break;
+        }
+        case CM_CMD:
+        case CM_AUTH: {
+            const uint8_t *l = p + i;
+            /* TLS where SMTP is expected: a ClientHello without STARTTLS */
+            if (!m->any_cmd && n - i >= 3 && l[0] == 0x16 && l[1] == 0x03 && l[2] <= 0x04) {
+                mx_sess_anomaly(m->s, MX_CLIENT, "tls_without_starttls",
+                                "client started TLS without STARTTLS");
+                m->s->app[MX_CLIENT] = MX_APP_TLS;
+                return i;
+            }
+            const uint8_t *nl = memchr(l, '\n', n - i);
+            size_t len = nl ? (size_t)(nl - l) : n - i;
+            if (!nl && len < m->lim->max_line && !force) return i;
+            int bare = nl && (len == 0 || l[len - 1] != '\r');
+            size_t cl = nl && !bare ? len - 1 : len;
+            int trunc = cl > m->lim->max_line;
+            if (trunc) {
+                cl = m->lim->max_line;
+                mx_sess_anomaly(m->s, MX_CLIENT, "line_too_long", "command line over max_line");
+            }
+            if (bare) mx_sess_anomaly(m->s, MX_CLIENT, "bare_lf", "command ended by LF without CR");
+            int stop = command(m, l, cl, trunc, !nl);
+            if (!nl) {
+                if (trunc) set_cmode(m, CM_DISCARD);
+                return n;
+            }
+            i += len + 1;
+            if (stop) return i;
+            break;
+        }
+        }
+    }
+    return i;
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+/* RFC 3463 enhanced code at the start of a reply's text. */
+static size_t enhanced(const char *t, size_t n, char *out, size_t cap)
+{
+    size_t i = 0;
+    if (n < 5 || (t[0] != '2' && t[0] != '4' && t[0] != '5') || t[1] != '.') return 0;
+    i = 2;
+    size_t d = 0;
+    while (i < n && t[i] >= '0' && t[i] <= '9' && d < 3) { i++; d++; }
+    if (!d || i >= n || t[i] != '.') return 0;
+    i++; d = 0;
+    while (i < n && t[i] >= '0' && t[i] <= '9' && d < 3) { i++; d++; }
+    if (!d || (i < n && t[i] != ' ')) return 0;
+    if (i >= cap) return 0;
+    memcpy(out, t, i);
+    out[i] = 0;
+    return i;
+}
+
+/* Queue identifiers as the common MTAs print them after accepting a message:
+ * Postfix "queued as X", Exchange "<X> Queued mail", Exim "OK id=X". */
+static void queue_id(const char *t, size_t n, char *out, size_t cap)
+{
+    long k = mx_ci_find((const uint8_t *)t, n, "queued as ");
+    size_t s = 0, e;
+    out[0] = 0;
+    if (k >= 0) s = (size_t)k + 10;
+    else if ((k = mx_ci_find((const uint8_t *)t, n, "id=")) >= 0) s = (size_t)k + 3;
+    else {
+        const char *lt = memchr(t, '<', n);
+        if (!lt) return;
+        s = (size_t)(lt - t);
+    }
+    e = s;
+    while (e < n && t[e] != ' ' && t[e] != '\t') e++;
+    if (e > s) copy_cstr(out, cap, (const uint8_t *)t + s, e - s);
+}
+
+static const char *rtext(mx_smtp *m, uint32_t i, size_t *len)
+{
+    /* line text after "ddd" and the separator */
+    const char *l = m->rbuf + m->roff[i];
+    size_t n = m->rlens[i];
+    if (n >= 4) { *len = n - 4; return l + 4; }
+    *len = 0;
+    return l + n;
+}
+
+static void capabilities(mx_smtp *m, mx_ev *ev)
+{
+    mx_ev *arr = mx_ev_arr(ev, "capabilities");
+    for (uint32_t i = 1; i < m->nlines; i++) {
+        size_t n;
+        const char *t = rtext(m, i, &n);
+        mx_ev_push_wire(arr, (const uint8_t *)t, n, m->lim->max_field);
+        if (mx_ci_prefix((const uint8_t *)t, n, "STARTTLS")) m->starttls_offered = 1;
+        else if (mx_ci_prefix((const uint8_t *)t, n, "PIPELINING")) m->pipelining = 1;
+        else if (mx_ci_prefix((const uint8_t *)t, n, "CHUNKING")) m->chunking = 1;
+        else if (mx_ci_prefix((const uint8_t *)t, n, "SMTPUTF8")) m->smtputf8 = 1;
+        else if (mx_ci_prefix((const uint8_t *)t, n, "SIZE")) {
+            int64_t v = 0; size_t k = 4;
+            while (k < n && t[k] == ' ') k++;
+            while (k < n && t[k] >= '0' && t[k] <= '9' && v < ((int64_t)1 << 50)) v = v * 10 + (t[k++] - '0');
+            m->size_limit = v;
+        } else if (mx_ci_prefix((const uint8_t *)t, n, "AUTH ") || mx_ci_prefix((const uint8_t *)t, n, "AUTH=")) {
+            copy_cstr(m->auth_mechs, sizeof m->auth_mechs, (const uint8_t *)t + 5, n - 5);
+        }
+    }
+}
+
+static void reply_done(mx_smtp *m, int incomplete)
+{
+    int code = m->rcode;
+    size_t tn;
+    const char *t0 = rtext(m, 0, &tn);
+    pend none = { V_UNKNOWN, 0, 0, 0 }, *h = q_head(m), cur;
+    int unsolicited = 0;
+
+    if (!h) {
+        if (!m->greeted && !m->any_cmd) { none.verb = V_GREETING; }
+        else unsolicited = 1;
+        cur = none;
+    } else {
+        cur = *h;
+        /* AUTH stays at the head while the server asks for more (334). */
+        if (!(cur.verb == V_AUTH && code == 334)) q_pop(m);
+    }
+    m->replies++;
+    m->last_code = code;
+
+    mx_ev *ev = mx_ev_begin(m->s, "smtp.reply", MX_SERVER);
+    mx_ev_int(ev, "code", code);
+    char enh[16];
+    if (enhanced(t0, tn, enh, sizeof enh)) mx_ev_str(ev, "enhanced", enh);
+    mx_ev_str(ev, "class", reply_class(code));
+    mx_ev *arr = mx_ev_arr(ev, "lines");
+    for (uint32_t i = 0; i < m->nlines; i++) {
+        size_t n;
+        const char *t = rtext(m, i, &n);
+        mx_ev_push_wire(arr, (const uint8_t *)t, n, m->lim->max_field);
+    }
+    if (m->lines_dropped) mx_ev_int(ev, "lines_dropped", m->lines_dropped);
+    if (unsolicited) { mx_ev_null(ev, "answers"); mx_ev_bool(ev, "unsolicited", 1); m->unsolicited++; }
+    else mx_ev_str(ev, "answers", verb_name[cur.verb]);
+    if (!unsolicited && cur.verb != V_GREETING) {
+        mx_ev_int(ev, "command_frame", (int64_t)cur.frame);
+        mx_ev_num(ev, "latency", (double)(m->s->cur_us - cur.us) / 1e6);
+    }
+    if (m->s_after_gap) { mx_ev_bool(ev, "after_gap", 1); m->s_after_gap = 0; }
+    if (incomplete) mx_ev_bool(ev, "incomplete", 1);
+
+    switch (cur.verb) {
+    case V_GREETING: {
+        m->greeted = 1;
+        const char *sp = memchr(t0, ' ', tn);
+        copy_cstr(m->banner_host, sizeof m->banner_host, (const uint8_t *)t0, sp ? (size_t)(sp - t0) : tn);
+        break;
+    }
+    case V_EHLO: case V_LHLO:
+        if (code / 100 == 2) {
+            const char *sp = memchr(t0, ' ', tn);
+            copy_cstr(m->ehlo_host, sizeof m->ehlo_host, (const uint8_t *)t0, sp ? (size_t)(sp - t0) : tn);
+            capabilities(m, ev);
+        }
+        break;
+    case V_AUTH:
+        if (code == 334) {
+            uint8_t dec[256];
+            long dl = mx_base64_decode((const uint8_t *)t0, tn, dec, sizeof dec);
+            if (dl >= 0) {
+                WIRE(ev, "decoded", dec, (size_t)dl);
+                if (mx_ci_prefix(dec, (size_t)dl, "username")) m->auth_expect = 1;
+                else if (mx_ci_prefix(dec, (size_t)dl, "password")) m->auth_expect = 2;
+                else m->auth_expect = 0;
+            }
+        }
+        break;
+    case V_DATA_END:
+    case V_BDAT:
+        if (cur.verb == V_DATA_END || cur.bdat_last) {
+            if (code / 100 == 2) {
+                m->msgs_accepted++;
+                queue_id(t0, tn, m->last_queue_id, sizeof m->last_queue_id);
+                if (m->last_queue_id[0]) WIRE(ev, "queue_id", m->last_queue_id, strlen(m->last_queue_id));
+            } else {
+                m->msgs_rejected++;
+            }
+        }
+        break;
+    case V_RCPT:
+        if (code / 100 == 2) m->rcpt_ok++; else m->rcpt_bad++;
+        break;
+    case V_QUIT:
+        m->quit_answered = 1;
+        break;
+    default:
+        break;
+    }
+    if (code == 421) m->server_closing = 1;
+    mx_ev_end(m->s, ev);
+
+    /* Replies that change what the client's bytes mean. */
+    if (cur.verb == V_AUTH && code != 334) {
+        m->auth_code = code;
+        m->auth_result = code / 100 == 2 ? "success" : "failure";
+        mx_ev *a = mx_ev_begin(m->s, "smtp.auth", MX_SERVER);
+        mx_ev_str(a, "mechanism", m->auth_mech);
+        mx_ev_str(a, "result", m->auth_result);
+        mx_ev_int(a, "code", code);
+        if (enhanced(t0, tn, enh, sizeof enh)) mx_ev_str(a, "enhanced", enh);
+        mx_ev_bool(a, "cleartext", 1);
+        if (m->s->opt->show_user && m->auth_user[0]) WIRE(a, "user", m->auth_user, strlen(m->auth_user));
+        mx_ev_end(m->s, a);
+        if (m->cmode == CM_AUTH) set_cmode(m, CM_CMD);
+    }
+    if (cur.verb == V_DATA && m->cmode == CM_DATA_WAIT) {
+        if (code == 354) { msg_start(m, 0); set_cmode(m, CM_BODY); }
+        else set_cmode(m, CM_CMD);
+        if (m->s->kick) m->s->kick(m->s, MX_CLIENT);
+    } else if (m->cmode == CM_BODY && cur.verb != V_DATA && code != 354 && m->m) {
+        /* The server answered while the client was still sending the
+         * message: it ended it (or gave up on it). */
+        emit_data(m, "server_reply");
+        set_cmode(m, CM_CMD);
+        if (cur.verb != V_DATA_END) { m->msgs_rejected += code / 100 != 2; }
+    }
+    if (cur.verb == V_STARTTLS) {
+        m->starttls_code = code;
+        mx_ev *st = mx_ev_begin(m->s, "smtp.starttls", MX_SERVER);
+        mx_ev_int(st, "code", code);
+        if (code == 220) {
+            m->starttls_result = "accepted";
+            mx_ev_str(st, "result", "accepted");
+            mx_ev_end(m->s, st);
+            m->s->app[MX_SERVER] = MX_APP_TLS;     /* from the next byte */
+            set_cmode(m, CM_OPAQUE);
+            mx_sess_start_tls(m->s);
+        } else {
+            m->starttls_result = "refused";
+            mx_ev_str(st, "result", "refused");
+            mx_ev_end(m->s, st);
+            if (m->cmode == CM_TLS_WAIT) set_cmode(m, CM_CMD);
+            if (m->s->kick) m->s->kick(m->s, MX_CLIENT);
+        }
+    }
+    m->nlines = 0;
+    m->rlen = 0;
+    m->lines_dropped = 0;
+    m->rcode = -1;
+}
+
+static int reply_code(const uint8_t *l, size_t n)
+{
+    if (n < 3) return -1;
+    if (l[0] < '1' || l[0] > '5' || l[1] < '0' || l[1] > '9' || l[2] < '0' || l[2] > '9') return -1;
+    if (n > 3 && l[3] != ' ' && l[3] != '-') return -1;
+    return (l[0] - '0') * 100 + (l[1] - '0') * 10 + (l[2] - '0');
+}
+
+static void reply_line(mx_smtp *m, const uint8_t *l, size_t n)
+{
+    int code = reply_code(l, n);
+    if (code < 0) {
+        mx_sess_anomaly(m->s, MX_SERVER, "bad_reply_line", "server line is not an SMTP reply");
+        if (m->nlines == 0) return;
+        code = m->rcode;                    /* keep it with the reply */
+    }
+    if (m->nlines == 0) { m->rcode = code; m->rfirst_frame = m->s->cur_frame; }
+    else if (code != m->rcode)
+        mx_sess_anomaly(m->s, MX_SERVER, "reply_code_changed", "multi-line reply with different codes");
+    if (m->nlines < MAX_REPLY_LINES && m->rlen + n <= REPLY_BUF) {
+        memcpy(m->rbuf + m->rlen, l, n);
+        m->roff[m->nlines] = m->rlen;
+        m->rlens[m->nlines] = (uint32_t)n;
+        m->rlen += (uint32_t)n;
+        m->nlines++;
+    } else {
+        m->lines_dropped++;
+    }
+    int last = n <= 3 || l[3] != '-';
+    if (last) reply_done(m, 0);
+}
+
+static size_t server_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (m->s->app[MX_SERVER] != MX_APP_SMTP) return i;   /* handed off */
+        const uint8_t *l = p + i;
+        const uint8_t *nl = memchr(l, '\n', n - i);
+        size_t len = nl ? (size_t)(nl - l) : n - i;
+        if (m->s_discard) {
+            if (!nl) return n;
+            m->s_discard = 0;
+            i += len + 1;
+            continue;
+        }
+        if (m->nlines == 0 && n - i >= 3 && l[0] == 0x16 && l[1] == 0x03 && l[2] <= 0x04) {
+            mx_sess_anomaly(m->s, MX_SERVER, "tls_without_starttls", "server sent TLS without STARTTLS");
+            m->s->app[MX_SERVER] = MX_APP_TLS;
+            return i;
+        }
+        if (!nl && len < m->lim->max_line && !force) return i;
+        size_t cl = nl && len && l[len - 1] == '\r' ? len - 1 : len;
+        if (nl && (len == 0 || l[len - 1] != '\r'))
+            mx_sess_anomaly(m->s, MX_SERVER, "bare_lf", "reply ended by LF without CR");
+        if (cl > m->lim->max_line) {
+            cl = m->lim->max_line;
+            mx_sess_anomaly(m->s, MX_SERVER, "line_too_long", "reply line over max_line");
+        }
+        reply_line(m, l, cl);
+        if (!nl) {
+            if (len >= m->lim->max_line) m->s_discard = 1;
+            return n;
+        }
+        i += len + 1;
+    }
+    return i;
+}
+
+/* ---- entry points ------------------------------------------------------ */
+
+size_t mx_smtp_feed(mx_smtp *m, int dir, const uint8_t *p, size_t n, int force)
+{
+    if (!m) return n;
+    return dir == MX_CLIENT ? client_feed(m, p, n, force) : server_feed(m, p, n, force);
+}
+
+void mx_smtp_gap(mx_smtp *m, int dir, uint32_t len)
+{
+    if (!m) return;
+    if (dir == MX_SERVER) {
+        if (m->nlines) reply_done(m, 1);       /* what we have of it */
+        m->s_discard = 1;
+        m->s_after_gap = 1;
+        return;
+    }
+    m->c_after_gap = 1;
+    switch (m->cmode) {
+    case CM_BODY:
+        if (m->m) {
+            m->m->gap_bytes += len;
+            m->m->bytes += len;
+            m->m->line_len = 0;
+            m->m->prev_crlf = 0;       /* cannot trust a "." right after a hole */
+        }
+        break;
+    case CM_CHUNK:
+        if (m->m) m->m->gap_bytes += len < m->chunk_left ? len : m->chunk_left;
+        if (len < m->chunk_left) { m->chunk_left -= len; break; }
+        if (m->chunk_last) emit_data(m, "gap");
+        m->chunk_left = 0;
+        set_cmode(m, CM_DISCARD);
+        break;
+    case CM_CMD:
+    case CM_AUTH:
+        set_cmode(m, CM_DISCARD);
+        break;
+    default:
+        break;
+    }
+}
+
+void mx_smtp_eof(mx_smtp *m, int dir)
+{
+    if (!m) return;
+    if (dir == MX_SERVER) {
+        if (m->nlines) reply_done(m, 1);
+        return;
+    }
+    if (m->m && (m->cmode == CM_BODY || m->cmode == CM_CHUNK)) emit_data(m, "eof");
+}
+
+void mx_smtp_summary(const mx_smtp *m, mx_ev *o)
+{
+    if (!m || !o) return;
+    size_t cap = m->lim->max_field;
+    if (m->banner_host[0]) mx_ev_wire(o, "banner_host", (const uint8_t *)m->banner_host, strlen(m->banner_host), cap);
+    if (m->helo[0]) mx_ev_wire(o, "helo", (const uint8_t *)m->helo, strlen(m->helo), cap);
+    if (m->ehlo_host[0]) mx_ev_wire(o, "ehlo_host", (const uint8_t *)m->ehlo_host, strlen(m->ehlo_host), cap);
+    mx_ev_bool(o, "esmtp", m->esmtp);
+    mx_ev_bool(o, "starttls_offered", m->starttls_offered);
+    if (m->pipelining) mx_ev_bool(o, "pipelining", 1);
+    if (m->chunking) mx_ev_bool(o, "chunking", 1);
+    if (m->size_limit >= 0) mx_ev_int(o, "size_limit", m->size_limit);
+    if (m->auth_mechs[0]) mx_ev_wire(o, "auth_offered", (const uint8_t *)m->auth_mechs, strlen(m->auth_mechs), cap);
+    if (m->starttls_result) {
+        mx_ev *t = mx_ev_obj(o, "starttls");
+        mx_ev_str(t, "result", m->starttls_result);
+        mx_ev_int(t, "code", m->starttls_code);
+    }
+    if (m->auth_mech[0]) {
+        mx_ev *a = mx_ev_obj(o, "auth");
+        mx_ev_str(a, "mechanism", m->auth_mech);
+        mx_ev_str(a, "result", m->auth_result ? m->auth_result : "unanswered");
+        if (m->auth_result) mx_ev_int(a, "code", m->auth_code);
+        mx_ev_bool(a, "cleartext", 1);
+        if (m->s->opt->show_user && m->auth_user[0])
+            mx_ev_wire(a, "user", (const uint8_t *)m->auth_user, strlen(m->auth_user), cap);
+    }
+    mx_ev_int(o, "commands", m->commands);
+    mx_ev_int(o, "replies", m->replies);
+    mx_ev_int(o, "transactions", m->transactions);
+    mx_ev_int(o, "messages_accepted", m->msgs_accepted);
+    mx_ev_int(o, "messages_rejected", m->msgs_rejected);
+    mx_ev_int(o, "recipients_accepted", m->rcpt_ok);
+    mx_ev_int(o, "recipients_rejected", m->rcpt_bad);
+    if (m->last_queue_id[0]) mx_ev_wire(o, "queue_id", (const uint8_t *)m->last_queue_id, strlen(m->last_queue_id), cap);
+    if (m->last_code >= 0 && m->replies) mx_ev_int(o, "last_reply", m->last_code);
+    if (m->qlen) mx_ev_int(o, "unanswered", m->qlen);
+    if (m->unsolicited) mx_ev_int(o, "unsolicited_replies", m->unsolicited);
+    mx_ev_bool(o, "quit", m->quit_sent);
+    mx_ev_str(o, "client_state", cmode_name[m->cmode]);
+}

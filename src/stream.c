@@ -1,0 +1,218 @@
+/* stream.c - per-direction TCP reassembly (see stream.h). */
+#include "mx/stream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct mx_seg {
+    mx_seg *next;
+    uint32_t seq;
+    uint32_t len;      /* wire length                        */
+    uint32_t caplen;   /* bytes held (<= len; rest was cut)  */
+    uint8_t fin;
+    uint8_t data[];
+};
+
+/* Serial-number arithmetic (RFC 1982) on 32-bit sequence numbers. */
+static int32_t sdiff(uint32_t a, uint32_t b) { return (int32_t)(a - b); }
+
+void mx_stream_init(mx_stream *s) { memset(s, 0, sizeof *s); }
+
+void mx_stream_free(mx_stream *s)
+{
+    mx_seg *g = s->ooo;
+    while (g) { mx_seg *n = g->next; free(g); g = n; }
+    free(s->tail);
+    memset(s, 0, sizeof *s);
+}
+
+void mx_stream_start(mx_stream *s, uint32_t next_seq)
+{
+    s->next_seq = next_seq;
+    s->have_seq = 1;
+}
+
+/* Hands bytes to the consumer, keeping the unconsumed tail. */
+static void deliver(mx_stream *s, const mx_stream_ctx *c, const uint8_t *p, size_t n)
+{
+    const size_t cap = c->lim->max_hold;
+
+    s->offset += n;
+    s->bytes += n;
+    if (s->tail_len == 0) {
+        size_t used = c->ops->data(c->ctx, c->dir, p, n, 0);
+        p += used; n -= used;
+        while (n > cap) {                       /* too much to keep: force */
+            used = c->ops->data(c->ctx, c->dir, p, n, 1);
+            if (used == 0) used = n;            /* consumer broke its promise */
+            p += used; n -= used;
+            if (c->ops->limit) c->ops->limit(c->ctx, c->dir, MX_STREAM_LIMIT_HOLD, (uint32_t)cap);
+        }
+        if (n == 0) return;
+        if (!s->tail && !(s->tail = malloc(cap))) return;
+        memcpy(s->tail, p, n);
+        s->tail_len = (uint32_t)n;
+        return;
+    }
+    while (n > 0) {
+        size_t room = cap - s->tail_len, take = n < room ? n : room;
+        memcpy(s->tail + s->tail_len, p, take);
+        s->tail_len += (uint32_t)take;
+        p += take; n -= take;
+        int force = s->tail_len == cap;
+        size_t used = c->ops->data(c->ctx, c->dir, s->tail, s->tail_len, force);
+        if (force && used == 0) used = s->tail_len;
+        if (force && c->ops->limit)
+            c->ops->limit(c->ctx, c->dir, MX_STREAM_LIMIT_HOLD, (uint32_t)cap);
+        memmove(s->tail, s->tail + used, s->tail_len - used);
+        s->tail_len -= (uint32_t)used;
+    }
+}
+
+void mx_stream_kick(mx_stream *s, const mx_stream_ctx *c)
+{
+    if (s->tail_len == 0) return;
+    size_t used = c->ops->data(c->ctx, c->dir, s->tail, s->tail_len, 0);
+    memmove(s->tail, s->tail + used, s->tail_len - used);
+    s->tail_len -= (uint32_t)used;
+}
+
+static void gap(mx_stream *s, const mx_stream_ctx *c, uint32_t len, int why)
+{
+    /* A partial line before a hole can never be completed. */
+    if (s->tail_len) {
+        c->ops->data(c->ctx, c->dir, s->tail, s->tail_len, 1);
+        s->tail_len = 0;
+    }
+    s->gaps++;
+    s->gap_bytes += len;
+    c->ops->gap(c->ctx, c->dir, s->offset, len, why);
+    s->offset += len;
+}
+
+/* Delivers an in-order piece starting exactly at next_seq. */
+static void deliver_seg(mx_stream *s, const mx_stream_ctx *c, const uint8_t *p,
+                        uint32_t caplen, uint32_t len, int fin)
+{
+    if (caplen) deliver(s, c, p, caplen);
+    if (len > caplen) gap(s, c, len - caplen, MX_GAP_SNAPLEN);
+    s->next_seq += len;
+    if (fin) { s->have_fin = 1; s->fin_seq = s->next_seq; }
+}
+
+/* Delivers buffered segments that have become in order. */
+static void drain(mx_stream *s, const mx_stream_ctx *c)
+{
+    while (s->ooo) {
+        mx_seg *g = s->ooo;
+        int32_t d = sdiff(g->seq, s->next_seq);
+        if (d > 0) break;
+        s->ooo = g->next;
+        s->ooo_bytes -= g->caplen;
+        s->ooo_segs--;
+        uint32_t skip = (uint32_t)-d;
+        if (skip < g->len) {
+            uint32_t cskip = skip < g->caplen ? skip : g->caplen;
+            deliver_seg(s, c, g->data + cskip, g->caplen - cskip, g->len - skip, g->fin);
+        } else if (g->fin && skip == g->len) {
+            s->have_fin = 1; s->fin_seq = s->next_seq;
+        }
+        free(g);
+    }
+}
+
+/* Keeps an out-of-order segment; compares overlapping bytes with what is
+ * already held. */
+static void hold(mx_stream *s, const mx_stream_ctx *c, uint32_t seq,
+                 const uint8_t *p, uint32_t caplen, uint32_t len, int fin)
+{
+    mx_seg **pp = &s->ooo;
+    while (*pp && sdiff((*pp)->seq, seq) < 0) pp = &(*pp)->next;
+    /* exact duplicate or overlap with a held segment */
+    for (mx_seg *g = s->ooo; g; g = g->next) {
+        uint32_t a0 = seq, a1 = seq + caplen, b0 = g->seq, b1 = g->seq + g->caplen;
+        uint32_t lo = sdiff(a0, b0) > 0 ? a0 : b0, hi = sdiff(a1, b1) < 0 ? a1 : b1;
+        if (sdiff(hi, lo) > 0) {
+            if (memcmp(p + (lo - a0), g->data + (lo - b0), hi - lo) != 0) s->conflicts++;
+            if (sdiff(a0, b0) >= 0 && sdiff(a1, b1) <= 0) { s->retrans_segs++; s->retrans_bytes += len; return; }
+        }
+    }
+    if (s->ooo_bytes + caplen > c->lim->max_ooo_bytes || s->ooo_segs + 1 > c->lim->max_ooo_segs) {
+        /* Cap reached: give up waiting for the hole to fill. */
+        if (c->ops->limit) c->ops->limit(c->ctx, c->dir, MX_STREAM_LIMIT_OOO, c->lim->max_ooo_bytes);
+        if (s->ooo) {
+            uint32_t missing = s->ooo->seq - s->next_seq;
+            gap(s, c, missing, MX_GAP_OOO_CAP);
+            s->next_seq = s->ooo->seq;
+            drain(s, c);
+        }
+        if (sdiff(seq, s->next_seq) > 0) {
+            gap(s, c, seq - s->next_seq, MX_GAP_OOO_CAP);
+            s->next_seq = seq;
+        }
+        mx_stream_segment(s, c, seq, p, caplen, len, fin);
+        return;
+    }
+    mx_seg *g = malloc(sizeof *g + caplen);
+    if (!g) return;
+    g->seq = seq; g->len = len; g->caplen = caplen; g->fin = (uint8_t)fin;
+    memcpy(g->data, p, caplen);
+    pp = &s->ooo;
+    while (*pp && sdiff((*pp)->seq, seq) <= 0) pp = &(*pp)->next;
+    g->next = *pp;
+    *pp = g;
+    s->ooo_bytes += caplen;
+    s->ooo_segs++;
+    s->ooo_seen++;
+}
+
+void mx_stream_segment(mx_stream *s, const mx_stream_ctx *c, uint32_t seq,
+                       const uint8_t *p, uint32_t caplen, uint32_t len, int fin)
+{
+    if (s->closed) return;
+    if (!s->have_seq) mx_stream_start(s, seq);
+    if (len == 0) {
+        if (fin) {
+            if (sdiff(seq, s->next_seq) == 0) { s->have_fin = 1; s->fin_seq = seq; }
+            else if (sdiff(seq, s->next_seq) > 0) hold(s, c, seq, p, 0, 0, 1);
+        }
+        return;
+    }
+    int32_t d = sdiff(seq, s->next_seq);
+    if (d < 0) {
+        uint32_t old = (uint32_t)-d;
+        if (old >= len) {                   /* entirely seen already */
+            s->retrans_segs++;
+            s->retrans_bytes += len;
+            return;
+        }
+        s->retrans_bytes += old;
+        uint32_t cskip = old < caplen ? old : caplen;
+        p += cskip; caplen -= cskip; len -= old; seq += old;
+        d = 0;
+    }
+    if (d == 0) {
+        deliver_seg(s, c, p, caplen, len, fin);
+        drain(s, c);
+    } else {
+        hold(s, c, seq, p, caplen, len, fin);
+    }
+}
+
+void mx_stream_flush(mx_stream *s, const mx_stream_ctx *c)
+{
+    if (s->closed) return;
+    while (s->ooo) {
+        if (sdiff(s->ooo->seq, s->next_seq) > 0) {
+            gap(s, c, s->ooo->seq - s->next_seq, MX_GAP_CLOSE);
+            s->next_seq = s->ooo->seq;
+        }
+        drain(s, c);
+    }
+    if (s->tail_len) {
+        size_t used = c->ops->data(c->ctx, c->dir, s->tail, s->tail_len, 1);
+        (void)used;
+        s->tail_len = 0;
+    }
+    s->closed = 1;
+}
