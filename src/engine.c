@@ -126,21 +126,7 @@ static void flow_remove(mx_engine *e, flow *f)
 
 static size_t on_data(void *ctx, int dir, const uint8_t *p, size_t n, int force)
 {
-    flow *f = ctx;
-    mx_sess *s = &f->sess;
-    size_t used = 0;
-    while (used < n) {
-        enum mx_app a = s->app[dir];
-        size_t c;
-        switch (a) {
-        case MX_APP_SMTP: c = mx_smtp_feed(s->smtp, dir, p + used, n - used, force); break;
-        case MX_APP_TLS:  c = mx_tls_feed(s->tls, dir, p + used, n - used, force); break;
-        default:          c = n - used; break;
-        }
-        used += c;
-        if (s->app[dir] == a) break;      /* no hand-off: the rest waits */
-    }
-    return used;
+    return mx_sess_feed(&((flow *)ctx)->sess, dir, p, n, force);
 }
 
 static const char *gap_why[] = { "lost", "snaplen", "reassembly_limit", "close" };
@@ -154,8 +140,7 @@ static void on_gap(void *ctx, int dir, uint64_t at, uint32_t len, int why)
     mx_ev_int(ev, "stream_offset", (int64_t)at);
     mx_ev_str(ev, "reason", gap_why[why & 3]);
     mx_ev_end(s, ev);
-    if (s->app[dir] == MX_APP_SMTP) mx_smtp_gap(s->smtp, dir, len);
-    else if (s->app[dir] == MX_APP_TLS) mx_tls_gap(s->tls, dir, len);
+    mx_sess_gap(s, dir, len);
 }
 
 static void on_limit(void *ctx, int dir, int which, uint32_t value)
@@ -221,8 +206,8 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
         mx_stream_ctx c = sctx(e, f, dir);
         mx_stream_flush(&f->d[dir].st, &c);
     }
-    if (s->smtp) { mx_smtp_eof(s->smtp, MX_CLIENT); mx_smtp_eof(s->smtp, MX_SERVER); }
-    if (s->tls) { mx_tls_eof(s->tls, MX_CLIENT); mx_tls_eof(s->tls, MX_SERVER); }
+    mx_sess_eof(s, MX_CLIENT);
+    mx_sess_eof(s, MX_SERVER);
 
     mx_ev *ev = mx_ev_begin(s, "session.end", MX_NODIR);
     mx_ev_str(ev, "reason", reason);

@@ -1,5 +1,7 @@
 /* session.c - session helpers shared by the engine and the parsers. */
 #include "mx/session.h"
+#include "mx/smtp.h"
+#include "mx/tls.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -42,4 +44,33 @@ void mx_sess_start_tls(mx_sess *s)
     s->app[MX_CLIENT] = MX_APP_TLS;
     s->app[MX_SERVER] = MX_APP_TLS;
     if (s->kick) s->kick(s, MX_CLIENT);
+}
+
+size_t mx_sess_feed(mx_sess *s, int dir, const uint8_t *p, size_t n, int force)
+{
+    size_t used = 0;
+    while (used < n) {
+        enum mx_app a = s->app[dir];
+        size_t c;
+        switch (a) {
+        case MX_APP_SMTP: c = mx_smtp_feed(s->smtp, dir, p + used, n - used, force); break;
+        case MX_APP_TLS:  c = mx_tls_feed(s->tls, dir, p + used, n - used, force); break;
+        default:          c = n - used; break;
+        }
+        used += c;
+        if (s->app[dir] == a) break;      /* no hand-off: the rest waits */
+    }
+    return used;
+}
+
+void mx_sess_gap(mx_sess *s, int dir, uint32_t len)
+{
+    if (s->app[dir] == MX_APP_SMTP) mx_smtp_gap(s->smtp, dir, len);
+    else if (s->app[dir] == MX_APP_TLS) mx_tls_gap(s->tls, dir, len);
+}
+
+void mx_sess_eof(mx_sess *s, int dir)
+{
+    if (s->smtp) mx_smtp_eof(s->smtp, dir);
+    if (s->tls) mx_tls_eof(s->tls, dir);
 }

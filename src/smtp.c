@@ -117,6 +117,8 @@ struct mx_smtp {
     char auth_mech[24];
     uint32_t auth_step;
     uint8_t auth_expect;          /* 1 user name, 2 password, 0 other */
+    int auth_need;                /* responses the mechanism takes, -1: unknown */
+    uint32_t auth_sent, auth_334; /* responses sent, challenges seen   */
     char auth_user[128];
     int auth_code;
     const char *auth_result;
@@ -652,8 +654,13 @@ static int printable_verb(const uint8_t *p, size_t n)
 static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int incomplete)
 {
     if (m->cmode == CM_AUTH) {
-        pend *h = q_head(m);
-        if (h && h->verb == V_AUTH) { auth_response(m, l, n); return 0; }
+        /* A line is a response while the exchange still wants one: one per
+         * 334 seen, or as many as the mechanism takes when the client sends
+         * them without waiting (LOGIN: user then password). */
+        uint32_t want = m->auth_334;
+        if (m->auth_need < 0 && m->auth_334 == 0) want = 1;
+        if (m->auth_need > 0 && (uint32_t)m->auth_need > want) want = (uint32_t)m->auth_need;
+        if (m->auth_sent < want) { m->auth_sent++; auth_response(m, l, n); return 0; }
         set_cmode(m, CM_CMD);
     }
     const uint8_t *sp = memchr(l, ' ', n);
@@ -690,6 +697,13 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
         m->auth_expect = 0;
         m->auth_user[0] = 0;
         m->auth_result = NULL;
+        m->auth_sent = m->auth_334 = 0;
+        if (strcmp(m->auth_mech, "LOGIN") == 0) m->auth_need = sp2 ? 1 : 2;
+        else if (strcmp(m->auth_mech, "PLAIN") == 0) m->auth_need = sp2 ? 0 : 1;
+        else if (strcmp(m->auth_mech, "CRAM-MD5") == 0) m->auth_need = 1;
+        else if (strcmp(m->auth_mech, "XOAUTH2") == 0 || strcmp(m->auth_mech, "OAUTHBEARER") == 0)
+            m->auth_need = sp2 ? 0 : 1;
+        else m->auth_need = -1;
         if (sp2) {
             const uint8_t *ir = sp2 + 1; size_t il = n2 - ml - 1;
             trim(&ir, &il);
@@ -829,7 +843,9 @@ static size_t client_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
             }
             const uint8_t *nl = memchr(l, '\n', n - i);
             size_t len = nl ? (size_t)(nl - l) : n - i;
-            if (!nl && len < m->lim->max_line && !force) return i;
+            /* Wait for the line end unless the line is already known to be
+             * over the cap (more than max_line + 1 bytes, a CR included). */
+            if (!nl && len <= (size_t)m->lim->max_line + 1 && !force) return i;
             int bare = nl && (len == 0 || l[len - 1] != '\r');
             size_t cl = nl && !bare ? len - 1 : len;
             int trunc = cl > m->lim->max_line;
@@ -838,7 +854,7 @@ static size_t client_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
                 mx_sess_anomaly(m->s, MX_CLIENT, "line_too_long", "command line over max_line");
             }
             if (bare) mx_sess_anomaly(m->s, MX_CLIENT, "bare_lf", "command ended by LF without CR");
-            int stop = command(m, l, cl, trunc, !nl);
+            int stop = command(m, l, cl, trunc, !nl && !trunc);
             if (!nl) {
                 if (trunc) set_cmode(m, CM_DISCARD);
                 return n;
@@ -879,13 +895,11 @@ static void queue_id(const char *t, size_t n, char *out, size_t cap)
     long k = mx_ci_find((const uint8_t *)t, n, "queued as ");
     size_t s = 0, e;
     out[0] = 0;
+    const char *lt = memchr(t, '<', n);
     if (k >= 0) s = (size_t)k + 10;
-    else if ((k = mx_ci_find((const uint8_t *)t, n, "id=")) >= 0) s = (size_t)k + 3;
-    else {
-        const char *lt = memchr(t, '<', n);
-        if (!lt) return;
-        s = (size_t)(lt - t);
-    }
+    else if (lt) s = (size_t)(lt - t);
+    else if ((k = mx_ci_find((const uint8_t *)t, n, " id=")) >= 0) s = (size_t)k + 4;
+    else return;
     e = s;
     while (e < n && t[e] != ' ' && t[e] != '\t') e++;
     if (e > s) copy_cstr(out, cap, (const uint8_t *)t + s, e - s);
@@ -981,6 +995,7 @@ static void reply_done(mx_smtp *m, int incomplete)
     case V_AUTH:
         if (code == 334) {
             uint8_t dec[256];
+            m->auth_334++;
             long dl = mx_base64_decode((const uint8_t *)t0, tn, dec, sizeof dec);
             if (dl >= 0) {
                 WIRE(ev, "decoded", dec, (size_t)dl);
@@ -1115,17 +1130,18 @@ static size_t server_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
             m->s->app[MX_SERVER] = MX_APP_TLS;
             return i;
         }
-        if (!nl && len < m->lim->max_line && !force) return i;
+        if (!nl && len <= (size_t)m->lim->max_line + 1 && !force) return i;
         size_t cl = nl && len && l[len - 1] == '\r' ? len - 1 : len;
         if (nl && (len == 0 || l[len - 1] != '\r'))
             mx_sess_anomaly(m->s, MX_SERVER, "bare_lf", "reply ended by LF without CR");
-        if (cl > m->lim->max_line) {
+        int trunc = cl > m->lim->max_line;
+        if (trunc) {
             cl = m->lim->max_line;
             mx_sess_anomaly(m->s, MX_SERVER, "line_too_long", "reply line over max_line");
         }
         reply_line(m, l, cl);
         if (!nl) {
-            if (len >= m->lim->max_line) m->s_discard = 1;
+            if (trunc) m->s_discard = 1;
             return n;
         }
         i += len + 1;

@@ -216,3 +216,11 @@ void mx_stream_flush(mx_stream *s, const mx_stream_ctx *c)
     }
     s->closed = 1;
 }
+
+void mx_stream_skip(mx_stream *s, const mx_stream_ctx *c, uint32_t len)
+{
+    if (s->closed || !len) return;
+    gap(s, c, len, MX_GAP_LOST);
+    s->next_seq += len;
+    drain(s, c);
+}

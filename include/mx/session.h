@@ -94,6 +94,15 @@ void mx_sess_anomaly(mx_sess *s, int from, const char *kind, const char *detail)
  * that answers STARTTLS); the client's held bytes are offered again. */
 void mx_sess_start_tls(mx_sess *s);
 
+/* --- dispatch (called by the stream layer) ------------------------------ */
+
+/* Ordered bytes of one direction, handed to whatever parser that direction
+ * speaks now; a hand-off in the middle (STARTTLS) passes the rest on to the
+ * next parser.  Returns bytes consumed (the caller keeps the rest). */
+size_t mx_sess_feed(mx_sess *s, int dir, const uint8_t *p, size_t n, int force);
+void mx_sess_gap(mx_sess *s, int dir, uint32_t len);
+void mx_sess_eof(mx_sess *s, int dir);
+
 /* Writes the anomaly counts into obj (session summary). */
 void mx_sess_anomaly_summary(const mx_sess *s, mx_ev *obj);
 

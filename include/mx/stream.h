@@ -77,6 +77,9 @@ void mx_stream_segment(mx_stream *s, const mx_stream_ctx *c, uint32_t seq,
 /* Offers the kept tail to the consumer again (after its state changed). */
 void mx_stream_kick(mx_stream *s, const mx_stream_ctx *c);
 
+/* Declares the next len bytes lost (a gap at the current position). */
+void mx_stream_skip(mx_stream *s, const mx_stream_ctx *c, uint32_t len);
+
 /* End of the direction: deliver what is buffered, reporting holes as gaps,
  * and force the consumer to take the tail. */
 void mx_stream_flush(mx_stream *s, const mx_stream_ctx *c);

@@ -1,0 +1,34 @@
+/* harness.h - drives one session without packets, for tests and fuzzers.
+ *
+ * Bytes fed with mxh_feed() go through the same stream layer (tail keeping,
+ * hand-offs, kicks) and dispatcher as in the engine.  mxh_finish() ends both
+ * directions, writes session.end, and returns the ndjson output, owned by
+ * the harness until mxh_free().
+ */
+#ifndef MX_HARNESS_H
+#define MX_HARNESS_H
+
+#include <stdio.h>
+
+#include "mx/session.h"
+#include "mx/sink.h"
+#include "mx/stream.h"
+
+typedef struct mx_harness {
+    mx_opts opt;
+    FILE *out;
+    char *buf;
+    size_t len;
+    mx_sink *sink;
+    mx_sess sess;
+    mx_stream st[2];
+    uint64_t frame;
+} mx_harness;
+
+void mxh_init(mx_harness *h, int implicit_tls, int show_user);
+void mxh_feed(mx_harness *h, int dir, const void *p, size_t n);
+void mxh_gap(mx_harness *h, int dir, uint32_t n);
+const char *mxh_finish(mx_harness *h);
+void mxh_free(mx_harness *h);
+
+#endif

@@ -1,0 +1,352 @@
+/* Unit tests: the SMTP parser, driven through the harness.
+ *
+ * Every transcript is fed three ways - each chunk whole, each chunk split at
+ * every offset, and byte by byte - and must give the same events (times and
+ * frame numbers aside).  Then each case's own expectations are checked.
+ */
+#include "check.h"
+#include "harness.h"
+
+#include <stdlib.h>
+
+typedef struct chunk { int dir; const char *p; size_t n; } chunk;
+#define C(s) { MX_CLIENT, s, sizeof(s) - 1 }
+#define S(s) { MX_SERVER, s, sizeof(s) - 1 }
+#define GAP(n) { -1, NULL, n }
+#define END { -2, NULL, 0 }
+
+/* Drops the keys that depend on how the bytes were cut into segments. */
+static char *normalise(const char *in)
+{
+    static const char *keys[] = { "\"ts\":", "\"t\":", "\"frame\":", "\"command_frame\":", "\"latency\":" };
+    char *out = malloc(strlen(in) + 1), *o = out;
+    const char *p = in;
+    while (*p) {
+        int hit = 0;
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            size_t kl = strlen(keys[k]);
+            if (strncmp(p, keys[k], kl) == 0 && (p == in || p[-1] == ',' || p[-1] == '{')) {
+                p += kl;
+                if (*p == '"') { p++; while (*p && *p != '"') p++; if (*p) p++; }
+                else while (*p && *p != ',' && *p != '}') p++;
+                if (*p == ',') p++;
+                else if (o > out && o[-1] == ',') o--;
+                hit = 1;
+                break;
+            }
+        }
+        if (!hit) *o++ = *p++;
+    }
+    *o = 0;
+    return out;
+}
+
+/* mode 0: whole chunks; 1: chunk `which` split at `at`; 2: byte by byte */
+static char *run(const chunk *cs, int mode, int which, size_t at, int show_user)
+{
+    mx_harness h;
+    mxh_init(&h, 0, show_user);
+    for (int i = 0; cs[i].dir != -2; i++) {
+        const chunk *c = &cs[i];
+        if (c->dir == -1) { mxh_gap(&h, MX_CLIENT, (uint32_t)c->n); continue; }
+        if (mode == 2) {
+            for (size_t k = 0; k < c->n; k++) mxh_feed(&h, c->dir, c->p + k, 1);
+        } else if (mode == 1 && i == which) {
+            mxh_feed(&h, c->dir, c->p, at);
+            mxh_feed(&h, c->dir, c->p + at, c->n - at);
+        } else {
+            mxh_feed(&h, c->dir, c->p, c->n);
+        }
+    }
+    char *r = strdup(mxh_finish(&h));
+    mxh_free(&h);
+    return r;
+}
+
+/* Runs all feeding modes, checks they agree, returns the whole-chunk output. */
+static char *feed_all(const char *name, const chunk *cs, int show_user)
+{
+    char *base = run(cs, 0, 0, 0, show_user), *nb = normalise(base);
+    int bad = 0;
+    for (int i = 0; cs[i].dir != -2 && !bad; i++) {
+        if (cs[i].dir < 0) continue;
+        for (size_t at = 1; at < cs[i].n && !bad; at++) {
+            char *o = run(cs, 1, i, at, show_user), *no = normalise(o);
+            if (strcmp(nb, no) != 0) {
+                bad = 1;
+                fprintf(stderr, "%s: chunk %d split at %zu differs:\n--- whole\n%s--- split\n%s", name, i, at, nb, no);
+            }
+            free(o); free(no);
+        }
+    }
+    CHECK(!bad, "%s: split feeding gives the same events", name);
+    char *o = run(cs, 2, 0, 0, show_user), *no = normalise(o);
+    CHECK(strcmp(nb, no) == 0, "%s: byte-by-byte feeding gives the same events\n--- whole\n%s--- bytes\n%s", name, nb, no);
+    free(o); free(no); free(nb);
+    return base;
+}
+
+#define HAS(out, s) CHECK(strstr(out, s) != NULL, "%s: expected %s", name, s)
+#define HASNT(out, s) CHECK(strstr(out, s) == NULL, "%s: must not contain %s", name, s)
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++) n++;
+    return n;
+}
+
+int main(void)
+{
+    {
+        const char *name = "delivery";
+        chunk t[] = {
+            S("220 mx.example.com ESMTP ready\r\n"),
+            C("EHLO ISE3-1\r\n"),
+            S("250-mx.example.com Hello\r\n250-SIZE 37748736\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n"),
+            C("MAIL FROM:<ise@testlab.com> SIZE=900 BODY=8BITMIME\r\n"),
+            S("250 2.1.0 Sender OK\r\n"),
+            C("RCPT TO:<guest@testlab.com>\r\n"),
+            S("250 2.1.5 Recipient OK\r\n"),
+            C("DATA\r\n"),
+            S("354 Start mail input; end with <CRLF>.<CRLF>\r\n"),
+            C("From: ISE <ise@testlab.com>\r\nTo: guest@testlab.com\r\nSubject: Your Guest\r\n Account Credentials\r\n"
+              "Message-ID: <1@x>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"BND\"\r\n\r\n"
+              "preamble\r\n--BND\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>hi</p>\r\n"
+              "--BND\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename=\"logo.png\"\r\n"
+              "Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n..leading dot\r\n--BND--\r\n.\r\n"),
+            S("250 2.6.0 <abc@mx> [InternalId=1] Queued mail for delivery\r\n"),
+            C("QUIT\r\n"),
+            S("221 2.0.0 Service closing transmission channel\r\n"),
+            END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"answers\":\"<greeting>\"");
+        HAS(o, "\"capabilities\":[\"SIZE 37748736\",\"PIPELINING\",\"STARTTLS\",\"ENHANCEDSTATUSCODES\"]");
+        HAS(o, "\"address\":\"ise@testlab.com\",\"params\":[\"SIZE=900\",\"BODY=8BITMIME\"]");
+        HAS(o, "\"enhanced\":\"2.1.5\"");
+        HAS(o, "\"subject\":\"Your Guest Account Credentials\"");
+        HAS(o, "\"message_id\":\"<1@x>\"");
+        HAS(o, "\"content_type\":\"multipart/mixed\"");
+        HAS(o, "\"filename\":\"logo.png\"");
+        HAS(o, "\"attachments\":1");
+        HAS(o, "\"end\":\"dot\"");
+        HAS(o, "\"answers\":\".\"");
+        HAS(o, "\"queue_id\":\"<abc@mx>\"");
+        HAS(o, "\"answers\":\"QUIT\"");
+        HAS(o, "\"starttls_offered\":true");
+        HAS(o, "\"messages_accepted\":1");
+        HASNT(o, "\"anomaly\"");
+        free(o);
+    }
+    {
+        const char *name = "pipelining";
+        chunk t[] = {
+            S("220 mx ESMTP\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 PIPELINING\r\n"),
+            C("MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nRCPT TO:<nobody@x>\r\nDATA\r\n"),
+            S("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <nobody@x>: Recipient address rejected: User unknown\r\n354 go\r\n"),
+            C("Subject: t\r\n\r\nbody\r\n.\r\nRSET\r\nQUIT\r\n"),
+            S("250 2.0.0 Ok: queued as 4XyZ\r\n250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n"),
+            END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"code\":550,\"enhanced\":\"5.1.1\",\"class\":\"permanent\"");
+        HAS(o, "\"pipelined\":true");
+        HAS(o, "\"queue_id\":\"4XyZ\"");
+        HAS(o, "\"answers\":\"RSET\"");
+        HAS(o, "\"recipients_rejected\":1");
+        CHECK(count(o, "\"answers\":\"RCPT\"") == 2, "two RCPT replies");
+        free(o);
+    }
+    {
+        const char *name = "auth-login";
+        chunk t[] = {
+            S("220 mx ESMTP\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 AUTH LOGIN PLAIN\r\n"),
+            C("AUTH LOGIN\r\n"), S("334 VXNlcm5hbWU6\r\n"),
+            C("aXNlQHRlc3RsYWIuY29t\r\n"), S("334 UGFzc3dvcmQ6\r\n"),
+            C("UzNjcjN0LVBhNTU=\r\n"), S("535 5.7.3 Authentication unsuccessful\r\n"),
+            C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"decoded\":\"Username:\"");
+        HAS(o, "\"decoded\":\"Password:\"");
+        HAS(o, "\"kind\":\"username\"");
+        HAS(o, "\"kind\":\"password\"");
+        HAS(o, "\"type\":\"smtp.auth\"");
+        HAS(o, "\"result\":\"failure\"");
+        HAS(o, "\"enhanced\":\"5.7.3\"");
+        HAS(o, "\"answers\":\"QUIT\"");
+        HASNT(o, "UzNjcjN0LVBhNTU");
+        HASNT(o, "S3cr3t");
+        HASNT(o, "aXNlQHRlc3RsYWIuY29t");
+        HASNT(o, "ise@testlab.com");
+        free(o);
+        o = feed_all(name, t, 1);
+        HAS(o, "\"user\":\"ise@testlab.com\"");
+        HASNT(o, "S3cr3t");
+        HASNT(o, "UzNjcjN0LVBhNTU");
+        free(o);
+    }
+    {
+        /* the client sends its credentials without waiting for the 334s */
+        const char *name = "auth-login-pipelined";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\nAUTH LOGIN\r\ndXNlcg==\r\ncGFzcw==\r\nMAIL FROM:<a@x>\r\n"),
+            S("250 mx\r\n334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0 ok\r\n250 ok\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        CHECK(count(o, "\"type\":\"smtp.auth_response\"") == 2, "two responses");
+        HAS(o, "\"verb\":\"MAIL\"");
+        HAS(o, "\"answers\":\"MAIL\"");
+        HAS(o, "\"result\":\"success\"");
+        HASNT(o, "cGFzcw");
+        free(o);
+    }
+    {
+        const char *name = "auth-plain";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\n"), S("250 AUTH PLAIN\r\n"),
+            C("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"), S("235 2.7.0 Authentication successful\r\n"),
+            C("AUTH PLAIN\r\n"), S("334 \r\n"), C("AGFsaWNlAHNlY3JldA==\r\n"), S("503 5.5.1 already\r\n"),
+            END,
+        };
+        char *o = feed_all(name, t, 1);
+        HAS(o, "\"user\":\"alice\"");
+        HAS(o, "\"result\":\"success\"");
+        HAS(o, "\"kind\":\"credentials\"");
+        HASNT(o, "secret");
+        HASNT(o, "AGFsaWNlAHNlY3JldA");
+        free(o);
+        o = feed_all(name, t, 0);
+        HASNT(o, "alice");
+        free(o);
+    }
+    {
+        const char *name = "bdat";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 CHUNKING\r\n"),
+            C("MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\n"), S("250 ok\r\n250 ok\r\n"),
+            C("BDAT 22\r\nSubject: chunk\r\n\r\nab\r\n"), S("250 2.0.0 22 octets\r\n"),
+            C("BDAT 7 LAST\r\nDATA\r\n\r\n"), S("250 2.0.0 Ok: queued as QQ\r\n"),
+            C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"transfer\":\"BDAT\",\"bytes\":29");
+        HAS(o, "\"subject\":\"chunk\"");
+        HAS(o, "\"queue_id\":\"QQ\"");
+        HAS(o, "\"last\":true");
+        CHECK(count(o, "\"verb\":\"DATA\"") == 0, "DATA inside a chunk is not a command");
+        HAS(o, "\"answers\":\"QUIT\"");
+        free(o);
+    }
+    {
+        const char *name = "starttls";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 STARTTLS\r\n"),
+            C("STARTTLS\r\n\x16\x03\x01\x00\x05hello"),      /* client did not wait */
+            S("220 2.0.0 Ready to start TLS\r\n\x16\x03\x03\x00\x02hi"),
+            C("\x17\x03\x03\x00\x03xyz"),
+            END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"type\":\"smtp.starttls\"");
+        HAS(o, "\"result\":\"accepted\"");
+        CHECK(count(o, "\"type\":\"smtp.command\"") == 2, "no command after the hand-off");
+        HAS(o, "\"client\":{\"bytes\":18,\"records\":2");
+        HAS(o, "\"server\":{\"bytes\":7,\"records\":1");
+        free(o);
+    }
+    {
+        const char *name = "starttls-refused";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 STARTTLS\r\n"),
+            C("STARTTLS\r\n"), S("454 4.7.0 TLS not available due to temporary reason\r\n"),
+            C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"result\":\"refused\"");
+        HAS(o, "\"code\":454");
+        HAS(o, "\"answers\":\"QUIT\"");
+        free(o);
+    }
+    {
+        const char *name = "smuggling";
+        chunk t[] = {
+            S("220 mx\r\n"), C("HELO c\r\n"), S("250 mx\r\n"),
+            C("MAIL FROM:<a@x>\r\n"), S("250 ok\r\n"), C("RCPT TO:<b@x>\r\n"), S("250 ok\r\n"),
+            C("DATA\r\n"), S("354 go\r\n"),
+            C("Subject: s\r\n\r\nline\n.\nMAIL FROM:<evil@x>\r\nbare\rcr\r\n.\r\n"),
+            S("250 ok queued as 1\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"kind\":\"smtp_smuggling\",\"detail\":\"<LF>.<LF>\"");
+        HAS(o, "\"kind\":\"bare_lf_in_data\"");
+        HAS(o, "\"bare_cr\":1");
+        HAS(o, "\"smuggling_markers\":1");
+        CHECK(count(o, "\"verb\":\"MAIL\"") == 1, "smuggled MAIL is body, not a command");
+        free(o);
+    }
+    {
+        const char *name = "long-and-garbage";
+        static char longline[9000];
+        memset(longline, 'A', sizeof longline - 3);
+        memcpy(longline, "NOOP ", 5);
+        memcpy(longline + sizeof longline - 3, "\r\n", 3);
+        chunk t[] = {
+            S("220 mx\r\n"), { MX_CLIENT, longline, sizeof longline - 1 }, S("250 ok\r\n"),
+            C("\x01\x02\xff\x00zz\r\n"), S("500 what\r\n"),
+            C("XFOO bar\r\n"), S("502 5.5.2 Error: command not recognized\r\n"),
+            C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"kind\":\"line_too_long\"");
+        HAS(o, "\"arg_truncated\":true");
+        HAS(o, "\"truncated\":true");
+        HAS(o, "\"kind\":\"not_smtp_command\"");
+        HAS(o, "\"verb\":\"XFOO\",\"known\":false");
+        HAS(o, "\"answers\":\"QUIT\"");
+        free(o);
+    }
+    {
+        const char *name = "gap-in-body";
+        chunk t[] = {
+            S("220 mx\r\n"), C("HELO c\r\n"), S("250 mx\r\n"),
+            C("MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n"), S("250 ok\r\n250 ok\r\n354 go\r\n"),
+            C("Subject: g\r\n\r\nfirst part\r\n"), GAP(500), C("more\r\n.\r\n"),
+            S("250 2.0.0 Ok: queued as G1\r\n"), C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"gap_bytes\":500");
+        HAS(o, "\"queue_id\":\"G1\"");
+        HAS(o, "\"answers\":\"QUIT\"");
+        free(o);
+    }
+    {
+        const char *name = "abort-mid-data";
+        chunk t[] = {
+            S("220 mx\r\n"), C("HELO c\r\n"), S("250 mx\r\n"),
+            C("MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n"), S("250 ok\r\n250 ok\r\n354 go\r\n"),
+            C("Subject: big\r\n\r\nxxxxxxxxxxxx\r\nyyyy"),
+            S("421 4.3.0 Service shutting down\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"end\":\"server_reply\"");
+        HAS(o, "\"code\":421");
+        HAS(o, "\"unsolicited\":true");
+        free(o);
+    }
+    {
+        const char *name = "hostile-text";
+        chunk t[] = {
+            S("220 mx \xff\xfe<script>\x1b[2J\r\n"), C("EHLO \"quote\\\r\n"), S("250 ok\r\n"),
+            C("MAIL FROM:<a\x00" "b@x>\r\n"), S("250 ok\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\xEF\xBF\xBD\xEF\xBF\xBD<script>");
+        HAS(o, "\\u001b[2J");
+        HAS(o, "\"arg\":\"\\\"quote\\\\\"");
+        HAS(o, "a\xEF\xBF\xBD" "b@x");
+        free(o);
+    }
+    return CHECK_DONE();
+}

@@ -1,0 +1,40 @@
+/* Unit tests: wire text cleaning and base64. */
+#include "check.h"
+#include "mx/text.h"
+
+#include <stdint.h>
+
+static const char *clean(const char *in, size_t n, size_t maxin, int *fl)
+{
+    static char out[256];
+    size_t ol;
+    *fl = mx_text_clean((const uint8_t *)in, n, maxin, out, sizeof out, &ol);
+    CHECK(strlen(out) == ol, "length matches");
+    return out;
+}
+
+int main(void)
+{
+    int fl;
+    CHECK(strcmp(clean("hello", 5, 100, &fl), "hello") == 0 && fl == 0, "ascii passes");
+    CHECK(strcmp(clean("a\0b", 3, 100, &fl), "a\xEF\xBF\xBD" "b") == 0 && (fl & MX_TEXT_REPLACED), "NUL replaced");
+    CHECK(strcmp(clean("\xff\xfe", 2, 100, &fl), "\xEF\xBF\xBD\xEF\xBF\xBD") == 0, "invalid bytes replaced");
+    CHECK(strcmp(clean("caf\xC3\xA9", 5, 100, &fl), "caf\xC3\xA9") == 0 && fl == 0, "valid UTF-8 kept");
+    CHECK(strcmp(clean("\xC0\xAF", 2, 100, &fl), "\xEF\xBF\xBD\xEF\xBF\xBD") == 0, "overlong rejected");
+    CHECK(strcmp(clean("\xED\xA0\x80", 3, 100, &fl), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD") == 0, "surrogate rejected");
+    CHECK(strcmp(clean("\xE2\x82", 2, 100, &fl), "\xEF\xBF\xBD\xEF\xBF\xBD") == 0, "cut sequence rejected");
+    CHECK(strcmp(clean("abcdef", 6, 3, &fl), "abc") == 0 && (fl & MX_TEXT_TRUNCATED), "input cap");
+    CHECK(strcmp(clean("\x1b[31m", 5, 100, &fl), "\x1b[31m") == 0, "controls left to the format's quoting");
+
+    uint8_t b[64];
+    long n = mx_base64_decode((const uint8_t *)"VXNlcm5hbWU6", 12, b, sizeof b);
+    CHECK(n == 9 && memcmp(b, "Username:", 9) == 0, "base64 Username:");
+    n = mx_base64_decode((const uint8_t *)"AGFsaWNlAHNlY3JldA==", 20, b, sizeof b);
+    CHECK(n == 13 && memcmp(b, "\0alice\0secret", 13) == 0, "base64 with padding and NULs");
+    CHECK(mx_base64_decode((const uint8_t *)"ab$d", 4, b, sizeof b) < 0, "bad base64 refused");
+    CHECK(mx_base64_decode((const uint8_t *)"QQ==QQ", 6, b, sizeof b) < 0, "data after padding refused");
+    CHECK(mx_base64_decode((const uint8_t *)"QUFBQUFBQUFB", 12, b, 4) < 0, "output cap respected");
+    CHECK(mx_ci_prefix((const uint8_t *)"starttls", 8, "STARTTLS"), "ci prefix");
+    CHECK(mx_ci_find((const uint8_t *)"Ok: Queued as X", 15, "queued as ") == 4, "ci find");
+    return CHECK_DONE();
+}
