@@ -6,12 +6,14 @@
  * ACKs and retransmissions are absorbed instead of opening a new session.
  */
 #include "mx/engine.h"
+#include "mx/classify.h"
 #include "mx/limits.h"
 #include "mx/sink.h"
 #include "mx/smtp.h"
 #include "mx/stream.h"
 #include "mx/tls.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +45,7 @@ typedef struct flow {
     uint64_t last_us;
     uint32_t syn_count;
     const char *end_reason;
+    mx_cflow *cf;
     dirstate d[2];
     mx_sess sess;
 } flow;
@@ -50,6 +53,7 @@ typedef struct flow {
 struct mx_engine {
     mx_engine_cfg cfg;
     mx_sink *sink;
+    mx_classifier *cls;
     flow **buckets;
     uint32_t nbuckets;            /* power of two */
     uint32_t live;
@@ -119,6 +123,7 @@ static void flow_remove(mx_engine *e, flow *f)
     e->live--;
     mx_stream_free(&f->d[0].st);
     mx_stream_free(&f->d[1].st);
+    mx_cflow_free(f->cf);
     free(f);
 }
 
@@ -135,6 +140,12 @@ static void on_gap(void *ctx, int dir, uint64_t at, uint32_t len, int why)
 {
     flow *f = ctx;
     mx_sess *s = &f->sess;
+    if (why == MX_GAP_SNAPLEN) {
+        /* every packet of a cut capture has one: say it once, count the rest */
+        mx_sess_anomaly(s, dir, "snaplen_cut", "packets cut short by the capture's snaplen: payload missing");
+        mx_sess_gap(s, dir, len);
+        return;
+    }
     mx_ev *ev = mx_ev_begin(s, "tcp.gap", dir);
     mx_ev_int(ev, "bytes", len);
     mx_ev_int(ev, "stream_offset", (int64_t)at);
@@ -218,6 +229,11 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     dir_summary(mx_ev_obj(ev, "server_stats"), &f->d[MX_SERVER]);
     if (s->smtp) mx_smtp_summary(s->smtp, mx_ev_obj(ev, "smtp"));
     if (s->tls) mx_tls_summary(s->tls, mx_ev_obj(ev, "tls"));
+    if (f->cf) {
+        mx_cflow_summary(e->cls, f->cf, mx_ev_obj(ev, "ndpi"));
+        mx_cflow_free(f->cf);
+        f->cf = NULL;
+    }
     if (s->nanom) mx_sess_anomaly_summary(s, mx_ev_obj(ev, "anomalies"));
     if (s->events_dropped) mx_ev_int(ev, "events_dropped", s->events_dropped);
     mx_ev_end(s, ev);
@@ -273,6 +289,7 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
     s->tls_from_start = (uint8_t)is_tls_port(e, s->srv_port);
     s->smtp = mx_smtp_new(s);
     s->tls = mx_tls_new(s);
+    if (e->cls) f->cf = mx_cflow_new();
     if (s->tls_from_start) s->app[0] = s->app[1] = MX_APP_TLS;
     else s->app[0] = s->app[1] = MX_APP_SMTP;
 
@@ -457,7 +474,12 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
         list_append(e, f);
     }
     f->last_us = e->now_us;
+    if (f->cf) mx_cflow_packet(e->cls, f->cf, k.l3, k.l3len, e->now_us);
     tcp_packet(e, f, dir, &k);
+    if (f->sess.tls_handoff) {
+        f->sess.tls_handoff = 0;
+        if (f->cf) mx_cflow_restart(e->cls, f->cf);
+    }
 }
 
 void mx_engine_finish(mx_engine *e)
@@ -473,12 +495,16 @@ void mx_engine_finish(mx_engine *e)
     while (e->head) flow_remove(e, e->head);
 }
 
-mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink)
+mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, size_t cap)
 {
     mx_engine *e = calloc(1, sizeof *e);
-    if (!e) return NULL;
+    if (!e) { snprintf(err, cap, "out of memory"); return NULL; }
     e->cfg = *cfg;
     e->sink = sink;
+    if (!cfg->no_ndpi && !(e->cls = mx_classify_new(cfg->opt.lim.ndpi_packets, err, cap))) {
+        free(e);
+        return NULL;
+    }
     uint32_t n = 1024;
     while (n < e->cfg.opt.lim.max_flows * 2u && n < (1u << 24)) n <<= 1;
     e->nbuckets = n;
@@ -500,5 +526,6 @@ void mx_engine_free(mx_engine *e)
         flow_remove(e, f);
     }
     free(e->buckets);
+    mx_classify_free(e->cls);
     free(e);
 }

@@ -35,10 +35,11 @@ static void usage(FILE *f)
 "      --pretty        indent timeline JSON\n"
 "      --show-user     write AUTH user names (passwords are never written)\n"
 "      --stats         print packet counters on stderr at the end\n"
+"      --no-ndpi       do not classify flows with nDPI\n"
 "limits (reaching one is an event in the output):\n"
 "      --max-flows N --idle-timeout SEC --max-ooo-bytes N --max-ooo-segs N\n"
 "      --max-line N --max-hold N --max-events N --max-pending N\n"
-"      --max-field N --max-mime-parts N\n"
+"      --max-field N --max-mime-parts N --max-tls-msg N --ndpi-packets N\n"
 "  -h, --help          this text\n"
 "  -V, --version       version\n"
 "\n"
@@ -74,13 +75,15 @@ static int add_ports(const char *s, uint16_t *ports, int *n, int max)
 
 int main(int argc, char **argv)
 {
-    enum { O_PRETTY = 256, O_SHOWUSER, O_TLSPORT, O_STATS, O_MAXFLOWS, O_IDLE,
-           O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS };
+    enum { O_PRETTY = 256, O_NONDPI, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MAXFLOWS, O_IDLE,
+           O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
         { "tls-port", required_argument, 0, O_TLSPORT },
         { "pretty", no_argument, 0, O_PRETTY },
         { "show-user", no_argument, 0, O_SHOWUSER },
+        { "no-ndpi", no_argument, 0, O_NONDPI },
+        { "ndpi-packets", required_argument, 0, O_NDPIPKTS },
         { "stats", no_argument, 0, O_STATS },
         { "max-flows", required_argument, 0, O_MAXFLOWS },
         { "idle-timeout", required_argument, 0, O_IDLE },
@@ -92,6 +95,7 @@ int main(int argc, char **argv)
         { "max-pending", required_argument, 0, O_PENDING },
         { "max-field", required_argument, 0, O_FIELD },
         { "max-mime-parts", required_argument, 0, O_PARTS },
+        { "max-tls-msg", required_argument, 0, O_TLSMSG },
         { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
@@ -124,6 +128,8 @@ int main(int argc, char **argv)
         case O_TLSPORT: ok = add_ports(optarg, cfg.tls_ports, &cfg.ntls_ports, 16); tls_ports_given = 1; break;
         case O_PRETTY: cfg.opt.pretty = 1; break;
         case O_SHOWUSER: cfg.opt.show_user = 1; break;
+        case O_NONDPI: cfg.no_ndpi = 1; break;
+        case O_NDPIPKTS: ok = parse_u32("--ndpi-packets", optarg, 1, &L->ndpi_packets); break;
         case O_STATS: stats = 1; break;
         case O_MAXFLOWS: ok = parse_u32("--max-flows", optarg, 1, &L->max_flows); break;
         case O_IDLE: ok = parse_u32("--idle-timeout", optarg, 1, &L->idle_timeout_s); break;
@@ -135,6 +141,7 @@ int main(int argc, char **argv)
         case O_PENDING: ok = parse_u32("--max-pending", optarg, 1, &L->max_pending); break;
         case O_FIELD: ok = parse_u32("--max-field", optarg, 16, &L->max_field); break;
         case O_PARTS: ok = parse_u32("--max-mime-parts", optarg, 1, &L->max_mime_parts); break;
+        case O_TLSMSG: ok = parse_u32("--max-tls-msg", optarg, 64, &L->max_tls_msg); break;
         case 'h': usage(stdout); free(files); return 0;
         case 'V': puts("mxtrace " MX_VERSION); free(files); return 0;
         default: ok = 0; break;
@@ -166,8 +173,9 @@ int main(int argc, char **argv)
         return EXIT_OUTPUT;
     }
     mx_sink *sink = mx_sink_new(fmt, out, &cfg.opt);
-    mx_engine *eng = sink ? mx_engine_new(&cfg, sink) : NULL;
-    if (!eng) { fprintf(stderr, "mxtrace: out of memory\n"); return EXIT_OUTPUT; }
+    char err[256] = "out of memory";
+    mx_engine *eng = sink ? mx_engine_new(&cfg, sink, err, sizeof err) : NULL;
+    if (!eng) { fprintf(stderr, "mxtrace: %s\n", err); return EXIT_OUTPUT; }
 
     int rc = mx_capture_run(eng, files, nfiles, filter, 0);
     mx_engine_finish(eng);

@@ -43,6 +43,7 @@ void mx_sess_start_tls(mx_sess *s)
 {
     s->app[MX_CLIENT] = MX_APP_TLS;
     s->app[MX_SERVER] = MX_APP_TLS;
+    s->tls_handoff = 1;
     if (s->kick) s->kick(s, MX_CLIENT);
 }
 

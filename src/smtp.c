@@ -90,6 +90,7 @@ typedef struct msg {
     int32_t cur_part;
     part pending_part;      /* part whose headers are being read */
     uint32_t smuggle;       /* smuggling-form end markers seen */
+    int server_abort;       /* 4xx/5xx the server sent mid-message */
     uint64_t first_frame;
 } msg;
 
@@ -448,6 +449,7 @@ static void emit_data(mx_smtp *m, const char *end)
     if (g->bare_cr) mx_ev_int(ev, "bare_cr", g->bare_cr);
     if (g->gap_bytes) mx_ev_int(ev, "gap_bytes", (int64_t)g->gap_bytes);
     if (g->smuggle) mx_ev_int(ev, "smuggling_markers", g->smuggle);
+    if (g->server_abort) mx_ev_int(ev, "server_abort", g->server_abort);
     mx_ev_end(m->s, ev);
     msg_free(m);
 }
@@ -983,12 +985,14 @@ static void reply_done(mx_smtp *m, int incomplete)
         m->greeted = 1;
         const char *sp = memchr(t0, ' ', tn);
         copy_cstr(m->banner_host, sizeof m->banner_host, (const uint8_t *)t0, sp ? (size_t)(sp - t0) : tn);
+        memcpy(m->s->banner_host, m->banner_host, sizeof m->s->banner_host);
         break;
     }
     case V_EHLO: case V_LHLO:
         if (code / 100 == 2) {
             const char *sp = memchr(t0, ' ', tn);
             copy_cstr(m->ehlo_host, sizeof m->ehlo_host, (const uint8_t *)t0, sp ? (size_t)(sp - t0) : tn);
+            memcpy(m->s->ehlo_host, m->ehlo_host, sizeof m->s->ehlo_host);
             capabilities(m, ev);
         }
         break;
@@ -1048,11 +1052,20 @@ static void reply_done(mx_smtp *m, int incomplete)
         else set_cmode(m, CM_CMD);
         if (m->s->kick) m->s->kick(m->s, MX_CLIENT);
     } else if (m->cmode == CM_BODY && cur.verb != V_DATA && code != 354 && m->m) {
-        /* The server answered while the client was still sending the
-         * message: it ended it (or gave up on it). */
-        emit_data(m, "server_reply");
-        set_cmode(m, CM_CMD);
-        if (cur.verb != V_DATA_END) { m->msgs_rejected += code / 100 != 2; }
+        if (code / 100 == 2) {
+            /* The server took the message as ended where we did not see
+             * the end: it reads the end marker differently (smuggling). */
+            mx_sess_anomaly(m->s, MX_SERVER, "data_end_mismatch",
+                            "server accepted the message before the client's <CRLF>.<CRLF>");
+            emit_data(m, "server_reply");
+            set_cmode(m, CM_CMD);
+        } else {
+            /* The server gave up on the message (421, 452, 552 ...); the
+             * client does not read replies while it sends, so its bytes are
+             * still message text up to the end marker. */
+            if (!m->m->server_abort) m->m->server_abort = code;
+            m->msgs_rejected++;
+        }
     }
     if (cur.verb == V_STARTTLS) {
         m->starttls_code = code;

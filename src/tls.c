@@ -1,36 +1,683 @@
-/* tls.c - TLS record layer (RFC 8446 §5.1, RFC 5246 §6.2).
+/* tls.c - TLS after STARTTLS or on an implicit-TLS port (see tls.h).
  *
- *   struct { uint8 type; uint16 version; uint16 length; opaque body[length]; }
+ * Record layer (RFC 8446 §5.1, RFC 5246 §6.2):
  *
- * Records are followed by their length with O(1) state per direction; bodies
- * are skipped without being stored.
+ *   +------+---------+---------+--------------------+
+ *   | type | version | length  | fragment[length]   |   type: 20 CCS, 21 alert,
+ *   |  1   |    2    |    2    |                    |         22 handshake, 23 data
+ *   +------+---------+---------+--------------------+
+ *
+ * Handshake messages (type 1 byte, length 3 bytes) are reassembled across
+ * records up to max_tls_msg bytes and parsed while they are in clear: the
+ * hellos, the certificate chain (TLS 1.2 and older), key exchange, requests.
+ * Once a side's records are encrypted (after its ChangeCipherSpec in TLS 1.2,
+ * after the ServerHello in TLS 1.3) they are only counted and skipped.
+ * Alerts in clear are decoded; encrypted ones are reported as such, and a
+ * TLS 1.3 client that answers the server's flight with one short record and
+ * closes is reported as a probable rejection whose code cannot be seen.
  */
 #include "mx/tls.h"
+#include "mx/cursor.h"
+#include "mx/x509.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- names ------------------------------------------------------------- */
+
+typedef struct cs_name { uint16_t id; const char *iana, *openssl; } cs_name;
+static const cs_name suites[] = {
+    { 0x1301, "TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256" },
+    { 0x1302, "TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384" },
+    { 0x1303, "TLS_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256" },
+    { 0x1304, "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_SHA256" },
+    { 0x1305, "TLS_AES_128_CCM_8_SHA256", "TLS_AES_128_CCM_8_SHA256" },
+    { 0xC02B, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256" },
+    { 0xC02C, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA-AES256-GCM-SHA384" },
+    { 0xC02F, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256" },
+    { 0xC030, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA-AES256-GCM-SHA384" },
+    { 0xCCA8, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA-CHACHA20-POLY1305" },
+    { 0xCCA9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305" },
+    { 0xCCAA, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "DHE-RSA-CHACHA20-POLY1305" },
+    { 0xC023, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", "ECDHE-ECDSA-AES128-SHA256" },
+    { 0xC024, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", "ECDHE-ECDSA-AES256-SHA384" },
+    { 0xC027, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", "ECDHE-RSA-AES128-SHA256" },
+    { 0xC028, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "ECDHE-RSA-AES256-SHA384" },
+    { 0xC009, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "ECDHE-ECDSA-AES128-SHA" },
+    { 0xC00A, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", "ECDHE-ECDSA-AES256-SHA" },
+    { 0xC013, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "ECDHE-RSA-AES128-SHA" },
+    { 0xC014, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "ECDHE-RSA-AES256-SHA" },
+    { 0xC012, "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", "ECDHE-RSA-DES-CBC3-SHA" },
+    { 0xC008, "TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA", "ECDHE-ECDSA-DES-CBC3-SHA" },
+    { 0xC011, "TLS_ECDHE_RSA_WITH_RC4_128_SHA", "ECDHE-RSA-RC4-SHA" },
+    { 0xC007, "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", "ECDHE-ECDSA-RC4-SHA" },
+    { 0xC0AC, "TLS_ECDHE_ECDSA_WITH_AES_128_CCM", "ECDHE-ECDSA-AES128-CCM" },
+    { 0xC0AD, "TLS_ECDHE_ECDSA_WITH_AES_256_CCM", "ECDHE-ECDSA-AES256-CCM" },
+    { 0x009E, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "DHE-RSA-AES128-GCM-SHA256" },
+    { 0x009F, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", "DHE-RSA-AES256-GCM-SHA384" },
+    { 0x0067, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256", "DHE-RSA-AES128-SHA256" },
+    { 0x006B, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256", "DHE-RSA-AES256-SHA256" },
+    { 0x0033, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA", "DHE-RSA-AES128-SHA" },
+    { 0x0039, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA", "DHE-RSA-AES256-SHA" },
+    { 0x0016, "TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA", "EDH-RSA-DES-CBC3-SHA" },
+    { 0x009C, "TLS_RSA_WITH_AES_128_GCM_SHA256", "AES128-GCM-SHA256" },
+    { 0x009D, "TLS_RSA_WITH_AES_256_GCM_SHA384", "AES256-GCM-SHA384" },
+    { 0x003C, "TLS_RSA_WITH_AES_128_CBC_SHA256", "AES128-SHA256" },
+    { 0x003D, "TLS_RSA_WITH_AES_256_CBC_SHA256", "AES256-SHA256" },
+    { 0x002F, "TLS_RSA_WITH_AES_128_CBC_SHA", "AES128-SHA" },
+    { 0x0035, "TLS_RSA_WITH_AES_256_CBC_SHA", "AES256-SHA" },
+    { 0x0041, "TLS_RSA_WITH_CAMELLIA_128_CBC_SHA", "CAMELLIA128-SHA" },
+    { 0x0084, "TLS_RSA_WITH_CAMELLIA_256_CBC_SHA", "CAMELLIA256-SHA" },
+    { 0x000A, "TLS_RSA_WITH_3DES_EDE_CBC_SHA", "DES-CBC3-SHA" },
+    { 0x0005, "TLS_RSA_WITH_RC4_128_SHA", "RC4-SHA" },
+    { 0x0004, "TLS_RSA_WITH_RC4_128_MD5", "RC4-MD5" },
+    { 0x00FF, "TLS_EMPTY_RENEGOTIATION_INFO_SCSV", NULL },
+    { 0x5600, "TLS_FALLBACK_SCSV", NULL },
+};
+
+static const cs_name *suite(uint16_t id)
+{
+    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)
+        if (suites[i].id == id) return &suites[i];
+    return NULL;
+}
+
+/* Weak: RC4, 3DES, NULL, export, anonymous (RFC 7465, RFC 8996 spirit). */
+static int weak_suite(const cs_name *c)
+{
+    return c && (strstr(c->iana, "RC4") || strstr(c->iana, "3DES") || strstr(c->iana, "NULL") ||
+                 strstr(c->iana, "EXPORT") || strstr(c->iana, "anon"));
+}
+
+static const char *alert_name(uint8_t d)
+{
+    switch (d) {
+    case 0: return "close_notify";
+    case 10: return "unexpected_message";
+    case 20: return "bad_record_mac";
+    case 21: return "decryption_failed";
+    case 22: return "record_overflow";
+    case 30: return "decompression_failure";
+    case 40: return "handshake_failure";
+    case 41: return "no_certificate";
+    case 42: return "bad_certificate";
+    case 43: return "unsupported_certificate";
+    case 44: return "certificate_revoked";
+    case 45: return "certificate_expired";
+    case 46: return "certificate_unknown";
+    case 47: return "illegal_parameter";
+    case 48: return "unknown_ca";
+    case 49: return "access_denied";
+    case 50: return "decode_error";
+    case 51: return "decrypt_error";
+    case 60: return "export_restriction";
+    case 70: return "protocol_version";
+    case 71: return "insufficient_security";
+    case 80: return "internal_error";
+    case 86: return "inappropriate_fallback";
+    case 90: return "user_canceled";
+    case 100: return "no_renegotiation";
+    case 109: return "missing_extension";
+    case 110: return "unsupported_extension";
+    case 111: return "certificate_unobtainable";
+    case 112: return "unrecognized_name";
+    case 113: return "bad_certificate_status_response";
+    case 114: return "bad_certificate_hash_value";
+    case 115: return "unknown_psk_identity";
+    case 116: return "certificate_required";
+    case 120: return "no_application_protocol";
+    default: return "unknown";
+    }
+}
+
+static const char *hs_name(uint8_t t)
+{
+    switch (t) {
+    case 0: return "hello_request";
+    case 1: return "client_hello";
+    case 2: return "server_hello";
+    case 4: return "new_session_ticket";
+    case 5: return "end_of_early_data";
+    case 8: return "encrypted_extensions";
+    case 11: return "certificate";
+    case 12: return "server_key_exchange";
+    case 13: return "certificate_request";
+    case 14: return "server_hello_done";
+    case 15: return "certificate_verify";
+    case 16: return "client_key_exchange";
+    case 20: return "finished";
+    case 22: return "certificate_status";
+    case 24: return "key_update";
+    default: return "unknown";
+    }
+}
+
+static const char *version_name(uint16_t v)
+{
+    switch (v) {
+    case 0x0300: return "SSLv3";
+    case 0x0301: return "TLSv1";
+    case 0x0302: return "TLSv1.1";
+    case 0x0303: return "TLSv1.2";
+    case 0x0304: return "TLSv1.3";
+    default: return "unknown";
+    }
+}
+
+static const char *group_name(uint16_t g)
+{
+    switch (g) {
+    case 23: return "secp256r1";
+    case 24: return "secp384r1";
+    case 25: return "secp521r1";
+    case 29: return "x25519";
+    case 30: return "x448";
+    case 256: return "ffdhe2048";
+    case 257: return "ffdhe3072";
+    case 258: return "ffdhe4096";
+    case 259: return "ffdhe6144";
+    case 260: return "ffdhe8192";
+    default: return NULL;
+    }
+}
+
+/* RFC 8701: GREASE values are 0x?A?A with equal bytes. */
+static int grease(uint16_t v) { return (v & 0x0F0F) == 0x0A0A && (v >> 8) == (v & 0xFF); }
+
+/* The shortest TLS 1.3 Finished record: 4-byte header + 32-byte MAC +
+ * content type + 16-byte tag.  A client record shorter than this in answer
+ * to the server's flight cannot be its Finished. */
+#define TLS13_MIN_FINISHED 53
+
+/* HelloRetryRequest is a ServerHello with this random (RFC 8446 §4.1.3). */
+static const uint8_t hrr_random[32] = {
+    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
+    0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
+};
+
+/* ---- state ------------------------------------------------------------- */
+
 typedef struct tls_dir {
     uint8_t hdr[5];
-    uint8_t hlen;          /* header bytes collected     */
-    uint32_t body_left;    /* bytes of the current body  */
-    uint64_t bytes, records, by_type[4];
-    uint8_t not_tls;
+    uint8_t hlen;
+    uint8_t rtype;           /* type of the record being read  */
+    uint32_t body_left;
+    uint8_t *hs;             /* handshake bytes being assembled */
+    uint32_t hs_len;
+    uint8_t alert[2];
+    uint8_t alen;
+    uint8_t encrypted;       /* this side's records are encrypted */
+    uint8_t not_tls, hs_dropped;
+    uint64_t bytes, records, app_bytes, app_records, enc_records;
+    uint32_t first_enc_len;  /* length of the first encrypted record */
+    uint8_t last_hs;         /* last handshake message from this side */
+    uint8_t any_hs;
 } tls_dir;
 
 struct mx_tls {
     mx_sess *s;
+    const mx_limits *lim;
     tls_dir d[2];
+    uint16_t version;        /* negotiated (supported_versions aware) */
+    uint16_t cipher;
+    char sni[256];
+    char alpn[64];
+    uint8_t have_ch, have_sh, hrr, complete, tls13;
+    int last_from;           /* who sent the last handshake message   */
+    uint8_t last_type;
+    int alert_from, alert_code, alert_level, alert_encrypted;
+    uint8_t probable_reject, saw_close_notify;
+    uint8_t cert_seen, weak;
+    mx_cert_checks checks;
+    char ja3[33], ja4[64], ja3s[33];
 };
 
 mx_tls *mx_tls_new(mx_sess *s)
 {
     mx_tls *t = calloc(1, sizeof *t);
-    if (t) t->s = s;
+    if (!t) return NULL;
+    t->s = s;
+    t->lim = &s->opt->lim;
+    t->last_from = -1;
+    t->alert_from = -1;
     return t;
 }
 
-void mx_tls_free(mx_tls *t) { free(t); }
+void mx_tls_free(mx_tls *t)
+{
+    if (!t) return;
+    free(t->d[0].hs);
+    free(t->d[1].hs);
+    free(t);
+}
+
+#define WIRE(ev, key, p, n) mx_ev_wire(ev, key, (const uint8_t *)(p), n, t->lim->max_field)
+static const char *const side[2] = { "client", "server" };
+
+/* ---- ClientHello ---------------------------------------------------------- */
+
+typedef struct list16 { uint16_t v[128]; int n; } list16;
+
+static void push16(list16 *l, uint16_t v) { if (l->n < 128) l->v[l->n++] = v; }
+
+static int cmp16(const void *a, const void *b)
+{
+    return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+/* Appends "a-b-c" of the non-GREASE values (decimal) to buf. */
+static void dash_list(char *buf, size_t cap, const list16 *l)
+{
+    size_t o = strlen(buf);
+    int first = 1;
+    for (int i = 0; i < l->n; i++) {
+        if (grease(l->v[i])) continue;
+        int w = snprintf(buf + o, cap > o ? cap - o : 0, "%s%u", first ? "" : "-", l->v[i]);
+        if (w < 0 || (size_t)w >= cap - o) break;
+        o += (size_t)w;
+        first = 0;
+    }
+}
+
+/* "xxxx,yyyy" of the values, sorted if asked, GREASE and `skip*` left out. */
+static void hex_list(char *buf, size_t cap, const list16 *l, int sort, int skip_sni_alpn)
+{
+    uint16_t v[128];
+    int n = 0;
+    for (int i = 0; i < l->n; i++) {
+        if (grease(l->v[i])) continue;
+        if (skip_sni_alpn && (l->v[i] == 0x0000 || l->v[i] == 0x0010)) continue;
+        v[n++] = l->v[i];
+    }
+    if (sort) qsort(v, (size_t)n, sizeof v[0], cmp16);
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && o + 6 < cap; i++) o += (size_t)snprintf(buf + o, cap - o, "%s%04x", i ? "," : "", v[i]);
+}
+
+static int count_ng(const list16 *l)
+{
+    int n = 0;
+    for (int i = 0; i < l->n; i++) n += !grease(l->v[i]);
+    return n;
+}
+
+static void client_hello(mx_tls *t, mx_cur c)
+{
+    uint16_t legacy, len16;
+    uint8_t sidlen, complen;
+    list16 ciphers = { .n = 0 }, exts = { .n = 0 }, groups = { .n = 0 }, pf = { .n = 0 }, sigs = { .n = 0 }, vers = { .n = 0 };
+    char alpn_first[64] = "";
+    mx_cur cs, ex;
+    if (!mx_cur_u16(&c, &legacy) || !mx_cur_skip(&c, 32) || !mx_cur_u8(&c, &sidlen) ||
+        !mx_cur_skip(&c, sidlen) || !mx_cur_u16(&c, &len16) || !mx_cur_sub(&c, len16, &cs)) {
+        mx_sess_anomaly(t->s, MX_CLIENT, "tls_bad_client_hello", "ClientHello too short");
+        return;
+    }
+    while (mx_cur_has(&cs, 2)) { uint16_t v; mx_cur_u16(&cs, &v); push16(&ciphers, v); }
+    if (!mx_cur_u8(&c, &complen) || !mx_cur_skip(&c, complen)) return;
+    t->have_ch = 1;
+    if (mx_cur_u16(&c, &len16) && mx_cur_sub(&c, len16, &ex)) {
+        while (mx_cur_has(&ex, 4)) {
+            uint16_t et, el;
+            mx_cur e;
+            mx_cur_u16(&ex, &et);
+            mx_cur_u16(&ex, &el);
+            if (!mx_cur_sub(&ex, el, &e)) break;
+            push16(&exts, et);
+            uint16_t l2;
+            mx_cur s2;
+            switch (et) {
+            case 0: /* server_name: list of (type, name) */
+                if (mx_cur_u16(&e, &l2) && mx_cur_sub(&e, l2, &s2)) {
+                    uint8_t nt; uint16_t nl;
+                    if (mx_cur_u8(&s2, &nt) && mx_cur_u16(&s2, &nl) && nt == 0 && mx_cur_has(&s2, nl)) {
+                        size_t k = nl < sizeof t->sni - 1 ? nl : sizeof t->sni - 1;
+                        memcpy(t->sni, s2.p, k);
+                        t->sni[k] = 0;
+                        for (size_t i = 0; i < k; i++) if (t->sni[i] == 0) t->sni[i] = '?';
+                    }
+                }
+                break;
+            case 10: /* supported_groups */
+                if (mx_cur_u16(&e, &l2) && mx_cur_sub(&e, l2, &s2))
+                    while (mx_cur_has(&s2, 2)) { uint16_t v; mx_cur_u16(&s2, &v); push16(&groups, v); }
+                break;
+            case 11: { /* ec_point_formats */
+                uint8_t l1;
+                if (mx_cur_u8(&e, &l1) && mx_cur_sub(&e, l1, &s2))
+                    while (mx_cur_has(&s2, 1)) { uint8_t v; mx_cur_u8(&s2, &v); push16(&pf, v); }
+                break;
+            }
+            case 13: /* signature_algorithms */
+                if (mx_cur_u16(&e, &l2) && mx_cur_sub(&e, l2, &s2))
+                    while (mx_cur_has(&s2, 2)) { uint16_t v; mx_cur_u16(&s2, &v); push16(&sigs, v); }
+                break;
+            case 16: /* ALPN: list of length-prefixed names */
+                if (mx_cur_u16(&e, &l2) && mx_cur_sub(&e, l2, &s2)) {
+                    uint8_t nl;
+                    if (mx_cur_u8(&s2, &nl) && mx_cur_has(&s2, nl) && nl < sizeof alpn_first) {
+                        memcpy(alpn_first, s2.p, nl);
+                        alpn_first[nl] = 0;
+                    }
+                }
+                break;
+            case 43: { /* supported_versions */
+                uint8_t l1;
+                if (mx_cur_u8(&e, &l1) && mx_cur_sub(&e, l1, &s2))
+                    while (mx_cur_has(&s2, 2)) { uint16_t v; mx_cur_u16(&s2, &v); push16(&vers, v); }
+                break;
+            }
+            default:
+                break;
+            }
+        }
+    }
+    /* JA3: version,ciphers,extensions,groups,point formats (decimal). */
+    char ja3s[2048];
+    snprintf(ja3s, sizeof ja3s, "%u,", legacy);
+    dash_list(ja3s, sizeof ja3s, &ciphers); strncat(ja3s, ",", sizeof ja3s - strlen(ja3s) - 1);
+    dash_list(ja3s, sizeof ja3s, &exts); strncat(ja3s, ",", sizeof ja3s - strlen(ja3s) - 1);
+    dash_list(ja3s, sizeof ja3s, &groups); strncat(ja3s, ",", sizeof ja3s - strlen(ja3s) - 1);
+    dash_list(ja3s, sizeof ja3s, &pf);
+    mx_md5_hex(ja3s, strlen(ja3s), t->ja3);
+
+    /* JA4 (client): t<ver><d|i><#ciphers><#exts><alpn>_<ciphers>_<exts>_<sigs> */
+    uint16_t top = legacy;
+    for (int i = 0; i < vers.n; i++) if (!grease(vers.v[i]) && vers.v[i] > top) top = vers.v[i];
+    const char *vv = top == 0x0304 ? "13" : top == 0x0303 ? "12" : top == 0x0302 ? "11" : top == 0x0301 ? "10" : top == 0x0300 ? "s3" : "00";
+    char a0 = '0', a1 = '0';
+    size_t al = strlen(alpn_first);
+    if (al) { a0 = alpn_first[0]; a1 = alpn_first[al - 1]; }
+    int nc = count_ng(&ciphers), ne = count_ng(&exts);
+    char part_a[16], clist[1024], elist[1200], slist[800], h1[65], h2[65];
+    snprintf(part_a, sizeof part_a, "t%s%c%02d%02d%c%c", vv, t->sni[0] ? 'd' : 'i', nc > 99 ? 99 : nc, ne > 99 ? 99 : ne, a0, a1);
+    hex_list(clist, sizeof clist, &ciphers, 1, 0);
+    hex_list(elist, sizeof elist, &exts, 1, 1);
+    hex_list(slist, sizeof slist, &sigs, 0, 0);
+    if (slist[0]) { strncat(elist, "_", sizeof elist - strlen(elist) - 1); strncat(elist, slist, sizeof elist - strlen(elist) - 1); }
+    if (clist[0]) mx_sha256_hex(clist, strlen(clist), h1); else strcpy(h1, "000000000000");
+    if (ne) mx_sha256_hex(elist, strlen(elist), h2); else strcpy(h2, "000000000000");
+    snprintf(t->ja4, sizeof t->ja4, "%s_%.12s_%.12s", part_a, h1, h2);
+
+    mx_ev *ev = mx_ev_begin(t->s, "tls.client_hello", MX_CLIENT);
+    mx_ev_str(ev, "legacy_version", version_name(legacy));
+    if (vers.n) {
+        mx_ev *a = mx_ev_arr(ev, "supported_versions");
+        for (int i = 0; i < vers.n; i++) if (!grease(vers.v[i])) mx_ev_push_str(a, version_name(vers.v[i]));
+    }
+    if (t->sni[0]) WIRE(ev, "sni", t->sni, strlen(t->sni));
+    if (al) WIRE(ev, "alpn", alpn_first, al);
+    mx_ev_int(ev, "cipher_suites", nc);
+    mx_ev *a = mx_ev_arr(ev, "ciphers");
+    for (int i = 0; i < ciphers.n; i++) {
+        if (grease(ciphers.v[i])) continue;
+        const cs_name *n = suite(ciphers.v[i]);
+        char hx[8];
+        snprintf(hx, sizeof hx, "0x%04X", ciphers.v[i]);
+        mx_ev_push_str(a, n ? n->iana : hx);
+    }
+    if (groups.n) {
+        mx_ev *g = mx_ev_arr(ev, "groups");
+        for (int i = 0; i < groups.n; i++) {
+            if (grease(groups.v[i])) continue;
+            const char *gn = group_name(groups.v[i]);
+            if (gn) mx_ev_push_str(g, gn); else mx_ev_push_int(g, groups.v[i]);
+        }
+    }
+    mx_ev_int(ev, "signature_algorithms", count_ng(&sigs));
+    mx_ev_str(ev, "ja3", t->ja3);
+    mx_ev_str(ev, "ja4", t->ja4);
+    mx_ev_end(t->s, ev);
+}
+
+/* ---- ServerHello ---------------------------------------------------------- */
+
+static void server_hello(mx_tls *t, mx_cur c)
+{
+    uint16_t legacy, cipher, len16;
+    uint8_t sidlen, comp;
+    const uint8_t *random;
+    mx_cur ex;
+    if (!mx_cur_u16(&c, &legacy) || !mx_cur_has(&c, 32)) return;
+    random = c.p;
+    mx_cur_skip(&c, 32);
+    if (!mx_cur_u8(&c, &sidlen) || !mx_cur_skip(&c, sidlen) || !mx_cur_u16(&c, &cipher) || !mx_cur_u8(&c, &comp)) {
+        mx_sess_anomaly(t->s, MX_SERVER, "tls_bad_server_hello", "ServerHello too short");
+        return;
+    }
+    int is_hrr = memcmp(random, hrr_random, 32) == 0;
+    uint16_t selected = 0;
+    char alpn[64] = "";
+    list16 exts = { .n = 0 };
+    if (mx_cur_u16(&c, &len16) && mx_cur_sub(&c, len16, &ex)) {
+        while (mx_cur_has(&ex, 4)) {
+            uint16_t et, el;
+            mx_cur e;
+            mx_cur_u16(&ex, &et);
+            mx_cur_u16(&ex, &el);
+            if (!mx_cur_sub(&ex, el, &e)) break;
+            push16(&exts, et);
+            if (et == 43) mx_cur_u16(&e, &selected);
+            else if (et == 16) {
+                uint16_t l2; uint8_t nl;
+                if (mx_cur_u16(&e, &l2) && mx_cur_u8(&e, &nl) && mx_cur_has(&e, nl) && nl < sizeof alpn) {
+                    memcpy(alpn, e.p, nl);
+                    alpn[nl] = 0;
+                }
+            }
+        }
+    }
+    uint16_t ver = selected ? selected : legacy;
+    const cs_name *cn = suite(cipher);
+    char ja3src[1024];
+    snprintf(ja3src, sizeof ja3src, "%u,%u,", legacy, cipher);
+    dash_list(ja3src, sizeof ja3src, &exts);
+    mx_ev *ev = mx_ev_begin(t->s, is_hrr ? "tls.hello_retry_request" : "tls.server_hello", MX_SERVER);
+    mx_ev_str(ev, "version", version_name(ver));
+    char hx[8];
+    snprintf(hx, sizeof hx, "0x%04X", cipher);
+    mx_ev_str(ev, "cipher", cn ? cn->iana : hx);
+    if (cn && cn->openssl) mx_ev_str(ev, "cipher_openssl", cn->openssl);
+    if (alpn[0]) WIRE(ev, "alpn", alpn, strlen(alpn));
+    if (!is_hrr) {
+        mx_md5_hex(ja3src, strlen(ja3src), t->ja3s);
+        mx_ev_str(ev, "ja3s", t->ja3s);
+    }
+    if (ver < 0x0303) mx_ev_bool(ev, "obsolete_version", 1);
+    if (weak_suite(cn)) mx_ev_bool(ev, "weak_cipher", 1);
+    mx_ev_end(t->s, ev);
+    if (is_hrr) { t->hrr = 1; return; }
+    t->have_sh = 1;
+    t->version = ver;
+    t->cipher = cipher;
+    t->weak = (uint8_t)weak_suite(cn);
+    memcpy(t->alpn, alpn, sizeof t->alpn);
+    if (ver == 0x0304) {
+        /* Everything after the ServerHello is encrypted, both ways. */
+        t->tls13 = 1;
+        t->d[MX_SERVER].encrypted = 1;
+        t->d[MX_CLIENT].encrypted = 1;
+    }
+}
+
+/* ---- Certificate and the rest --------------------------------------------- */
+
+static void certificate(mx_tls *t, mx_cur c)
+{
+    uint32_t total;
+    const uint8_t *der[16];
+    size_t len[16];
+    int n = 0;
+    mx_cur list;
+    if (t->tls13) return;                       /* encrypted in TLS 1.3 */
+    if (!mx_cur_u24(&c, &total) || !mx_cur_sub(&c, total, &list)) return;
+    c = list;
+    while (mx_cur_has(&c, 3) && n < 16) {
+        uint32_t l;
+        mx_cur_u24(&c, &l);
+        if (!mx_cur_has(&c, l)) break;
+        der[n] = c.p;
+        len[n] = l;
+        n++;
+        mx_cur_skip(&c, l);
+    }
+    const char *names[4], *src[4];
+    int nn = 0;
+    if (t->sni[0]) { names[nn] = t->sni; src[nn++] = "sni"; }
+    if (t->s->dns_name[0] && strcasecmp(t->s->dns_name, t->sni) != 0) { names[nn] = t->s->dns_name; src[nn++] = "dns"; }
+    if (t->s->banner_host[0] && strcasecmp(t->s->banner_host, t->sni) != 0) { names[nn] = t->s->banner_host; src[nn++] = "banner"; }
+    if (t->s->ehlo_host[0] && strcasecmp(t->s->ehlo_host, t->s->banner_host) != 0 &&
+        strcasecmp(t->s->ehlo_host, t->sni) != 0) { names[nn] = t->s->ehlo_host; src[nn++] = "ehlo"; }
+    mx_ev *ev = mx_ev_begin(t->s, "tls.certificate", MX_SERVER);
+    mx_ev_int(ev, "certificates", n);
+    mx_cert_chain(ev, der, len, n, t->s->cur_us, names, src, nn, t->lim->max_field, &t->checks);
+    mx_ev_end(t->s, ev);
+    t->cert_seen = 1;
+}
+
+static void server_key_exchange(mx_tls *t, mx_cur c)
+{
+    uint8_t ctype;
+    uint16_t g;
+    mx_ev *ev = mx_ev_begin(t->s, "tls.server_key_exchange", MX_SERVER);
+    /* ECDHE: curve_type 3 (named_curve) then the group (RFC 8422 §5.4) */
+    if (mx_cur_u8(&c, &ctype) && ctype == 3 && mx_cur_u16(&c, &g)) {
+        const char *gn = group_name(g);
+        if (gn) mx_ev_str(ev, "group", gn); else mx_ev_int(ev, "group", g);
+    }
+    mx_ev_end(t->s, ev);
+}
+
+static void handshake_msg(mx_tls *t, int dir, uint8_t type, mx_cur body)
+{
+    tls_dir *d = &t->d[dir];
+    switch (type) {
+    case 1: if (dir == MX_CLIENT) client_hello(t, body); break;
+    case 2: if (dir == MX_SERVER) server_hello(t, body); break;
+    case 11: certificate(t, body); break;
+    case 12: server_key_exchange(t, body); break;
+    default: {
+        mx_ev *ev = mx_ev_begin(t->s, "tls.handshake", dir);
+        mx_ev_str(ev, "message", hs_name(type));
+        mx_ev_end(t->s, ev);
+        break;
+    }
+    }
+    d->last_hs = type;
+    d->any_hs = 1;
+    t->last_from = dir;
+    t->last_type = type;
+}
+
+/* Appends a handshake record's fragment and parses complete messages. */
+static void handshake_bytes(mx_tls *t, int dir, const uint8_t *p, size_t n)
+{
+    tls_dir *d = &t->d[dir];
+    if (d->hs_dropped) return;
+    if (!d->hs && !(d->hs = malloc(t->lim->max_tls_msg))) return;
+    if (d->hs_len + n > t->lim->max_tls_msg) {
+        mx_sess_anomaly(t->s, dir, "limit.max_tls_msg", "handshake message over max_tls_msg");
+        d->hs_dropped = 1;
+        return;
+    }
+    memcpy(d->hs + d->hs_len, p, n);
+    d->hs_len += (uint32_t)n;
+    uint32_t off = 0;
+    while (d->hs_len - off >= 4) {
+        uint8_t type = d->hs[off];
+        uint32_t len = ((uint32_t)d->hs[off + 1] << 16) | ((uint32_t)d->hs[off + 2] << 8) | d->hs[off + 3];
+        if (len + 4 > t->lim->max_tls_msg) {
+            mx_sess_anomaly(t->s, dir, "limit.max_tls_msg", "handshake message over max_tls_msg");
+            d->hs_dropped = 1;
+            return;
+        }
+        if (d->hs_len - off - 4 < len) break;
+        handshake_msg(t, dir, type, mx_cur_make(d->hs + off + 4, len));
+        off += 4 + len;
+        if (d->encrypted) { off = d->hs_len; break; }   /* rest is not in clear */
+    }
+    memmove(d->hs, d->hs + off, d->hs_len - off);
+    d->hs_len -= off;
+}
+
+static void alert(mx_tls *t, int dir, uint8_t level, uint8_t desc, int encrypted)
+{
+    mx_ev *ev = mx_ev_begin(t->s, "tls.alert", dir);
+    if (!encrypted) {
+        mx_ev_str(ev, "level", level == 2 ? "fatal" : level == 1 ? "warning" : "unknown");
+        mx_ev_int(ev, "code", desc);
+        mx_ev_str(ev, "description", alert_name(desc));
+    }
+    mx_ev_bool(ev, "encrypted", encrypted);
+    /* After a completed handshake an encrypted alert is almost always the
+     * close_notify that ends the connection. */
+    int late = encrypted && t->complete;
+    if (late) mx_ev_str(ev, "probably", "close_notify");
+    if (t->last_from >= 0) {
+        mx_ev_str(ev, "after", hs_name(t->last_type));
+        mx_ev_str(ev, "after_from", side[t->last_from]);
+    } else {
+        mx_ev_str(ev, "after", "nothing");
+    }
+    mx_ev_end(t->s, ev);
+    if ((!encrypted && desc == 0) || late) { t->saw_close_notify = 1; return; }
+    if (t->alert_from < 0 || (!encrypted && t->alert_encrypted)) {
+        t->alert_from = dir;
+        t->alert_code = encrypted ? -1 : desc;
+        t->alert_level = level;
+        t->alert_encrypted = encrypted;
+    }
+}
+
+/* A whole record header was read. */
+static int record_start(mx_tls *t, int dir)
+{
+    tls_dir *d = &t->d[dir];
+    uint8_t type = d->hdr[0];
+    uint16_t len = (uint16_t)((d->hdr[3] << 8) | d->hdr[4]);
+    /* RFC 8446 §5.2: at most 2^14 + 256 bytes of ciphertext (older: + 2048) */
+    if (type < 20 || type > 24 || d->hdr[1] != 3 || len > 16384 + 2048) {
+        d->not_tls = 1;
+        mx_sess_anomaly(t->s, dir, "not_tls", "bytes are not TLS records");
+        return 0;
+    }
+    d->records++;
+    d->rtype = type;
+    d->body_left = len;
+    d->alen = 0;
+    if (type == 20) {                    /* ChangeCipherSpec */
+        if (!t->tls13) {
+            mx_ev *ev = mx_ev_begin(t->s, "tls.change_cipher_spec", dir);
+            mx_ev_end(t->s, ev);
+            d->encrypted = 1;
+        }
+    } else if (type == 23 || (d->encrypted && type != 21)) {
+        d->enc_records++;
+        if (d->enc_records == 1) {
+            d->first_enc_len = len;
+            mx_ev *ev = mx_ev_begin(t->s, "tls.encrypted", dir);
+            mx_ev_int(ev, "record_bytes", len);
+            mx_ev_end(t->s, ev);
+        }
+        if (type == 23) { d->app_records++; d->app_bytes += len; }
+        /* TLS 1.2: the server's encrypted Finished completes the handshake.
+         * TLS 1.3: the server speaking after the client's encrypted flight. */
+        if (!t->complete && dir == MX_SERVER && t->have_sh &&
+            ((!t->tls13 && t->d[MX_CLIENT].encrypted) ||
+             (t->tls13 && t->d[MX_CLIENT].enc_records > 0 && t->d[MX_CLIENT].first_enc_len >= TLS13_MIN_FINISHED))) {
+            t->complete = 1;
+            mx_ev *ev = mx_ev_begin(t->s, "tls.handshake_complete", MX_NODIR);
+            mx_ev_str(ev, "version", version_name(t->version));
+            const cs_name *cn = suite(t->cipher);
+            if (cn) mx_ev_str(ev, "cipher", cn->iana);
+            mx_ev_end(t->s, ev);
+        }
+    }
+    if (len == 0 && type == 22) mx_sess_anomaly(t->s, dir, "tls_empty_record", "empty handshake record");
+    return 1;
+}
 
 size_t mx_tls_feed(mx_tls *t, int dir, const uint8_t *p, size_t n, int force)
 {
@@ -43,23 +690,25 @@ size_t mx_tls_feed(mx_tls *t, int dir, const uint8_t *p, size_t n, int force)
     while (i < n) {
         if (d->body_left) {
             size_t take = n - i < d->body_left ? n - i : d->body_left;
+            if (d->rtype == 22 && !d->encrypted) handshake_bytes(t, dir, p + i, take);
+            else if (d->rtype == 21 && !d->encrypted) {
+                for (size_t k = 0; k < take && d->alen < 2; k++) d->alert[d->alen++] = p[i + k];
+                if (d->alen == 2 && d->body_left == take) alert(t, dir, d->alert[0], d->alert[1], 0);
+            } else if (d->rtype == 21 && d->body_left == take) {
+                alert(t, dir, 0, 0, 1);
+            }
             d->body_left -= (uint32_t)take;
             i += take;
             continue;
         }
+        if (d->hlen == 0 && t->s->tls_from_start == 0 && !d->records && !d->any_hs && n - i >= 1 && p[i] != 0x16) {
+            /* after STARTTLS, the first byte must start a handshake record */
+            mx_sess_anomaly(t->s, dir, "cleartext_after_starttls", "bytes after the 220 are not TLS");
+        }
         d->hdr[d->hlen++] = p[i++];
         if (d->hlen < 5) continue;
         d->hlen = 0;
-        uint8_t type = d->hdr[0];
-        uint16_t len = (uint16_t)((d->hdr[3] << 8) | d->hdr[4]);
-        if (type < 20 || type > 23 || d->hdr[1] != 3 || len > 16384 + 2048) {
-            d->not_tls = 1;
-            mx_sess_anomaly(t->s, dir, "not_tls", "bytes are not TLS records");
-            return n;
-        }
-        d->records++;
-        d->by_type[type - 20]++;
-        d->body_left = len;
+        if (!record_start(t, dir)) return n;
     }
     return n;
 }
@@ -68,20 +717,80 @@ void mx_tls_gap(mx_tls *t, int dir, uint32_t len)
 {
     if (!t) return;
     tls_dir *d = &t->d[dir];
-    if (len <= d->body_left) { d->body_left -= len; return; }
+    if (len <= d->body_left && d->rtype != 22) { d->body_left -= len; return; }
     d->not_tls = 1;            /* lost the record boundary */
+    mx_sess_anomaly(t->s, dir, "tls_gap", "bytes lost inside TLS: records no longer followed");
 }
 
-void mx_tls_eof(mx_tls *t, int dir) { (void)t; (void)dir; }
+void mx_tls_eof(mx_tls *t, int dir)
+{
+    if (!t || dir != MX_SERVER) return;   /* once, after both directions */
+    tls_dir *c = &t->d[MX_CLIENT], *s = &t->d[MX_SERVER];
+    /* TLS 1.3: the client answered the server's flight with one record too
+     * short to be its Finished, and nothing more came: most likely an alert
+     * rejecting the certificate. */
+    if (t->tls13 && !t->complete && c->enc_records == 1 && c->first_enc_len < TLS13_MIN_FINISHED &&
+        t->alert_from < 0) {
+        t->probable_reject = 1;
+        mx_ev *ev = mx_ev_begin(t->s, "tls.alert", MX_CLIENT);
+        mx_ev_bool(ev, "encrypted", 1);
+        mx_ev_bool(ev, "probable_rejection", 1);
+        mx_ev_str(ev, "after", "server_flight");
+        mx_ev_str(ev, "detail", "one short encrypted record then close: an alert whose code cannot be seen");
+        mx_ev_end(t->s, ev);
+        t->alert_from = MX_CLIENT;
+        t->alert_code = -1;
+        t->alert_encrypted = 1;
+    }
+    if (t->complete && c->app_records + s->app_records <= 2 && t->alert_from < 0 && !t->tls13 &&
+        c->app_records == 0) {
+        mx_sess_anomaly(t->s, MX_NODIR, "tls_closed_without_data", "handshake completed, no data followed");
+    }
+}
 
 void mx_tls_summary(const mx_tls *t, mx_ev *o)
 {
     if (!t || !o) return;
-    static const char *names[2] = { "client", "server" };
+    if (!t->d[0].records && !t->d[1].records && !t->d[0].bytes && !t->d[1].bytes) return;
+    if (t->have_sh) {
+        mx_ev_str(o, "version", version_name(t->version));
+        const cs_name *cn = suite(t->cipher);
+        char hx[8];
+        snprintf(hx, sizeof hx, "0x%04X", t->cipher);
+        mx_ev_str(o, "cipher", cn ? cn->iana : hx);
+        if (cn && cn->openssl) mx_ev_str(o, "cipher_openssl", cn->openssl);
+    }
+    if (t->sni[0]) mx_ev_wire(o, "sni", (const uint8_t *)t->sni, strlen(t->sni), t->lim->max_field);
+    if (t->alpn[0]) mx_ev_wire(o, "alpn", (const uint8_t *)t->alpn, strlen(t->alpn), t->lim->max_field);
+    mx_ev_bool(o, "handshake_complete", t->complete);
+    if (t->ja3[0]) mx_ev_str(o, "ja3", t->ja3);
+    if (t->ja4[0]) mx_ev_str(o, "ja4", t->ja4);
+    if (t->ja3s[0]) mx_ev_str(o, "ja3s", t->ja3s);
+    if (t->alert_from >= 0) {
+        mx_ev *a = mx_ev_obj(o, "alert");
+        mx_ev_str(a, "from", side[t->alert_from]);
+        if (t->alert_code >= 0) {
+            mx_ev_int(a, "code", t->alert_code);
+            mx_ev_str(a, "description", alert_name((uint8_t)t->alert_code));
+            mx_ev_str(a, "level", t->alert_level == 2 ? "fatal" : "warning");
+        }
+        mx_ev_bool(a, "encrypted", t->alert_encrypted);
+        if (t->probable_reject) mx_ev_bool(a, "probable_rejection", 1);
+    }
+    if (t->cert_seen) {
+        mx_ev *c = mx_ev_obj(o, "certificate");
+        if (t->checks.leaf_cn[0]) mx_ev_wire(c, "subject_cn", (const uint8_t *)t->checks.leaf_cn, strlen(t->checks.leaf_cn), t->lim->max_field);
+        mx_ev_bool(c, "expired", t->checks.expired);
+        mx_ev_bool(c, "not_yet_valid", t->checks.not_yet_valid);
+        mx_ev_bool(c, "self_signed", t->checks.self_signed);
+        if (t->checks.names_checked) mx_ev_bool(c, "name_mismatch", t->checks.name_mismatch > 0);
+    }
+    if (t->weak) mx_ev_bool(o, "weak_cipher", 1);
+    if (t->have_sh && t->version < 0x0303) mx_ev_bool(o, "obsolete_version", 1);
     for (int i = 0; i < 2; i++) {
-        mx_ev *d = mx_ev_obj(o, names[i]);
+        mx_ev *d = mx_ev_obj(o, side[i]);
         mx_ev_int(d, "bytes", (int64_t)t->d[i].bytes);
         mx_ev_int(d, "records", (int64_t)t->d[i].records);
-        mx_ev_int(d, "application_data_records", (int64_t)t->d[i].by_type[3]);
+        mx_ev_int(d, "application_data_bytes", (int64_t)t->d[i].app_bytes);
     }
 }

@@ -327,10 +327,13 @@ int main(void)
             S("220 mx\r\n"), C("HELO c\r\n"), S("250 mx\r\n"),
             C("MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n"), S("250 ok\r\n250 ok\r\n354 go\r\n"),
             C("Subject: big\r\n\r\nxxxxxxxxxxxx\r\nyyyy"),
-            S("421 4.3.0 Service shutting down\r\n"), END,
+            S("421 4.3.0 Service shutting down\r\n"),
+            C("more body\r\nRSET lookalike\r\n"), END,
         };
         char *o = feed_all(name, t, 0);
-        HAS(o, "\"end\":\"server_reply\"");
+        HAS(o, "\"end\":\"eof\"");
+        HAS(o, "\"server_abort\":421");
+        CHECK(count(o, "\"type\":\"smtp.command\"") == 4, "body after the 421 is not commands");
         HAS(o, "\"code\":421");
         HAS(o, "\"unsolicited\":true");
         free(o);

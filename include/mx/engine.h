@@ -23,6 +23,7 @@ typedef struct mx_engine_cfg {
     int nports;
     uint16_t tls_ports[16];    /* ports where TLS starts at once (465)   */
     int ntls_ports;
+    int no_ndpi;               /* skip nDPI classification               */
 } mx_engine_cfg;
 
 typedef struct mx_engine_stats {
@@ -32,8 +33,9 @@ typedef struct mx_engine_stats {
     uint64_t max_live_flows;
 } mx_engine_stats;
 
-/* cfg is copied.  sink receives every session's events. */
-mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink);
+/* cfg is copied.  sink receives every session's events.  NULL on failure,
+ * with the reason in err. */
+mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, size_t cap);
 
 /* One captured packet: link type, time in microseconds since the epoch, the
  * captured bytes, original length, and its 1-based number in the input. */

@@ -46,6 +46,7 @@ typedef struct mx_sess {
     uint32_t nevents, events_dropped;
     uint8_t midstream;           /* no SYN seen                         */
     uint8_t tls_from_start;      /* implicit TLS port (465)             */
+    uint8_t tls_handoff;         /* STARTTLS accepted in this packet    */
     enum mx_app app[2];
     mx_smtp *smtp;
     mx_tls *tls;
@@ -57,6 +58,10 @@ typedef struct mx_sess {
     uint32_t anom_count[24];
     uint8_t nanom;
     char community_id[40];       /* Community ID v1 of the connection   */
+    /* names the server is known by, for certificate checks */
+    char banner_host[256];       /* from the 220 greeting                */
+    char ehlo_host[256];         /* from the reply to EHLO               */
+    char dns_name[256];          /* looked up by the client, if captured */
 } mx_sess;
 
 /* --- events ------------------------------------------------------------- */

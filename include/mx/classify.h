@@ -1,0 +1,34 @@
+/* classify.h - protocol classification with nDPI (the only module that
+ * includes nDPI's headers).
+ *
+ * One classifier per engine (nDPI's module is not reentrant).  Each session
+ * gets an mx_cflow; it is shown only the first packets of its flow (up to the
+ * ndpi_packets cap, fewer once nDPI has nothing left to learn), and its nDPI
+ * state is freed as soon as that is over, keeping only the result.  nDPI does
+ * not follow STARTTLS, so mx_cflow_restart() gives it a fresh flow at the
+ * hand-off and the TLS result is kept apart.  On the mail ports mxtrace's own
+ * parsers decide what a flow is; nDPI only adds its label and risks.
+ */
+#ifndef MX_CLASSIFY_H
+#define MX_CLASSIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mx/session.h"
+
+typedef struct mx_classifier mx_classifier;
+typedef struct mx_cflow mx_cflow;
+
+/* NULL on failure, with a reason in err (e.g. an nDPI API mismatch). */
+mx_classifier *mx_classify_new(uint32_t max_packets, char *err, size_t cap);
+void mx_classify_free(mx_classifier *c);
+
+mx_cflow *mx_cflow_new(void);
+void mx_cflow_packet(mx_classifier *c, mx_cflow *f, const uint8_t *l3, uint32_t l3len, uint64_t ts_us);
+void mx_cflow_restart(mx_classifier *c, mx_cflow *f);
+/* Writes {protocol, category, risks[], starttls:{...}} into obj. */
+void mx_cflow_summary(mx_classifier *c, mx_cflow *f, mx_ev *obj);
+void mx_cflow_free(mx_cflow *f);
+
+#endif

@@ -1,0 +1,34 @@
+/* x509.h - certificates and hashes through OpenSSL's libcrypto.
+ *
+ * The only module that includes OpenSSL headers.  Certificates are parsed
+ * from DER as they came off the wire; checks are made against the capture's
+ * own clock, never the machine's.
+ */
+#ifndef MX_X509_H
+#define MX_X509_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mx/session.h"
+
+/* Lower-case hex digests into out (md5: 33 bytes, sha256: 65 bytes). */
+void mx_md5_hex(const void *p, size_t n, char *out);
+void mx_sha256_hex(const void *p, size_t n, char *out);
+
+typedef struct mx_cert_checks {
+    int expired, not_yet_valid, self_signed, chain_order_ok, parse_errors;
+    int names_checked;       /* host names tested against the leaf       */
+    int name_mismatch;       /* a tested name is not covered            */
+    char leaf_cn[256];
+} mx_cert_checks;
+
+/* Writes the chain (array of DER certificates) as a "chain" array into ev and
+ * the checks into an object "checks": validity at now_us, self-signed, order,
+ * and whether each of the names (NULL entries skipped) is covered by the
+ * leaf's SANs/CN.  Fills *out for the session summary. */
+void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int n,
+                   uint64_t now_us, const char *const *names, const char *const *name_src,
+                   int nnames, size_t field_cap, mx_cert_checks *out);
+
+#endif

@@ -1,0 +1,123 @@
+/* classify.c - nDPI 4.2 adapter (see classify.h). */
+#include "mx/classify.h"
+
+#include <ndpi_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mx_classifier {
+    struct ndpi_detection_module_struct *mod;
+    uint32_t max_packets;
+};
+
+typedef struct result {
+    char proto[64];
+    const char *category;
+    ndpi_risk risk;
+    uint8_t done;
+} result;
+
+struct mx_cflow {
+    struct ndpi_flow_struct *nf;   /* live nDPI state, NULL once done */
+    uint32_t packets;
+    uint8_t phase;                 /* 0: first flow, 1: after STARTTLS */
+    result r[2];
+};
+
+mx_classifier *mx_classify_new(uint32_t max_packets, char *err, size_t cap)
+{
+    if (ndpi_get_api_version() != NDPI_API_VERSION) {
+        snprintf(err, cap, "nDPI library API %u does not match the headers' %u",
+                 (unsigned)ndpi_get_api_version(), (unsigned)NDPI_API_VERSION);
+        return NULL;
+    }
+    mx_classifier *c = calloc(1, sizeof *c);
+    if (!c) { snprintf(err, cap, "out of memory"); return NULL; }
+    c->mod = ndpi_init_detection_module(ndpi_no_prefs);
+    if (!c->mod) { free(c); snprintf(err, cap, "nDPI initialisation failed"); return NULL; }
+    NDPI_PROTOCOL_BITMASK all;
+    NDPI_BITMASK_SET_ALL(all);
+    ndpi_set_protocol_detection_bitmask2(c->mod, &all);
+    ndpi_finalize_initialization(c->mod);
+    c->max_packets = max_packets;
+    return c;
+}
+
+void mx_classify_free(mx_classifier *c)
+{
+    if (!c) return;
+    ndpi_exit_detection_module(c->mod);
+    free(c);
+}
+
+mx_cflow *mx_cflow_new(void) { return calloc(1, sizeof(mx_cflow)); }
+
+static void finish(mx_classifier *c, mx_cflow *f)
+{
+    result *r = &f->r[f->phase];
+    if (!f->nf || r->done) return;
+    uint8_t guessed = 0;
+    ndpi_protocol p = ndpi_detection_giveup(c->mod, f->nf, 1, &guessed);
+    ndpi_protocol2name(c->mod, p, r->proto, sizeof r->proto);
+    r->category = ndpi_category_get_name(c->mod, p.category);
+    r->risk = f->nf->risk;
+    r->done = 1;
+    ndpi_flow_free(f->nf);
+    f->nf = NULL;
+}
+
+void mx_cflow_packet(mx_classifier *c, mx_cflow *f, const uint8_t *l3, uint32_t l3len, uint64_t ts_us)
+{
+    if (!c || !f || f->r[f->phase].done || !l3 || l3len == 0) return;
+    if (!f->nf) {
+        f->nf = ndpi_flow_malloc(SIZEOF_FLOW_STRUCT);
+        if (!f->nf) return;
+        memset(f->nf, 0, SIZEOF_FLOW_STRUCT);
+        f->packets = 0;
+    }
+    ndpi_protocol p = ndpi_detection_process_packet(c->mod, f->nf, l3, (unsigned short)(l3len > 65535 ? 65535 : l3len),
+                                                    ts_us / 1000);
+    f->packets++;
+    int known = p.app_protocol != NDPI_PROTOCOL_UNKNOWN || p.master_protocol != NDPI_PROTOCOL_UNKNOWN;
+    if (f->packets >= c->max_packets || (known && !ndpi_extra_dissection_possible(c->mod, f->nf)))
+        finish(c, f);
+}
+
+void mx_cflow_restart(mx_classifier *c, mx_cflow *f)
+{
+    if (!c || !f || f->phase == 1) return;
+    finish(c, f);
+    f->phase = 1;
+}
+
+/* Risks that fire falsely on mail: a mail protocol on its own port is not
+ * "non-standard", and TLS not carrying HTTPS is the point of SMTP/TLS. */
+static int ignored_risk(int r)
+{
+    return r == NDPI_KNOWN_PROTOCOL_ON_NON_STANDARD_PORT || r == NDPI_TLS_NOT_CARRYING_HTTPS;
+}
+
+static void put(const result *r, mx_ev *o)
+{
+    mx_ev_str(o, "protocol", r->proto[0] ? r->proto : "Unknown");
+    if (r->category) mx_ev_str(o, "category", r->category);
+    mx_ev *a = mx_ev_arr(o, "risks");
+    for (int i = 1; i < NDPI_MAX_RISK; i++)
+        if ((r->risk >> i) & 1 && !ignored_risk(i)) mx_ev_push_str(a, ndpi_risk2str((ndpi_risk_enum)i));
+}
+
+void mx_cflow_summary(mx_classifier *c, mx_cflow *f, mx_ev *o)
+{
+    if (!c || !f || !o) return;
+    finish(c, f);
+    put(&f->r[0], o);
+    if (f->phase == 1) put(&f->r[1], mx_ev_obj(o, "after_starttls"));
+}
+
+void mx_cflow_free(mx_cflow *f)
+{
+    if (!f) return;
+    if (f->nf) ndpi_flow_free(f->nf);
+    free(f);
+}
