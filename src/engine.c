@@ -393,6 +393,10 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
     uint32_t end = k->seq + k->paylen;
     if (!me->have_sent || (int32_t)(end - me->next_sent) > 0) { me->next_sent = end; me->have_sent = 1; }
 
+    if ((k->flags & MX_TCP_ACK) && f->d[!dir].st.have_seq) {
+        mx_stream_ctx pc = sctx(e, f, !dir);
+        mx_stream_acked(&f->d[!dir].st, &pc, k->ack);
+    }
     int fin = (k->flags & MX_TCP_FIN) != 0;
     if (k->paylen || fin) {
         mx_stream_ctx c = sctx(e, f, dir);

@@ -75,6 +75,7 @@ typedef struct msg {
     uint8_t prev_crlf;      /* previous line ended in CRLF */
     uint8_t mid_line;       /* inside a line              */
     uint8_t line_cr;        /* current line's last byte is CR */
+    uint8_t after_gap;      /* current line began in a hole: no checks */
     uint32_t line_len;
     char line[BODY_LINE];   /* first bytes of the current line */
     char hdr[HDR_VAL * 2];  /* header being unfolded      */
@@ -486,6 +487,15 @@ static size_t body_scan(mx_smtp *m, const uint8_t *p, size_t n, int *done)
         int crlf = g->line_cr;
         uint32_t len = g->line_len - (crlf ? 1 : 0);
         if (g->line_cr) g->line_cr = 0;
+        if (g->after_gap) {                 /* a line cut by a hole */
+            g->after_gap = 0;
+            g->bytes += g->line_len + 1;
+            g->lines++;
+            g->prev_crlf = (uint8_t)crlf;
+            g->line_len = 0;
+            g->mid_line = 0;
+            continue;
+        }
         if (!crlf) {
             g->bare_lf++;
             mx_sess_anomaly(m->s, MX_CLIENT, "bare_lf_in_data", "line ended by LF without CR");
@@ -785,6 +795,15 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
     return stop;
 }
 
+/* Does a known verb start here (followed by a space or the line end)? */
+static int line_starts_command(const uint8_t *p, size_t n)
+{
+    size_t k = 0;
+    while (k < n && k < 9 && p[k] != ' ' && p[k] != '\r' && p[k] != '\n') k++;
+    if (k == n || k == 9) return 0;
+    return verb_of(p, k) != V_UNKNOWN;
+}
+
 /* Client bytes. */
 static size_t client_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
 {
@@ -809,6 +828,7 @@ static size_t client_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
             if (!m->m) return n;
             i += body_scan(m, p + i, n - i, &done);
             if (done) {
+                m->c_after_gap = 0;      /* the end marker put us back in step */
                 emit_data(m, "dot");
                 q_push(m, V_DATA_END, 0);
                 set_cmode(m, CM_CMD);
@@ -827,6 +847,10 @@ static size_t client_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
             break;
         }
         case CM_DISCARD: {
+            if (m->c_after_gap && line_starts_command(p + i, n - i)) {
+                set_cmode(m, CM_CMD);
+                break;
+            }
             const uint8_t *nl = memchr(p + i, '\n', n - i);
             if (!nl) return n;
             i = (size_t)(nl - p) + 1;
@@ -1054,10 +1078,12 @@ static void reply_done(mx_smtp *m, int incomplete)
     } else if (m->cmode == CM_BODY && cur.verb != V_DATA && code != 354 && m->m) {
         if (code / 100 == 2) {
             /* The server took the message as ended where we did not see
-             * the end: it reads the end marker differently (smuggling). */
-            mx_sess_anomaly(m->s, MX_SERVER, "data_end_mismatch",
-                            "server accepted the message before the client's <CRLF>.<CRLF>");
-            emit_data(m, "server_reply");
+             * the end.  With bytes missing, the marker was in the hole;
+             * otherwise it reads the end marker differently (smuggling). */
+            if (!m->m->gap_bytes)
+                mx_sess_anomaly(m->s, MX_SERVER, "data_end_mismatch",
+                                "server accepted the message before the client's <CRLF>.<CRLF>");
+            emit_data(m, m->m->gap_bytes ? "server_reply_after_gap" : "server_reply");
             set_cmode(m, CM_CMD);
         } else {
             /* The server gave up on the message (421, 452, 552 ...); the
@@ -1124,6 +1150,8 @@ static void reply_line(mx_smtp *m, const uint8_t *l, size_t n)
     if (last) reply_done(m, 0);
 }
 
+static int reply_code(const uint8_t *l, size_t n);
+
 static size_t server_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
 {
     size_t i = 0;
@@ -1133,10 +1161,16 @@ static size_t server_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
         const uint8_t *nl = memchr(l, '\n', n - i);
         size_t len = nl ? (size_t)(nl - l) : n - i;
         if (m->s_discard) {
-            if (!nl) return n;
-            m->s_discard = 0;
-            i += len + 1;
-            continue;
+            /* After a gap the next byte may well start a reply: resume there
+             * rather than lose it (over-long lines are always skipped). */
+            if (m->s_discard == 2 && len >= 4 && reply_code(l, 4) >= 0) {
+                m->s_discard = 0;
+            } else {
+                if (!nl) return n;
+                m->s_discard = 0;
+                i += len + 1;
+                continue;
+            }
         }
         if (m->nlines == 0 && n - i >= 3 && l[0] == 0x16 && l[1] == 0x03 && l[2] <= 0x04) {
             mx_sess_anomaly(m->s, MX_SERVER, "tls_without_starttls", "server sent TLS without STARTTLS");
@@ -1175,7 +1209,7 @@ void mx_smtp_gap(mx_smtp *m, int dir, uint32_t len)
     if (!m) return;
     if (dir == MX_SERVER) {
         if (m->nlines) reply_done(m, 1);       /* what we have of it */
-        m->s_discard = 1;
+        m->s_discard = 2;
         m->s_after_gap = 1;
         return;
     }
@@ -1186,7 +1220,8 @@ void mx_smtp_gap(mx_smtp *m, int dir, uint32_t len)
             m->m->gap_bytes += len;
             m->m->bytes += len;
             m->m->line_len = 0;
-            m->m->prev_crlf = 0;       /* cannot trust a "." right after a hole */
+            m->m->line_cr = 0;
+            m->m->after_gap = 1;       /* cannot trust the line the hole cut */
         }
         break;
     case CM_CHUNK:

@@ -224,3 +224,22 @@ void mx_stream_skip(mx_stream *s, const mx_stream_ctx *c, uint32_t len)
     s->next_seq += len;
     drain(s, c);
 }
+
+void mx_stream_acked(mx_stream *s, const mx_stream_ctx *c, uint32_t ack)
+{
+    if (s->closed || !s->have_seq) return;
+    int32_t d = sdiff(ack, s->next_seq);
+    if (d <= 0) return;
+    /* The FIN takes one sequence number but carries no byte; and a lone
+     * 1-byte step with nothing held is more likely a FIN we did not see. */
+    if (s->have_fin && ack == s->fin_seq + 1 && sdiff(s->fin_seq, s->next_seq) <= 0) return;
+    if (d == 1 && !s->ooo) return;
+    if (d > (int32_t)(1u << 30)) return;          /* not plausible */
+    uint32_t upto = ack;
+    if (s->ooo && sdiff(s->ooo->seq, ack) < 0) upto = s->ooo->seq;
+    if (sdiff(upto, s->next_seq) > 0) {
+        gap(s, c, upto - s->next_seq, MX_GAP_LOST);
+        s->next_seq = upto;
+    }
+    drain(s, c);
+}

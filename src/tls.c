@@ -640,7 +640,13 @@ static int record_start(mx_tls *t, int dir)
     /* RFC 8446 §5.2: at most 2^14 + 256 bytes of ciphertext (older: + 2048) */
     if (type < 20 || type > 24 || d->hdr[1] != 3 || len > 16384 + 2048) {
         d->not_tls = 1;
-        mx_sess_anomaly(t->s, dir, "not_tls", "bytes are not TLS records");
+        if (d->records == 0 && !t->s->tls_from_start)
+            mx_sess_anomaly(t->s, dir, "cleartext_after_starttls",
+                            "bytes after the 220 to STARTTLS are not TLS (command injection or a broken peer)");
+        else if (d->records == 0)
+            mx_sess_anomaly(t->s, dir, "not_tls", "implicit-TLS port but the bytes are not TLS");
+        else
+            mx_sess_anomaly(t->s, dir, "not_tls", "bytes are not TLS records");
         return 0;
     }
     d->records++;
@@ -700,10 +706,6 @@ size_t mx_tls_feed(mx_tls *t, int dir, const uint8_t *p, size_t n, int force)
             d->body_left -= (uint32_t)take;
             i += take;
             continue;
-        }
-        if (d->hlen == 0 && t->s->tls_from_start == 0 && !d->records && !d->any_hs && n - i >= 1 && p[i] != 0x16) {
-            /* after STARTTLS, the first byte must start a handshake record */
-            mx_sess_anomaly(t->s, dir, "cleartext_after_starttls", "bytes after the 220 are not TLS");
         }
         d->hdr[d->hlen++] = p[i++];
         if (d->hlen < 5) continue;

@@ -77,6 +77,11 @@ void mx_stream_segment(mx_stream *s, const mx_stream_ctx *c, uint32_t seq,
 /* Offers the kept tail to the consumer again (after its state changed). */
 void mx_stream_kick(mx_stream *s, const mx_stream_ctx *c);
 
+/* The peer acknowledged everything before ack: bytes up to there that were
+ * never seen are lost from the capture (not from the connection), so the
+ * hole is reported now instead of at the close. */
+void mx_stream_acked(mx_stream *s, const mx_stream_ctx *c, uint32_t ack);
+
 /* Declares the next len bytes lost (a gap at the current position). */
 void mx_stream_skip(mx_stream *s, const mx_stream_ctx *c, uint32_t len);
 
