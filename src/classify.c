@@ -12,6 +12,7 @@ struct mx_classifier {
 };
 
 typedef struct result {
+    uint16_t master, app;
     char proto[64];
     const char *category;
     ndpi_risk risk;
@@ -59,6 +60,7 @@ static void finish(mx_classifier *c, mx_cflow *f)
     if (!f->nf || r->done) return;
     uint8_t guessed = 0;
     ndpi_protocol p = ndpi_detection_giveup(c->mod, f->nf, 1, &guessed);
+    if (p.master_protocol || p.app_protocol) { r->master = p.master_protocol; r->app = p.app_protocol; }
     ndpi_protocol2name(c->mod, p, r->proto, sizeof r->proto);
     r->category = ndpi_category_get_name(c->mod, p.category);
     r->risk = f->nf->risk;
@@ -80,8 +82,25 @@ void mx_cflow_packet(mx_classifier *c, mx_cflow *f, const uint8_t *l3, uint32_t 
                                                     ts_us / 1000);
     f->packets++;
     int known = p.app_protocol != NDPI_PROTOCOL_UNKNOWN || p.master_protocol != NDPI_PROTOCOL_UNKNOWN;
+    if (known) { f->r[f->phase].master = p.master_protocol; f->r[f->phase].app = p.app_protocol; }
     if (f->packets >= c->max_packets || (known && !ndpi_extra_dissection_possible(c->mod, f->nf)))
         finish(c, f);
+}
+
+static int mailish(uint16_t id)
+{
+    return id == NDPI_PROTOCOL_MAIL_SMTP || id == NDPI_PROTOCOL_MAIL_SMTPS || id == NDPI_PROTOCOL_TLS;
+}
+
+int mx_cflow_decision(mx_classifier *c, mx_cflow *f, int final)
+{
+    if (!c || !f) return 0;
+    result *r = &f->r[0];
+    if (mailish(r->master) || mailish(r->app)) return 1;
+    if (final) finish(c, f);
+    if (r->done) return (mailish(r->master) || mailish(r->app)) ? 1 : 0;
+    if (r->master || r->app) return 0;        /* known, and something else */
+    return -1;
 }
 
 void mx_cflow_restart(mx_classifier *c, mx_cflow *f)

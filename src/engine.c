@@ -45,6 +45,7 @@ typedef struct flow {
     uint64_t last_us;
     uint32_t syn_count;
     const char *end_reason;
+    uint8_t probation;            /* off the mail ports, awaiting nDPI      */
     mx_cflow *cf;
     dirstate d[2];
     mx_sess sess;
@@ -209,10 +210,37 @@ static void dir_summary(mx_ev *o, const dirstate *d)
     if (d->st.conflicts) mx_ev_int(o, "overlap_conflicts", d->st.conflicts);
 }
 
+/* A flow off the mail ports is written only if nDPI calls it SMTP or TLS.
+ * Returns 0 when the flow was dropped. */
+static int decide(mx_engine *e, flow *f, int final)
+{
+    if (!f->probation) return 1;
+    int d = mx_cflow_decision(e->cls, f->cf, final);
+    if (d < 0) return 1;
+    if (d == 1) {
+        f->probation = 0;
+        mx_sink_session_confirm(e->sink, &f->sess);
+        return 1;
+    }
+    mx_sess *s = &f->sess;
+    mx_sink_session_drop(e->sink, s);
+    if (s->smtp) { mx_smtp_free(s->smtp); s->smtp = NULL; }
+    if (s->tls) { mx_tls_free(s->tls); s->tls = NULL; }
+    for (int dir = 0; dir < 2; dir++) mx_stream_free(&f->d[dir].st);
+    mx_cflow_free(f->cf);
+    f->cf = NULL;
+    f->probation = 0;
+    f->state = ST_CLOSED;
+    e->st.off_port_ignored++;
+    e->st.sessions--;
+    return 0;
+}
+
 static void session_close(mx_engine *e, flow *f, const char *reason, int incomplete)
 {
     mx_sess *s = &f->sess;
     if (f->state == ST_CLOSED) return;
+    if (!decide(e, f, 1)) return;
     for (int dir = 0; dir < 2; dir++) {
         mx_stream_ctx c = sctx(e, f, dir);
         mx_stream_flush(&f->d[dir].st, &c);
@@ -245,7 +273,7 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     f->end_reason = reason;
 }
 
-static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_src)
+static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_src, int off_port)
 {
     if (e->live >= e->cfg.opt.lim.max_flows) {
         /* Evict the least recently active flow. */
@@ -294,6 +322,11 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
     else s->app[0] = s->app[1] = MX_APP_SMTP;
 
     mx_sink_session_begin(e->sink, s);
+    if (off_port) {
+        f->probation = 1;
+        s->off_port = 1;
+        mx_sink_session_defer(e->sink, s);
+    }
     mx_ev *ev = mx_ev_begin(s, "session.start", MX_NODIR);
     mx_ev_endpoint(ev, "client", &s->cli, s->cli_port);
     mx_ev_endpoint(ev, "server", &s->srv, s->srv_port);
@@ -303,7 +336,7 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
         mx_ev *v = mx_ev_arr(ev, "vlan");
         for (int i = 0; i < k->nvlan && i < 2; i++) mx_ev_push_int(v, k->vlan[i]);
     }
-    mx_ev_str(ev, "mode", s->tls_from_start ? "implicit_tls" : "smtp");
+    mx_ev_str(ev, "mode", off_port ? "detected" : s->tls_from_start ? "implicit_tls" : "smtp");
     mx_ev_end(s, ev);
     return f;
 }
@@ -449,7 +482,8 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
     }
     e->st.tcp_packets++;
     int sport_mail = is_mail_port(e, k.sport), dport_mail = is_mail_port(e, k.dport);
-    if (!sport_mail && !dport_mail) return;
+    int off_port = !sport_mail && !dport_mail;
+    if (off_port && (!e->cfg.any_port || !e->cls)) return;
     e->st.mail_packets++;
 
     uint32_t h = flow_hash(&k);
@@ -470,7 +504,7 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
         else if ((k.flags & (MX_TCP_SYN | MX_TCP_ACK)) == (MX_TCP_SYN | MX_TCP_ACK)) client_is_src = 0;
         else if (k.paylen == 0 && !(k.flags & (MX_TCP_FIN | MX_TCP_RST))) return; /* bare ACK */
         else client_is_src = dport_mail || !sport_mail;
-        f = flow_new(e, &k, h, client_is_src);
+        f = flow_new(e, &k, h, client_is_src, off_port);
         if (!f) return;
         dir = client_is_src ? MX_CLIENT : MX_SERVER;
     } else {
@@ -479,6 +513,7 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
     }
     f->last_us = e->now_us;
     if (f->cf) mx_cflow_packet(e->cls, f->cf, k.l3, k.l3len, e->now_us);
+    if (f->probation && !decide(e, f, 0)) return;
     tcp_packet(e, f, dir, &k);
     if (f->sess.tls_handoff) {
         f->sess.tls_handoff = 0;

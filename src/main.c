@@ -28,6 +28,8 @@ static void usage(FILE *f)
 "                      repeat to read several files as one stream\n"
 "  -p, --port N[,N]    also follow these server ports (default 25,587,465)\n"
 "      --tls-port N    a port where TLS starts at once (default 465)\n"
+"      --any-port      also follow connections on other ports that nDPI\n"
+"                      recognises as SMTP or TLS\n"
 "output:\n"
 "  -F FORMAT           timeline (default): one JSON document per session\n"
 "                      ndjson: one JSON event per line\n"
@@ -75,7 +77,7 @@ static int add_ports(const char *s, uint16_t *ports, int *n, int max)
 
 int main(int argc, char **argv)
 {
-    enum { O_PRETTY = 256, O_NONDPI, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MAXFLOWS, O_IDLE,
+    enum { O_PRETTY = 256, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
@@ -83,6 +85,7 @@ int main(int argc, char **argv)
         { "pretty", no_argument, 0, O_PRETTY },
         { "show-user", no_argument, 0, O_SHOWUSER },
         { "no-ndpi", no_argument, 0, O_NONDPI },
+        { "any-port", no_argument, 0, O_ANYPORT },
         { "ndpi-packets", required_argument, 0, O_NDPIPKTS },
         { "stats", no_argument, 0, O_STATS },
         { "max-flows", required_argument, 0, O_MAXFLOWS },
@@ -129,6 +132,7 @@ int main(int argc, char **argv)
         case O_PRETTY: cfg.opt.pretty = 1; break;
         case O_SHOWUSER: cfg.opt.show_user = 1; break;
         case O_NONDPI: cfg.no_ndpi = 1; break;
+        case O_ANYPORT: cfg.any_port = 1; break;
         case O_NDPIPKTS: ok = parse_u32("--ndpi-packets", optarg, 1, &L->ndpi_packets); break;
         case O_STATS: stats = 1; break;
         case O_MAXFLOWS: ok = parse_u32("--max-flows", optarg, 1, &L->max_flows); break;
@@ -183,13 +187,14 @@ int main(int argc, char **argv)
         const mx_engine_stats *s = mx_engine_stats_get(eng);
         fprintf(stderr, "mxtrace: packets %llu tcp %llu mail %llu sessions %llu "
                 "non-ip %llu non-tcp %llu fragments %llu truncated %llu malformed %llu "
-                "evicted %llu timed-out %llu peak-flows %llu\n",
+                "evicted %llu timed-out %llu peak-flows %llu off-port-ignored %llu\n",
                 (unsigned long long)s->packets, (unsigned long long)s->tcp_packets,
                 (unsigned long long)s->mail_packets, (unsigned long long)s->sessions,
                 (unsigned long long)s->not_ip, (unsigned long long)s->not_tcp,
                 (unsigned long long)s->fragments, (unsigned long long)s->truncated,
                 (unsigned long long)s->malformed, (unsigned long long)s->evicted,
-                (unsigned long long)s->timed_out, (unsigned long long)s->max_live_flows);
+                (unsigned long long)s->timed_out, (unsigned long long)s->max_live_flows,
+                (unsigned long long)s->off_port_ignored);
     }
     mx_engine_free(eng);
     if (fflush(out) != 0 || mx_sink_failed(sink)) {

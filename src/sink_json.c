@@ -25,6 +25,7 @@ struct mx_sink {
 typedef struct sess_out {
     cJSON *doc;
     cJSON *events;
+    int deferred;
     uint64_t last_us;
 } sess_out;
 
@@ -74,6 +75,26 @@ void mx_sink_session_begin(mx_sink *k, mx_sess *s)
     o->events = cJSON_CreateArray();
 }
 
+void mx_sink_session_defer(mx_sink *k, mx_sess *s)
+{
+    sess_out *o = s->out;
+    (void)k;
+    if (!o) return;
+    o->deferred = 1;
+    if (!o->events) o->events = cJSON_CreateArray();
+}
+
+void mx_sink_session_confirm(mx_sink *k, mx_sess *s)
+{
+    sess_out *o = s->out;
+    if (!o || !o->deferred) return;
+    o->deferred = 0;
+    if (k->fmt == MX_FMT_TIMELINE) return;      /* written at the end anyway */
+    for (cJSON *e = o->events ? o->events->child : NULL; e; e = e->next) emit(k, e);
+    cJSON_Delete(o->events);
+    o->events = NULL;
+}
+
 static void add_endpoint(cJSON *obj, const char *key, const mx_addr *a, uint16_t port)
 {
     char ip[64];
@@ -112,9 +133,9 @@ void mx_sink_session_drop(mx_sink *k, mx_sess *s)
     sess_out *o = s->out;
     (void)k;
     if (!o) return;
+    /* the events array is only attached to the document when written */
+    cJSON_Delete(o->events);
     cJSON_Delete(o->doc);
-    if (o->events && !o->doc) cJSON_Delete(o->events);
-    else if (o->events && !cJSON_GetObjectItemCaseSensitive(o->doc, "events")) cJSON_Delete(o->events);
     free(o);
     s->out = NULL;
 }
@@ -160,7 +181,7 @@ void mx_ev_end(mx_sess *s, mx_ev *e)
     sess_out *o = s->out;
     mx_sink *k = s->sink;
     if (o) o->last_us = s->cur_us;
-    if (k && k->fmt == MX_FMT_TIMELINE && o && o->events) {
+    if (k && o && o->events && (k->fmt == MX_FMT_TIMELINE || o->deferred)) {
         cJSON_AddItemToArray(o->events, J(e));
         return;
     }

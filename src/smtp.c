@@ -142,6 +142,12 @@ struct mx_smtp {
 
 /* ---- small helpers ----------------------------------------------------- */
 
+/* A TLS record header (type 20-23, version 3.x) where SMTP text belongs. */
+static int looks_tls(const uint8_t *l)
+{
+    return l[0] >= 0x14 && l[0] <= 0x17 && l[1] == 0x03 && l[2] <= 0x04;
+}
+
 #define WIRE(ev, key, p, n) mx_ev_wire(ev, key, (const uint8_t *)(p), n, m->lim->max_field)
 
 static void set_cmode(mx_smtp *m, enum cmode c) { m->cmode = c; }
@@ -861,9 +867,10 @@ static size_t client_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
         case CM_AUTH: {
             const uint8_t *l = p + i;
             /* TLS where SMTP is expected: a ClientHello without STARTTLS */
-            if (!m->any_cmd && n - i >= 3 && l[0] == 0x16 && l[1] == 0x03 && l[2] <= 0x04) {
-                mx_sess_anomaly(m->s, MX_CLIENT, "tls_without_starttls",
-                                "client started TLS without STARTTLS");
+            if (!m->any_cmd && n - i >= 3 && looks_tls(l)) {
+                if (!m->s->off_port)
+                    mx_sess_anomaly(m->s, MX_CLIENT, "tls_without_starttls",
+                                    "client started TLS without STARTTLS");
                 m->s->app[MX_CLIENT] = MX_APP_TLS;
                 return i;
             }
@@ -1172,8 +1179,9 @@ static size_t server_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
                 continue;
             }
         }
-        if (m->nlines == 0 && n - i >= 3 && l[0] == 0x16 && l[1] == 0x03 && l[2] <= 0x04) {
-            mx_sess_anomaly(m->s, MX_SERVER, "tls_without_starttls", "server sent TLS without STARTTLS");
+        if (m->nlines == 0 && !m->replies && n - i >= 3 && looks_tls(l)) {
+            if (!m->s->off_port)
+                mx_sess_anomaly(m->s, MX_SERVER, "tls_without_starttls", "server sent TLS without STARTTLS");
             m->s->app[MX_SERVER] = MX_APP_TLS;
             return i;
         }

@@ -14,7 +14,9 @@ import collections, json, os, subprocess, sys
 MX = sys.argv[1]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("MX_SHARED", os.path.join(ROOT, "..", "shared"))
-PCAPS = os.path.join(SHARED, "pcaps")
+# With a second argument, check that folder of captures instead (the
+# project's own); tshark-truth.sh is still taken from the shared tools.
+PCAPS = sys.argv[2] if len(sys.argv) > 2 else os.path.join(SHARED, "pcaps")
 TRUTH = os.path.join(SHARED, "tools", "tshark-truth.sh")
 
 if not os.path.isdir(PCAPS):
@@ -35,7 +37,8 @@ TSHARK_WRONG = {
     ("sv-smtp-extract-url-schemes.pcap", "reply 250"),
 }
 
-have_tshark = subprocess.run(["sh", "-c", "command -v tshark"], capture_output=True).returncode == 0
+have_tshark = (subprocess.run(["sh", "-c", "command -v tshark"], capture_output=True).returncode == 0
+               and os.path.exists(TRUTH))
 failures = []
 verdicts = collections.Counter()
 checked = 0
@@ -45,11 +48,14 @@ def fail(name, msg):
 
 def tshark_view(path, extra):
     out = subprocess.run(["sh", TRUTH, path] + extra, capture_output=True, text=True).stdout
-    cmds, codes = collections.Counter(), collections.Counter()
+    cmds, codes, alerts = collections.Counter(), collections.Counter(), collections.Counter()
     for line in out.splitlines():
         f = line.split("\t")
         if len(f) < 14:
             continue
+        if len(f) >= 17:
+            for a in filter(None, f[16].split(",")):
+                alerts[int(a)] += 1
         for c in filter(None, f[10].split(",")):
             c = c.upper()
             if c == "STAR":          # tshark splits STARTTLS as STAR + TLS
@@ -57,13 +63,15 @@ def tshark_view(path, extra):
             cmds[c] += 1
         for r in filter(None, f[12].split(",")):
             codes[int(r)] += 1
-    return cmds, codes
+    return cmds, codes, alerts
 
-for sub in sorted(os.listdir(PCAPS)):
+for sub in sorted(os.listdir(PCAPS)) + ["."]:
     d = os.path.join(PCAPS, sub)
-    if not os.path.isdir(d):
+    if not os.path.isdir(d) or sub.startswith(("certs", "src")):
         continue
     for fn in sorted(os.listdir(d)):
+        if fn.startswith("broken-"):
+            continue            # made broken on purpose: see tests/cli.sh
         if not fn.endswith((".pcap", ".pcapng")):
             continue
         path = os.path.join(d, fn)
@@ -71,7 +79,7 @@ for sub in sorted(os.listdir(PCAPS)):
         opts = ["-p", "2525"]
         extra = []
         if sub == "tls-alerts":
-            opts += ["--tls-port", "443,465,4433,8443"]
+            opts += ["--tls-port", "443,465", "--any-port"]
         r = subprocess.run([MX, "-r", path, "-F", "ndjson"] + opts, capture_output=True)
         checked += 1
         if r.returncode not in (0, 3):
@@ -80,7 +88,7 @@ for sub in sorted(os.listdir(PCAPS)):
         if r.returncode == 3 and path not in r.stderr.decode(errors="replace"):
             fail(fn, "damaged-file message does not name the file")
         sessions = collections.defaultdict(list)
-        mx_cmds, mx_codes = collections.Counter(), collections.Counter()
+        mx_cmds, mx_codes, mx_alerts = collections.Counter(), collections.Counter(), collections.Counter()
         try:
             text = r.stdout.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -100,6 +108,8 @@ for sub in sorted(os.listdir(PCAPS)):
                 mx_cmds[ev["verb"].upper()] += 1
             elif ev.get("type") == "smtp.reply":
                 mx_codes[ev["code"]] += 1
+            elif ev.get("type") == "tls.alert" and "code" in ev:
+                mx_alerts[ev["code"]] += 1
         for sid, evs in sessions.items():
             ends = [e for e in evs if e["type"] == "session.end"]
             if len(ends) != 1 or evs[-1]["type"] != "session.end":
@@ -108,7 +118,10 @@ for sub in sorted(os.listdir(PCAPS)):
             v = ends[0].get("verdict", {}).get("code") if isinstance(ends[0].get("verdict"), dict) else None
             verdicts[v or "(none)"] += 1
         if have_tshark:
-            t_cmds, t_codes = tshark_view(path, extra)
+            t_cmds, t_codes, t_alerts = tshark_view(path, extra)
+            for c, n in t_alerts.items():
+                if mx_alerts[c] < n and (fn, f"alert {c}") not in TSHARK_WRONG:
+                    fail(fn, f"tshark sees alert {c} x{n}, mxtrace x{mx_alerts[c]}")
             for c, n in t_codes.items():
                 if mx_codes[c] < n and (fn, f"reply {c}") not in TSHARK_WRONG:
                     fail(fn, f"tshark sees reply {c} x{n}, mxtrace x{mx_codes[c]}")

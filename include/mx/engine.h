@@ -24,12 +24,14 @@ typedef struct mx_engine_cfg {
     uint16_t tls_ports[16];    /* ports where TLS starts at once (465)   */
     int ntls_ports;
     int no_ndpi;               /* skip nDPI classification               */
+    int any_port;              /* follow SMTP/TLS that nDPI finds anywhere */
 } mx_engine_cfg;
 
 typedef struct mx_engine_stats {
     uint64_t packets, tcp_packets, mail_packets;
     uint64_t not_ip, not_tcp, fragments, truncated, malformed;
     uint64_t sessions, evicted, timed_out;
+    uint64_t off_port_ignored;      /* --any-port flows nDPI called other */
     uint64_t max_live_flows;
 } mx_engine_stats;
 

@@ -47,6 +47,7 @@ typedef struct mx_sess {
     uint8_t midstream;           /* no SYN seen                         */
     uint8_t tls_from_start;      /* implicit TLS port (465)             */
     uint8_t tls_handoff;         /* STARTTLS accepted in this packet    */
+    uint8_t off_port;            /* not a mail port: followed on nDPI's word */
     enum mx_app app[2];
     mx_smtp *smtp;
     mx_tls *tls;

@@ -20,6 +20,10 @@ typedef enum mx_format {
 mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt);
 void mx_sink_session_begin(mx_sink *k, mx_sess *s);
 void mx_sink_session_end(mx_sink *k, mx_sess *s);
+/* Holds the session's events back until mx_sink_session_confirm() (write
+ * them, and stream the rest as usual) or mx_sink_session_drop(). */
+void mx_sink_session_defer(mx_sink *k, mx_sess *s);
+void mx_sink_session_confirm(mx_sink *k, mx_sess *s);
 /* Releases a session's sink state without writing it. */
 void mx_sink_session_drop(mx_sink *k, mx_sess *s);
 /* Non-zero once a write to the output failed. */
