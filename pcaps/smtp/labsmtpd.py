@@ -1,0 +1,224 @@
+#!/usr/bin/python3
+"""SMTP server for the test captures, built on aiosmtpd.
+
+Each profile fixes the banner, the EHLO capability list and the reply texts,
+so that the captures carry exactly the replies the tests look for.
+
+Usage: labsmtpd.py PROFILE --listen ADDR --port N --ready FILE [--spool DIR]
+The server writes FILE once it listens and runs until SIGTERM/SIGINT.
+"""
+import argparse
+import asyncio
+import hashlib
+import logging
+import os
+import signal
+import socket
+import sys
+import warnings
+
+from aiosmtpd.smtp import SMTP, AuthResult
+
+DEFAULT_354 = "354 End data with <CR><LF>.<CR><LF>"
+
+# Reply texts shared by the "mail service" style profiles.
+MAILSVC = {
+    "hostname": "mail.testlab.com",
+    "ident": "ESMTP MAIL Service ready",
+    "ehlo": ["{host} Hello [{peer}]", "SIZE 37748736", "PIPELINING", "DSN",
+             "ENHANCEDSTATUSCODES", "8BITMIME", "HELP"],
+    "mail": "250 2.1.0 Sender OK",
+    "rcpt": "250 2.1.5 Recipient OK",
+    "354": "354 Start mail input; end with <CRLF>.<CRLF>",
+    "queued": "250 2.6.0 <{qid}@{host}> Queued mail for delivery",
+    "quit": "221 2.0.0 Service closing transmission channel",
+    "rset": "250 2.0.0 Resetting",
+    "noop": "250 2.0.0 OK",
+}
+
+PROFILES = {
+    # S1: plain delivery on port 25.
+    "mailsvc": dict(MAILSVC),
+    # S4/S5: submission on 587 with AUTH LOGIN in clear text.
+    "submission": dict(MAILSVC, hostname="smtp.testlab.com",
+                       ehlo=["{host} Hello [{peer}]", "SIZE 37748736", "PIPELINING", "DSN",
+                             "ENHANCEDSTATUSCODES", "AUTH LOGIN PLAIN", "8BITMIME", "HELP"],
+                       auth=True),
+    # S8: STARTTLS advertised, but refused with 454.
+    "starttls-454": dict(MAILSVC, ehlo=["{host} Hello [{peer}]", "SIZE 37748736", "PIPELINING",
+                                        "STARTTLS", "ENHANCEDSTATUSCODES", "8BITMIME", "HELP"],
+                         starttls="454 4.7.0 TLS not available due to temporary reason"),
+    # S10: STARTTLS advertised and required before MAIL.
+    "tls-required": dict(MAILSVC, ehlo=["{host} Hello [{peer}]", "SIZE 37748736", "PIPELINING",
+                                        "STARTTLS", "ENHANCEDSTATUSCODES", "8BITMIME", "HELP"],
+                         mail="530 5.7.0 Must issue a STARTTLS command first",
+                         starttls="454 4.7.0 TLS not available due to temporary reason"),
+    # S11: a server that does not know EHLO.
+    "helo-only": dict(MAILSVC, ehlo_reject="502 5.5.2 Error: command not recognized",
+                      helo="250 {host} Hello [{peer}]"),
+    # A server that gives up in the middle of DATA.
+    "abort-data": dict(MAILSVC, abort_after=12000, abort="421 4.3.0 Service shutting down"),
+}
+
+# Accounts known to the submission profile.
+ACCOUNTS = {b"sponsor@testlab.com": b"S3cr3t-Pa55"}
+
+
+class Handler:
+    def __init__(self, prof, spool):
+        self.p = prof
+        self.spool = spool
+        self.count = 0
+
+    def _fmt(self, text, session):
+        peer = session.peer[0] if session.peer else "unknown"
+        return text.format(host=self.p["hostname"], peer=peer)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        caps = [self._fmt(c, session) for c in self.p["ehlo"]]
+        return ["250-" + c for c in caps[:-1]] + ["250 " + caps[-1]]
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        session.host_name = hostname
+        return self._fmt(self.p.get("helo", "250 {host}"), session)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        reply = self.p["mail"]
+        if reply.startswith("250"):
+            envelope.mail_from = address
+            envelope.mail_options.extend(mail_options)
+        return reply
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return self.p["rcpt"]
+
+    async def handle_DATA(self, server, session, envelope):
+        self.count += 1
+        digest = hashlib.sha1(envelope.original_content).hexdigest().upper()
+        qid = "%s%02d" % (digest[:10], self.count)
+        if self.spool:
+            with open(os.path.join(self.spool, qid + ".eml"), "wb") as f:
+                f.write(envelope.original_content)
+        return self.p["queued"].format(qid=qid, host=self.p["hostname"])
+
+    async def handle_RSET(self, server, session, envelope):
+        return self.p["rset"]
+
+    async def handle_NOOP(self, server, session, envelope, arg):
+        return self.p["noop"]
+
+    async def handle_QUIT(self, server, session, envelope):
+        return self.p["quit"]
+
+
+class LabSMTP(SMTP):
+    # AUTH LOGIN prompts as most servers send them ("Username:", "Password:").
+    AuthLoginUsernameChallenge = "Username:"
+    AuthLoginPasswordChallenge = "Password:"
+
+    def __init__(self, handler, prof, **kw):
+        self.prof = prof
+        super().__init__(handler, **kw)
+
+    async def push(self, status):
+        if isinstance(status, str):
+            if status == DEFAULT_354:
+                status = self.prof["354"]
+            status = status.encode("ascii")
+        # Hold the lines of a multi-line reply and send the reply in one write,
+        # as most servers do.
+        if len(status) > 3 and status[3:4] == b"-":
+            self._held = getattr(self, "_held", b"") + status + b"\r\n"
+            return
+        held, self._held = getattr(self, "_held", b""), b""
+        await super().push(held + status)
+
+    async def smtp_EHLO(self, hostname):
+        if "ehlo_reject" in self.prof:
+            await self.push(self.prof["ehlo_reject"])
+            return
+        await super().smtp_EHLO(hostname)
+
+    async def smtp_STARTTLS(self, arg):
+        if "starttls" in self.prof:
+            await self.push(self.prof["starttls"])
+            return
+        await super().smtp_STARTTLS(arg)
+
+    async def smtp_DATA(self, arg):
+        limit = self.prof.get("abort_after")
+        if not limit:
+            await super().smtp_DATA(arg)
+            return
+        if await self.check_helo_needed():
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        await self.push(self.prof["354"])
+        got = 0
+        while got < limit:
+            chunk = await self._reader.read(limit - got)
+            if not chunk:
+                break
+            got += len(chunk)
+        await self.push(self.prof["abort"])
+        await asyncio.sleep(0.05)
+        self._handler_coroutine.cancel()
+        self.transport.close()
+
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    if ACCOUNTS.get(bytes(auth_data.login)) == bytes(auth_data.password):
+        return AuthResult(success=True, auth_data=auth_data)
+    return AuthResult(success=False, handled=False,
+                      message="535 5.7.3 Authentication unsuccessful")
+
+
+async def serve(args):
+    prof = PROFILES[args.profile]
+    handler = Handler(prof, args.spool)
+    kw = dict(hostname=prof["hostname"], ident=prof["ident"], data_size_limit=37748736)
+    if prof.get("auth"):
+        kw.update(auth_require_tls=False, auth_required=True, authenticator=authenticator)
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in args.listen else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.rcvbuf:
+        # A small receive buffer keeps the advertised window small, so a
+        # large DATA body is still in flight when the server gives up.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
+    sock.bind((args.listen, args.port))
+    sock.listen(16)
+    server = await loop.create_server(lambda: LabSMTP(handler, prof, loop=loop, **kw), sock=sock)
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    with open(args.ready, "w") as f:
+        f.write("%d\n" % os.getpid())
+    await stop
+    server.close()
+    await server.wait_closed()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("profile", choices=sorted(PROFILES))
+    ap.add_argument("--listen", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--ready", required=True)
+    ap.add_argument("--spool")
+    ap.add_argument("--rcvbuf", type=int, default=0)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
