@@ -12,6 +12,7 @@
 #include "mx/smtp.h"
 #include "mx/stream.h"
 #include "mx/tls.h"
+#include "mx/x509.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,10 +331,13 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
     mx_ev *ev = mx_ev_begin(s, "session.start", MX_NODIR);
     mx_ev_endpoint(ev, "client", &s->cli, s->cli_port);
     mx_ev_endpoint(ev, "server", &s->srv, s->srv_port);
-    mx_ev_str(ev, "transport", "tcp");
-    mx_ev_str(ev, "network_type", s->cli.v6 ? "ipv6" : "ipv4");
+    mx_community_id(&s->cli, s->cli_port, &s->srv, s->srv_port, s->community_id, sizeof s->community_id);
+    mx_ev *net = mx_ev_obj(ev, "network");
+    mx_ev_str(net, "transport", "tcp");
+    mx_ev_str(net, "type", s->cli.v6 ? "ipv6" : "ipv4");
+    mx_ev_str(net, "community_id", s->community_id);
     if (k->nvlan) {
-        mx_ev *v = mx_ev_arr(ev, "vlan");
+        mx_ev *v = mx_ev_arr(net, "vlan_id");
         for (int i = 0; i < k->nvlan && i < 2; i++) mx_ev_push_int(v, k->vlan[i]);
     }
     mx_ev_str(ev, "mode", off_port ? "detected" : s->tls_from_start ? "implicit_tls" : "smtp");

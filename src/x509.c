@@ -29,6 +29,28 @@ static void digest(const EVP_MD *md, const void *p, size_t n, char *out)
 void mx_md5_hex(const void *p, size_t n, char *out) { digest(EVP_md5(), p, n, out); }
 void mx_sha256_hex(const void *p, size_t n, char *out) { digest(EVP_sha256(), p, n, out); }
 
+void mx_community_id(const mx_addr *a, uint16_t ap, const mx_addr *b, uint16_t bp, char *out, size_t cap)
+{
+    /* seed(2) saddr daddr proto(1) pad(1) sport(2) dport(2), the smaller
+     * endpoint first */
+    size_t al = a->v6 ? 16 : 4;
+    int swap = memcmp(a->b, b->b, al);
+    if (swap == 0) swap = ap < bp ? -1 : ap > bp;
+    if (swap > 0) { const mx_addr *t = a; a = b; b = t; uint16_t tp = ap; ap = bp; bp = tp; }
+    unsigned char buf[2 + 16 + 16 + 2 + 4], d[20];
+    size_t o = 0;
+    buf[o++] = 0; buf[o++] = 0;
+    memcpy(buf + o, a->b, al); o += al;
+    memcpy(buf + o, b->b, al); o += al;
+    buf[o++] = 6; buf[o++] = 0;
+    buf[o++] = (unsigned char)(ap >> 8); buf[o++] = (unsigned char)ap;
+    buf[o++] = (unsigned char)(bp >> 8); buf[o++] = (unsigned char)bp;
+    unsigned dl = 0;
+    if (!EVP_Digest(buf, o, d, &dl, EVP_sha1(), NULL) || cap < 32) { if (cap) out[0] = 0; return; }
+    memcpy(out, "1:", 2);
+    EVP_EncodeBlock((unsigned char *)out + 2, d, 20);
+}
+
 /* RFC 2253 form of a name into buf. */
 static void name_str(const X509_NAME *nm, char *buf, size_t cap)
 {

@@ -16,6 +16,10 @@
 void mx_md5_hex(const void *p, size_t n, char *out);
 void mx_sha256_hex(const void *p, size_t n, char *out);
 
+/* Community ID v1 of a TCP connection ("1:" + base64 SHA-1 of the ordered
+ * endpoints, seed 0) into out (>= 40 bytes). */
+void mx_community_id(const mx_addr *a, uint16_t ap, const mx_addr *b, uint16_t bp, char *out, size_t cap);
+
 typedef struct mx_cert_checks {
     int expired, not_yet_valid, self_signed, chain_order_ok, parse_errors;
     int names_checked;       /* host names tested against the leaf       */
