@@ -257,7 +257,7 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     dir_summary(mx_ev_obj(ev, "client_stats"), &f->d[MX_CLIENT]);
     dir_summary(mx_ev_obj(ev, "server_stats"), &f->d[MX_SERVER]);
     if (s->smtp) mx_smtp_summary(s->smtp, mx_ev_obj(ev, "smtp"));
-    if (s->tls) mx_tls_summary(s->tls, mx_ev_obj(ev, "tls"));
+    if (mx_tls_seen(s->tls)) mx_tls_summary(s->tls, mx_ev_obj(ev, "tls"));
     if (f->cf) {
         mx_cflow_summary(e->cls, f->cf, mx_ev_obj(ev, "ndpi"));
         mx_cflow_free(f->cf);

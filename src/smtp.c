@@ -976,11 +976,17 @@ static void reply_done(mx_smtp *m, int incomplete)
     size_t tn;
     const char *t0 = rtext(m, 0, &tn);
     pend none = { V_UNKNOWN, 0, 0, 0 }, *h = q_head(m), cur;
-    int unsolicited = 0;
+    int unsolicited = 0, not_seen = 0;
 
     if (!h) {
-        if (!m->greeted && !m->any_cmd) { none.verb = V_GREETING; }
+        /* A greeting is a 220, or a refusal at connect (554, 421) (RFC 5321
+         * §4.3.1).  Anything else with no command waiting answers one we
+         * did not see (capture started late, or bytes lost), or none. */
+        if (!m->greeted && !m->any_cmd && (code == 220 || code == 554 || code == 421) && !m->s_after_gap)
+            none.verb = V_GREETING;
+        else if ((m->s->midstream && !m->any_cmd) || m->s_after_gap || m->c_after_gap) not_seen = 1;
         else unsolicited = 1;
+        if (none.verb == V_GREETING || !not_seen) m->greeted = 1;
         cur = none;
     } else {
         cur = *h;
@@ -1003,8 +1009,9 @@ static void reply_done(mx_smtp *m, int incomplete)
     }
     if (m->lines_dropped) mx_ev_int(ev, "lines_dropped", m->lines_dropped);
     if (unsolicited) { mx_ev_null(ev, "answers"); mx_ev_bool(ev, "unsolicited", 1); m->unsolicited++; }
+    else if (not_seen) { mx_ev_null(ev, "answers"); mx_ev_bool(ev, "command_not_seen", 1); }
     else mx_ev_str(ev, "answers", verb_name[cur.verb]);
-    if (!unsolicited && cur.verb != V_GREETING) {
+    if (!unsolicited && !not_seen && cur.verb != V_GREETING) {
         mx_ev_int(ev, "command_frame", (int64_t)cur.frame);
         mx_ev_num(ev, "latency", (double)(m->s->cur_us - cur.us) / 1e6);
     }

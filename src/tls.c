@@ -750,10 +750,14 @@ void mx_tls_eof(mx_tls *t, int dir)
     }
 }
 
+int mx_tls_seen(const mx_tls *t)
+{
+    return t && (t->d[0].bytes || t->d[1].bytes);
+}
+
 void mx_tls_summary(const mx_tls *t, mx_ev *o)
 {
     if (!t || !o) return;
-    if (!t->d[0].records && !t->d[1].records && !t->d[0].bytes && !t->d[1].bytes) return;
     if (t->have_sh) {
         mx_ev_str(o, "version", version_name(t->version));
         const cs_name *cn = suite(t->cipher);

@@ -147,7 +147,12 @@ void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int 
         }
         int sig = X509_get_signature_nid(x);
         if (sig != NID_undef) mx_ev_str(c, "signature_algorithm", OBJ_nid2ln(sig));
-        int self = X509_check_issued(x, x) == X509_V_OK;
+        /* Self-signed: issued by its own subject and signed by its own key
+         * (X509_check_issued also wants keyCertSign, which leaf
+         * certificates made self-signed usually lack). */
+        EVP_PKEY *own = X509_get0_pubkey(x);
+        int self = X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0 &&
+                   own && X509_verify(x, own) == 1;
         if (self) { mx_ev_bool(c, "self_signed", 1); if (i == 0) out->self_signed = 1; }
         if (i == 0) {
             X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out->leaf_cn, sizeof out->leaf_cn);
