@@ -209,6 +209,7 @@ static void dir_summary(mx_ev *o, const dirstate *d)
         mx_ev_int(o, "gap_bytes", (int64_t)d->st.gap_bytes);
     }
     if (d->st.conflicts) mx_ev_int(o, "overlap_conflicts", d->st.conflicts);
+    if (d->st.out_of_window) mx_ev_int(o, "out_of_window_segments", d->st.out_of_window);
 }
 
 /* A flow off the mail ports is written only if nDPI calls it SMTP or TLS.

@@ -467,7 +467,7 @@ static void body_bytes(msg *g, const uint8_t *p, size_t n)
 {
     if (!n) return;
     uint32_t room = g->line_len < BODY_LINE ? BODY_LINE - g->line_len : 0;
-    memcpy(g->line + g->line_len, p, n < room ? n : room);
+    if (room) memcpy(g->line + g->line_len, p, n < room ? n : room);
     /* bare CR inside the line (a CR not followed by LF) */
     for (size_t i = 0; i + 1 < n; i++) if (p[i] == '\r') g->bare_cr++;
     if (g->line_cr) g->bare_cr++;            /* previous chunk ended in CR */
@@ -708,7 +708,12 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
         const uint8_t *sp2 = memchr(a2, ' ', n2);
         size_t ml = sp2 ? (size_t)(sp2 - a2) : n2;
         copy_cstr(m->auth_mech, sizeof m->auth_mech, a2, ml);
-        for (char *c = m->auth_mech; *c; c++) if (*c >= 'a' && *c <= 'z') *c = (char)(*c - 32);
+        /* SASL mechanism names are A-Z 0-9 - _ (RFC 4422 §3.1): upper-case
+         * them and replace anything else, so the name is safe text. */
+        for (char *c = m->auth_mech; *c; c++) {
+            if (*c >= 'a' && *c <= 'z') *c = (char)(*c - 32);
+            else if (!((*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_')) *c = '?';
+        }
         WIRE(ev, "arg", m->auth_mech, strlen(m->auth_mech));
         mx_ev_str(ev, "mechanism", m->auth_mech);
         m->auth_step = 0;

@@ -16,6 +16,10 @@ struct mx_seg {
 /* Serial-number arithmetic (RFC 1982) on 32-bit sequence numbers. */
 static int32_t sdiff(uint32_t a, uint32_t b) { return (int32_t)(a - b); }
 
+/* Segments further than this from the next expected byte are not part of
+ * this connection's stream (a TCP window is at most 2^30 bytes, RFC 7323). */
+#define MAX_DISTANCE (1 << 30)
+
 void mx_stream_init(mx_stream *s) { memset(s, 0, sizeof *s); }
 
 void mx_stream_free(mx_stream *s)
@@ -79,6 +83,7 @@ void mx_stream_kick(mx_stream *s, const mx_stream_ctx *c)
 
 static void gap(mx_stream *s, const mx_stream_ctx *c, uint32_t len, int why)
 {
+    if (len == 0) return;
     /* A partial line before a hole can never be completed. */
     if (s->tail_len) {
         c->ops->data(c->ctx, c->dir, s->tail, s->tail_len, 1);
@@ -126,37 +131,34 @@ static void drain(mx_stream *s, const mx_stream_ctx *c)
 static void hold(mx_stream *s, const mx_stream_ctx *c, uint32_t seq,
                  const uint8_t *p, uint32_t caplen, uint32_t len, int fin)
 {
-    mx_seg **pp = &s->ooo;
-    while (*pp && sdiff((*pp)->seq, seq) < 0) pp = &(*pp)->next;
-    /* exact duplicate or overlap with a held segment */
+    mx_seg **pp;
+    /* Held segments and this one all lie ahead of next_seq (within
+     * MAX_DISTANCE), so offsets from it compare without wrapping. */
+    uint64_t a0 = seq - s->next_seq, a1 = a0 + caplen;
     for (mx_seg *g = s->ooo; g; g = g->next) {
-        uint32_t a0 = seq, a1 = seq + caplen, b0 = g->seq, b1 = g->seq + g->caplen;
-        uint32_t lo = sdiff(a0, b0) > 0 ? a0 : b0, hi = sdiff(a1, b1) < 0 ? a1 : b1;
-        if (sdiff(hi, lo) > 0) {
-            if (memcmp(p + (lo - a0), g->data + (lo - b0), hi - lo) != 0) s->conflicts++;
-            if (sdiff(a0, b0) >= 0 && sdiff(a1, b1) <= 0) { s->retrans_segs++; s->retrans_bytes += len; return; }
+        uint64_t b0 = g->seq - s->next_seq, b1 = b0 + g->caplen;
+        uint64_t lo = a0 > b0 ? a0 : b0, hi = a1 < b1 ? a1 : b1;
+        if (hi > lo) {
+            if (memcmp(p + (lo - a0), g->data + (lo - b0), (size_t)(hi - lo)) != 0) s->conflicts++;
+            if (a0 >= b0 && a1 <= b1 && len == caplen) { s->retrans_segs++; s->retrans_bytes += len; return; }
         }
     }
     if (s->ooo_bytes + caplen > c->lim->max_ooo_bytes || s->ooo_segs + 1 > c->lim->max_ooo_segs) {
-        /* Cap reached: give up waiting for the hole to fill. */
+        /* Cap reached: stop waiting for the first hole.  It ends where the
+         * earliest data we have begins (this segment or a held one). */
         if (c->ops->limit) c->ops->limit(c->ctx, c->dir, MX_STREAM_LIMIT_OOO, c->lim->max_ooo_bytes);
-        if (s->ooo) {
-            uint32_t missing = s->ooo->seq - s->next_seq;
-            gap(s, c, missing, MX_GAP_OOO_CAP);
-            s->next_seq = s->ooo->seq;
-            drain(s, c);
-        }
-        if (sdiff(seq, s->next_seq) > 0) {
-            gap(s, c, seq - s->next_seq, MX_GAP_OOO_CAP);
-            s->next_seq = seq;
-        }
+        uint32_t first = seq;
+        if (s->ooo && sdiff(s->ooo->seq, seq) < 0) first = s->ooo->seq;
+        gap(s, c, first - s->next_seq, MX_GAP_OOO_CAP);
+        s->next_seq = first;
+        drain(s, c);
         mx_stream_segment(s, c, seq, p, caplen, len, fin);
         return;
     }
     mx_seg *g = malloc(sizeof *g + caplen);
     if (!g) return;
     g->seq = seq; g->len = len; g->caplen = caplen; g->fin = (uint8_t)fin;
-    memcpy(g->data, p, caplen);
+    if (caplen) memcpy(g->data, p, caplen);
     pp = &s->ooo;
     while (*pp && sdiff((*pp)->seq, seq) <= 0) pp = &(*pp)->next;
     g->next = *pp;
@@ -172,13 +174,18 @@ void mx_stream_segment(mx_stream *s, const mx_stream_ctx *c, uint32_t seq,
     if (s->closed) return;
     if (!s->have_seq) mx_stream_start(s, seq);
     if (len == 0) {
+        int32_t d0 = sdiff(seq, s->next_seq);
         if (fin) {
-            if (sdiff(seq, s->next_seq) == 0) { s->have_fin = 1; s->fin_seq = seq; }
-            else if (sdiff(seq, s->next_seq) > 0) hold(s, c, seq, p, 0, 0, 1);
+            if (d0 == 0) { s->have_fin = 1; s->fin_seq = seq; }
+            else if (d0 > 0 && d0 <= MAX_DISTANCE) hold(s, c, seq, p, 0, 0, 1);
         }
         return;
     }
     int32_t d = sdiff(seq, s->next_seq);
+    if (d > MAX_DISTANCE || d < -MAX_DISTANCE) {   /* not this stream's bytes */
+        s->out_of_window++;
+        return;
+    }
     if (d < 0) {
         uint32_t old = (uint32_t)-d;
         if (old >= len) {                   /* entirely seen already */

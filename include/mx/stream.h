@@ -53,7 +53,7 @@ typedef struct mx_stream {
     uint64_t offset;       /* stream bytes delivered so far          */
     /* counters */
     uint64_t bytes, retrans_bytes, gap_bytes;
-    uint32_t retrans_segs, ooo_seen, gaps, conflicts;
+    uint32_t retrans_segs, ooo_seen, gaps, conflicts, out_of_window;
 } mx_stream;
 
 typedef struct mx_stream_ctx {
