@@ -61,6 +61,20 @@ static enum mx_decode_rc decode_tcp(mx_cur *c, uint32_t l4wire, mx_pkt *out)
     return MX_DEC_OK;
 }
 
+/* UDP (RFC 768): only the ports and the payload are needed (DNS). */
+static enum mx_decode_rc decode_udp(mx_cur *c, uint32_t l4wire, mx_pkt *out)
+{
+    uint16_t ulen, csum;
+    if (!mx_cur_u16(c, &out->sport) || !mx_cur_u16(c, &out->dport) || !mx_cur_u16(c, &ulen) ||
+        !mx_cur_u16(c, &csum))
+        return MX_DEC_TRUNCATED;
+    if (ulen < 8 || ulen > l4wire) ulen = (uint16_t)(l4wire < 0xFFFF ? l4wire : 0xFFFF);
+    out->paylen = ulen >= 8 ? ulen - 8u : 0;
+    out->caplen = c->left < out->paylen ? (uint32_t)c->left : out->paylen;
+    out->payload = c->p;
+    return MX_DEC_UDP;
+}
+
 static enum mx_decode_rc decode_ipv4(mx_cur *c, mx_pkt *out)
 {
     uint8_t vihl, tos, ttl, proto;
@@ -84,12 +98,13 @@ static enum mx_decode_rc decode_ipv4(mx_cur *c, mx_pkt *out)
     memcpy(out->src.b, h.p, 4);
     memcpy(out->dst.b, h.p + 4, 4);
     if ((frag & 0x1FFF) != 0 || (frag & 0x2000) != 0) return MX_DEC_FRAGMENT;
-    if (proto != 6) return MX_DEC_NOT_TCP;
+    if (proto != 6 && proto != 17) return MX_DEC_NOT_TCP;
     if (!mx_cur_skip(c, ihl)) return MX_DEC_TRUNCATED;
     out->l3 = l3;
     out->l3len = (uint32_t)(l3cap < tot ? l3cap : tot);
     /* Ethernet padding can make the captured bytes exceed tot: trust tot. */
     if (c->left > (size_t)(tot - ihl)) c->left = tot - ihl;
+    if (proto == 17) return decode_udp(c, tot - ihl, out);
     return decode_tcp(c, tot - ihl, out);
 }
 
@@ -121,6 +136,8 @@ static enum mx_decode_rc decode_ipv6(mx_cur *c, mx_pkt *out)
         switch (nh) {
         case 6:
             return decode_tcp(c, remaining, out);
+        case 17:
+            return decode_udp(c, remaining, out);
         case 0: case 43: case 60: {
             mx_cur h = *c;
             if (!mx_cur_u8(&h, &next) || !mx_cur_u8(&h, &len8))

@@ -7,11 +7,13 @@
  */
 #include "mx/engine.h"
 #include "mx/classify.h"
+#include "mx/dns.h"
 #include "mx/limits.h"
 #include "mx/sink.h"
 #include "mx/smtp.h"
 #include "mx/stream.h"
 #include "mx/tls.h"
+#include "mx/verdict.h"
 #include "mx/x509.h"
 
 #include <stdio.h>
@@ -45,6 +47,8 @@ typedef struct flow {
     enum tcp_state state;
     uint64_t last_us;
     uint32_t syn_count;
+    uint64_t syn_frame, refused_frame, rst_frame, fin_frame;
+    int rst_from, fin_first;
     const char *end_reason;
     uint8_t probation;            /* off the mail ports, awaiting nDPI      */
     mx_cflow *cf;
@@ -56,6 +60,7 @@ struct mx_engine {
     mx_engine_cfg cfg;
     mx_sink *sink;
     mx_classifier *cls;
+    mx_dns dns;
     flow **buckets;
     uint32_t nbuckets;            /* power of two */
     uint32_t live;
@@ -250,7 +255,32 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     mx_sess_eof(s, MX_CLIENT);
     mx_sess_eof(s, MX_SERVER);
 
+    mx_facts facts;
+    mx_verdict verdict;
+    mx_facts_init(&facts);
+    facts.syn_seen = f->d[MX_CLIENT].syn;
+    facts.synack_seen = f->d[MX_SERVER].syn;
+    facts.syn_count = f->syn_count;
+    facts.syn_frame = f->syn_frame;
+    facts.refused = strcmp(reason, "refused") == 0;
+    facts.refused_frame = f->refused_frame;
+    facts.midstream = s->midstream;
+    facts.rst_from = f->rst_from;
+    facts.rst_frame = f->rst_frame;
+    facts.fin_first = f->fin_first;
+    facts.fin_frame = f->fin_frame;
+    facts.end_reason = reason;
+    facts.incomplete = incomplete;
+    facts.implicit_tls = s->tls_from_start;
+    mx_addr_str(&s->srv, facts.server, sizeof facts.server);
+    facts.server_port = s->srv_port;
+    snprintf(facts.dns_name, sizeof facts.dns_name, "%s", s->dns_name);
+    mx_smtp_facts(s->smtp, &facts);
+    mx_tls_facts(s->tls, &facts);
+    mx_verdict_decide(&facts, &verdict);
+
     mx_ev *ev = mx_ev_begin(s, "session.end", MX_NODIR);
+    mx_verdict_write(&verdict, mx_ev_obj(ev, "verdict"));
     mx_ev_str(ev, "reason", reason);
     mx_ev_bool(ev, "incomplete", incomplete);
     mx_ev_num(ev, "duration", (double)(e->now_us - s->start_us) / 1e6);
@@ -293,6 +323,7 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
     flow *f = calloc(1, sizeof *f);
     if (!f) return NULL;
     f->hash = h;
+    f->rst_from = f->fin_first = -1;
     mx_sess *s = &f->sess;
     s->id = ++e->next_id;
     s->opt = &e->cfg.opt;
@@ -329,9 +360,21 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
         s->off_port = 1;
         mx_sink_session_defer(e->sink, s);
     }
+    const mx_dns_entry *dn = mx_dns_lookup(&e->dns, &s->srv);
+    if (dn) memcpy(s->dns_name, dn->name, sizeof s->dns_name);
     mx_ev *ev = mx_ev_begin(s, "session.start", MX_NODIR);
     mx_ev_endpoint(ev, "client", &s->cli, s->cli_port);
     mx_ev_endpoint(ev, "server", &s->srv, s->srv_port);
+    if (dn) {
+        /* the name the client looked up for this server, from a DNS
+         * answer earlier in the capture */
+        mx_ev *d = mx_ev_obj(ev, "dns");
+        mx_ev_str(d, "name", dn->name);
+        mx_ev_int(d, "answer_frame", (int64_t)dn->frame);
+        char t[40];
+        mx_iso_time(dn->us, t, sizeof t);
+        mx_ev_str(d, "answer_ts", t);
+    }
     mx_community_id(&s->cli, s->cli_port, &s->srv, s->srv_port, s->community_id, sizeof s->community_id);
     mx_ev *net = mx_ev_obj(ev, "network");
     mx_ev_str(net, "transport", "tcp");
@@ -370,7 +413,9 @@ static void on_rst(mx_engine *e, flow *f, int dir, const mx_pkt *k)
         exact = d == 0;
         in_window = d >= 0 && (uint32_t)d <= win * 16u;
     }
+    if (f->rst_from < 0) { f->rst_from = dir; f->rst_frame = e->frame; }
     if (f->state == ST_SYN && dir == MX_SERVER) {
+        f->refused_frame = e->frame;
         mx_ev *ev = mx_ev_begin(s, "tcp.refused", MX_SERVER);
         mx_ev_int(ev, "syn_count", f->syn_count);
         mx_ev_int(ev, "window", k->win);
@@ -385,7 +430,10 @@ static void on_rst(mx_engine *e, flow *f, int dir, const mx_pkt *k)
     if (!exact && in_window) mx_ev_bool(ev, "exact", 0);
     if (k->paylen) mx_ev_int(ev, "payload_bytes", k->paylen);
     mx_ev_end(s, ev);
-    if (!in_window) return;          /* a receiver would ignore it */
+    if (!in_window) {                /* a receiver would ignore it */
+        if (f->rst_from == dir && f->rst_frame == e->frame) f->rst_from = -1;
+        return;
+    }
     me->rst = 1;
     session_close(e, f, dir == MX_CLIENT ? "reset_by_client" : "reset_by_server", 0);
 }
@@ -404,6 +452,7 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
         if (!(k->flags & MX_TCP_ACK)) {
             if (dir == MX_CLIENT) {
                 f->syn_count++;
+                if (f->syn_count == 1) f->syn_frame = e->frame;
                 mx_ev *ev = mx_ev_begin(s, "tcp.syn", MX_CLIENT);
                 mx_ev_int(ev, "seq", k->seq);
                 mx_ev_int(ev, "window", k->win);
@@ -442,6 +491,7 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
     }
     if (fin && !me->fin) {
         me->fin = 1;
+        if (f->fin_first < 0) { f->fin_first = dir; f->fin_frame = e->frame; }
         me->next_sent = end + 1;
         mx_ev *ev = mx_ev_begin(s, "tcp.fin", dir);
         mx_ev_int(ev, "seq", end);
@@ -479,6 +529,10 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
 
     switch (mx_decode(linktype, data, caplen, wirelen, &k)) {
     case MX_DEC_OK: break;
+    case MX_DEC_UDP:
+        if (k.sport == 53) mx_dns_response(&e->dns, k.payload, k.caplen, frame, ts_us);
+        else e->st.not_tcp++;
+        return;
     case MX_DEC_NOT_IP: e->st.not_ip++; return;
     case MX_DEC_NOT_TCP: e->st.not_tcp++; return;
     case MX_DEC_FRAGMENT: e->st.fragments++; return;

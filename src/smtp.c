@@ -17,7 +17,9 @@
  */
 #include "mx/smtp.h"
 #include "mx/text.h"
+#include "mx/verdict.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,6 +140,11 @@ struct mx_smtp {
     char last_queue_id[80];
     uint8_t quit_sent, quit_answered, server_closing;
     msg *m;
+    /* evidence for the verdict */
+    int greeting_code, ehlo_code, helo_code;
+    uint64_t greeting_frame, starttls_frame, auth_frame, accepted_frame, tls530_frame;
+    uint8_t mail_seen, data_seen, tls530;
+    mx_reply_fact fail, abort421;
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -975,6 +982,17 @@ static void capabilities(mx_smtp *m, mx_ev *ev)
     }
 }
 
+/* Keeps a reply as evidence: its code, enhanced code, first line and frame. */
+static void keep_reply(mx_smtp *m, mx_reply_fact *r, const char *verb, int code, const char *t, size_t tn)
+{
+    size_t ol;
+    r->code = code;
+    r->frame = m->s->cur_frame;
+    r->verb = verb;
+    if (!enhanced(t, tn, r->enhanced, sizeof r->enhanced)) r->enhanced[0] = 0;
+    mx_text_clean((const uint8_t *)t, tn, sizeof r->text / 3, r->text, sizeof r->text, &ol);
+}
+
 static void reply_done(mx_smtp *m, int incomplete)
 {
     int code = m->rcode;
@@ -1074,7 +1092,50 @@ static void reply_done(mx_smtp *m, int incomplete)
         break;
     }
     if (code == 421) m->server_closing = 1;
+    if (code >= 400) {
+        char e2[16];
+        const char *cause = mx_reply_cause(code, enhanced(t0, tn, e2, sizeof e2) ? e2 : "", t0, tn);
+        if (cause) mx_ev_str(ev, "cause", cause);
+    }
     mx_ev_end(m->s, ev);
+
+    /* evidence for the verdict */
+    switch (cur.verb) {
+    case V_GREETING:
+        m->greeting_code = code; m->greeting_frame = m->s->cur_frame;
+        if (code != 220 && !m->fail.code) keep_reply(m, &m->fail, "<greeting>", code, t0, tn);
+        break;
+    case V_EHLO: case V_LHLO: m->ehlo_code = code; break;
+    case V_HELO:
+        m->helo_code = code;
+        if (code >= 400 && !m->fail.code) keep_reply(m, &m->fail, "HELO", code, t0, tn);
+        break;
+    case V_STARTTLS:
+        m->starttls_frame = m->s->cur_frame;
+        if (code != 220 && !m->fail.code) keep_reply(m, &m->fail, "STARTTLS", code, t0, tn);
+        break;
+    case V_AUTH:
+        if (code != 334) m->auth_frame = m->s->cur_frame;
+        if (code >= 400 && !m->fail.code) keep_reply(m, &m->fail, "AUTH", code, t0, tn);
+        break;
+    case V_MAIL: case V_RCPT: case V_DATA: case V_DATA_END: case V_BDAT:
+        if (cur.verb == V_MAIL) m->mail_seen = 1;
+        if (cur.verb == V_DATA && code == 354) m->data_seen = 1;
+        if (code >= 400 && !m->fail.code) {
+            if (code == 530 && mx_reply_cause(code, "", t0, tn) && !strcmp(mx_reply_cause(code, "", t0, tn), "tls_required")) {
+                m->tls530 = 1;
+                m->tls530_frame = m->s->cur_frame;
+            }
+            keep_reply(m, &m->fail, verb_name[cur.verb], code, t0, tn);
+        }
+        if ((cur.verb == V_DATA_END || (cur.verb == V_BDAT && cur.bdat_last)) && code / 100 == 2)
+            m->accepted_frame = m->s->cur_frame;
+        if (cur.verb == V_BDAT) m->data_seen = 1;
+        break;
+    default:
+        break;
+    }
+    if (code == 421 && !m->abort421.code) keep_reply(m, &m->abort421, unsolicited ? NULL : verb_name[cur.verb], code, t0, tn);
 
     /* Replies that change what the client's bytes mean. */
     if (cur.verb == V_AUTH && code != 334) {
@@ -1104,6 +1165,10 @@ static void reply_done(mx_smtp *m, int incomplete)
                                 "server accepted the message before the client's <CRLF>.<CRLF>");
             emit_data(m, m->m->gap_bytes ? "server_reply_after_gap" : "server_reply");
             set_cmode(m, CM_CMD);
+            /* the server took it as a whole message, and accepted it */
+            m->msgs_accepted++;
+            m->accepted_frame = m->s->cur_frame;
+            queue_id(t0, tn, m->last_queue_id, sizeof m->last_queue_id);
         } else {
             /* The server gave up on the message (421, 452, 552 ...); the
              * client does not read replies while it sends, so its bytes are
@@ -1310,4 +1375,35 @@ void mx_smtp_summary(const mx_smtp *m, mx_ev *o)
     if (m->unsolicited) mx_ev_int(o, "unsolicited_replies", m->unsolicited);
     mx_ev_bool(o, "quit", m->quit_sent);
     mx_ev_str(o, "client_state", cmode_name[m->cmode]);
+}
+
+void mx_smtp_facts(const mx_smtp *m, mx_facts *f)
+{
+    if (!m) return;
+    f->greeting_code = m->greeting_code;
+    f->greeting_frame = m->greeting_frame;
+    f->ehlo_code = m->ehlo_code;
+    f->helo_code = m->helo_code;
+    f->esmtp = m->esmtp;
+    f->starttls_offered = m->starttls_offered;
+    f->starttls_code = m->starttls_result ? m->starttls_code : 0;
+    f->starttls_frame = m->starttls_frame;
+    snprintf(f->auth_mech, sizeof f->auth_mech, "%s", m->auth_mech);
+    f->auth_code = m->auth_result ? m->auth_code : 0;
+    f->auth_frame = m->auth_frame;
+    f->mail_seen = m->mail_seen;
+    f->rcpt_ok = (int)m->rcpt_ok;
+    f->rcpt_bad = (int)m->rcpt_bad;
+    f->data_seen = m->data_seen;
+    f->msgs_ok = m->msgs_accepted;
+    f->msgs_bad = m->msgs_rejected;
+    snprintf(f->queue_id, sizeof f->queue_id, "%s", m->last_queue_id);
+    f->accepted_frame = m->accepted_frame;
+    f->first_failure = m->fail;
+    f->abort421 = m->abort421;
+    f->quit_sent = m->quit_sent;
+    f->quit_answered = m->quit_answered;
+    f->not_smtp = m->cmode == CM_OPAQUE && !m->starttls_result && m->garbage_lines >= 3;
+    f->tls_required_530 = m->tls530;
+    f->tls_required_frame = m->tls530_frame;
 }

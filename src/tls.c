@@ -18,6 +18,7 @@
  */
 #include "mx/tls.h"
 #include "mx/cursor.h"
+#include "mx/verdict.h"
 #include "mx/x509.h"
 
 #include <stdio.h>
@@ -225,9 +226,10 @@ struct mx_tls {
     char alpn[64];
     uint8_t have_ch, have_sh, hrr, complete, tls13;
     int last_from;           /* who sent the last handshake message   */
+    uint64_t alert_frame, cert_frame, complete_frame;
     uint8_t last_type;
     int alert_from, alert_code, alert_level, alert_encrypted;
-    uint8_t probable_reject, saw_close_notify;
+    uint8_t probable_reject, saw_close_notify, alert_after_type;
     uint8_t cert_seen, weak;
     mx_cert_checks checks;
     char ja3[33], ja4[64], ja3s[33];
@@ -535,6 +537,7 @@ static void certificate(mx_tls *t, mx_cur c)
     mx_cert_chain(ev, der, len, n, t->s->cur_us, names, src, nn, t->lim->max_field, &t->checks);
     mx_ev_end(t->s, ev);
     t->cert_seen = 1;
+    t->cert_frame = t->s->cur_frame;
 }
 
 static void server_key_exchange(mx_tls *t, mx_cur c)
@@ -624,6 +627,8 @@ static void alert(mx_tls *t, int dir, uint8_t level, uint8_t desc, int encrypted
     mx_ev_end(t->s, ev);
     if ((!encrypted && desc == 0) || late) { t->saw_close_notify = 1; return; }
     if (t->alert_from < 0 || (!encrypted && t->alert_encrypted)) {
+        t->alert_frame = t->s->cur_frame;
+        t->alert_after_type = t->last_from >= 0 ? t->last_type : 255;
         t->alert_from = dir;
         t->alert_code = encrypted ? -1 : desc;
         t->alert_level = level;
@@ -674,6 +679,7 @@ static int record_start(mx_tls *t, int dir)
             ((!t->tls13 && t->d[MX_CLIENT].encrypted) ||
              (t->tls13 && t->d[MX_CLIENT].enc_records > 0 && t->d[MX_CLIENT].first_enc_len >= TLS13_MIN_FINISHED))) {
             t->complete = 1;
+            t->complete_frame = t->s->cur_frame;
             mx_ev *ev = mx_ev_begin(t->s, "tls.handshake_complete", MX_NODIR);
             mx_ev_str(ev, "version", version_name(t->version));
             const cs_name *cn = suite(t->cipher);
@@ -743,6 +749,8 @@ void mx_tls_eof(mx_tls *t, int dir)
         t->alert_from = MX_CLIENT;
         t->alert_code = -1;
         t->alert_encrypted = 1;
+        t->alert_frame = t->s->cur_frame;
+        t->alert_after_type = 255;
     }
     if (t->complete && c->app_records + s->app_records <= 2 && t->alert_from < 0 && !t->tls13 &&
         c->app_records == 0) {
@@ -799,4 +807,42 @@ void mx_tls_summary(const mx_tls *t, mx_ev *o)
         mx_ev_int(d, "records", (int64_t)t->d[i].records);
         mx_ev_int(d, "application_data_bytes", (int64_t)t->d[i].app_bytes);
     }
+}
+
+void mx_tls_facts(const mx_tls *t, mx_facts *f)
+{
+    if (!t || !mx_tls_seen(t)) return;
+    f->tls_seen = 1;
+    f->tls_complete = t->complete;
+    f->tls_complete_frame = t->complete_frame;
+    if (t->have_sh) {
+        const cs_name *cn = suite(t->cipher);
+        snprintf(f->tls_version, sizeof f->tls_version, "%s", version_name(t->version));
+        if (cn) {
+            snprintf(f->tls_cipher, sizeof f->tls_cipher, "%s", cn->iana);
+            snprintf(f->tls_cipher_openssl, sizeof f->tls_cipher_openssl, "%s", cn->openssl ? cn->openssl : "");
+        } else {
+            snprintf(f->tls_cipher, sizeof f->tls_cipher, "0x%04X", t->cipher);
+        }
+    }
+    f->client_hello_seen = t->have_ch;
+    f->server_hello_seen = t->have_sh;
+    f->alert_from = t->alert_from;
+    f->alert_code = t->alert_code;
+    f->alert_encrypted = t->alert_encrypted;
+    f->alert_probable = t->probable_reject;
+    f->alert_frame = t->alert_frame;
+    f->alert_name = t->alert_code >= 0 ? alert_name((uint8_t)t->alert_code) : NULL;
+    f->alert_after = t->alert_after_type == 255 ? NULL : hs_name(t->alert_after_type);
+    f->cert_seen = t->cert_seen;
+    f->cert_frame = t->cert_frame;
+    f->cert_expired = t->checks.expired;
+    f->cert_not_yet_valid = t->checks.not_yet_valid;
+    f->cert_self_signed = t->checks.self_signed;
+    f->cert_name_mismatch = t->checks.name_mismatch > 0;
+    snprintf(f->cert_issuer_cn, sizeof f->cert_issuer_cn, "%s", t->checks.issuer_cn);
+    snprintf(f->cert_subject_cn, sizeof f->cert_subject_cn, "%s", t->checks.leaf_cn);
+    snprintf(f->cert_not_after, sizeof f->cert_not_after, "%s", t->checks.not_after);
+    snprintf(f->cert_names, sizeof f->cert_names, "%s", t->checks.uncovered);
+    snprintf(f->sni, sizeof f->sni, "%s", t->sni);
 }

@@ -155,7 +155,11 @@ void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int 
                    own && X509_verify(x, own) == 1;
         if (self) { mx_ev_bool(c, "self_signed", 1); if (i == 0) out->self_signed = 1; }
         if (i == 0) {
-            X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out->leaf_cn, sizeof out->leaf_cn);
+            if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out->leaf_cn, sizeof out->leaf_cn) < 0)
+                out->leaf_cn[0] = 0;
+            if (X509_NAME_get_text_by_NID(X509_get_issuer_name(x), NID_commonName, out->issuer_cn, sizeof out->issuer_cn) < 0)
+                out->issuer_cn[0] = 0;
+            if (hna) iso(na, out->not_after, sizeof out->not_after);
         }
         if (i > 0 && certs[i - 1] && X509_check_issued(x, certs[i - 1]) != X509_V_OK) out->chain_order_ok = 0;
     }
@@ -174,7 +178,11 @@ void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int 
             mx_ev_str(o, "source", name_src[k]);
             mx_ev_bool(o, "covered", ok);
             out->names_checked++;
-            if (!ok) out->name_mismatch++;
+            if (!ok) {
+                out->name_mismatch++;
+                size_t ul = strlen(out->uncovered);
+                snprintf(out->uncovered + ul, sizeof out->uncovered - ul, "%s%s", ul ? ", " : "", names[k]);
+            }
         }
     }
     for (int i = 0; i < n; i++) X509_free(certs[i]);

@@ -34,6 +34,7 @@ enum mx_decode_rc {
     MX_DEC_TRUNCATED,    /* headers cut by the snaplen              */
     MX_DEC_MALFORMED,    /* header fields inconsistent              */
     MX_DEC_BAD_LINK,     /* link type not supported                 */
+    MX_DEC_UDP,          /* UDP: ports and payload filled in         */
 };
 
 #define MX_TCP_FIN 0x01

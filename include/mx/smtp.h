@@ -25,6 +25,10 @@ void mx_smtp_free(mx_smtp *m);
 size_t mx_smtp_feed(mx_smtp *m, int dir, const uint8_t *p, size_t n, int force);
 void mx_smtp_gap(mx_smtp *m, int dir, uint32_t len);
 void mx_smtp_eof(mx_smtp *m, int dir);
+struct mx_facts;
+/* Adds what the conversation showed to the verdict's facts. */
+void mx_smtp_facts(const mx_smtp *m, struct mx_facts *f);
+
 /* Writes the session's SMTP summary into obj. */
 void mx_smtp_summary(const mx_smtp *m, mx_ev *obj);
 

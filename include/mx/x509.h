@@ -25,6 +25,9 @@ typedef struct mx_cert_checks {
     int names_checked;       /* host names tested against the leaf       */
     int name_mismatch;       /* a tested name is not covered            */
     char leaf_cn[256];
+    char issuer_cn[128];     /* of the leaf                              */
+    char not_after[32];      /* of the leaf, ISO-8601                   */
+    char uncovered[160];     /* names the leaf does not cover           */
 } mx_cert_checks;
 
 /* Writes the chain (array of DER certificates) as a "chain" array into ev and

@@ -1,0 +1,367 @@
+/* verdict.c - deciding what a session amounts to (see verdict.h). */
+#include "mx/verdict.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+void mx_facts_init(mx_facts *f)
+{
+    memset(f, 0, sizeof *f);
+    f->rst_from = -1;
+    f->fin_first = -1;
+    f->alert_from = -1;
+    f->alert_code = -1;
+}
+
+/* ---- reply causes ------------------------------------------------------ */
+
+static int has(const char *t, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (strncasecmp(t + i, needle, k) == 0) return 1;
+    return 0;
+}
+
+const char *mx_reply_cause(int code, const char *enh, const char *t, size_t n)
+{
+    if (code < 400) return NULL;
+    enh = enh ? enh : "";
+    /* text first: servers often use a generic enhanced code */
+    if (has(t, n, "greylist") || has(t, n, "graylist")) return "greylisting";
+    if (has(t, n, "spamhaus") || has(t, n, "blocklist") || has(t, n, "blacklist") || has(t, n, "block list") ||
+        has(t, n, "blocked using") || has(t, n, "listed at") || has(t, n, "rbl") || has(t, n, "dnsbl"))
+        return "dns_blocklist";
+    if (has(t, n, "spf") || has(t, n, "dmarc") || has(t, n, "dkim")) return "spf_dmarc_dkim";
+    if (strcmp(enh, "5.7.0") == 0 && (has(t, n, "starttls") || has(t, n, "tls")))
+        return "tls_required";
+    if (has(t, n, "must issue a starttls") || has(t, n, "tls required") || has(t, n, "encryption required"))
+        return "tls_required";
+    if (code == 535 || strcmp(enh, "5.7.8") == 0 || has(t, n, "authentication failed") ||
+        has(t, n, "authentication unsuccessful") || has(t, n, "invalid credentials"))
+        return "auth_failed";
+    if (strcmp(enh, "5.7.0") == 0 && has(t, n, "authentication required")) return "auth_required";
+    if (has(t, n, "authentication required") || code == 530) return "auth_required";
+    if (has(t, n, "relay") && (has(t, n, "denied") || has(t, n, "not permitted") || has(t, n, "not allowed")))
+        return "relaying_denied";
+    if (strcmp(enh, "5.1.1") == 0 || strcmp(enh, "5.1.10") == 0 || has(t, n, "user unknown") ||
+        has(t, n, "no such user") || has(t, n, "mailbox unavailable") || has(t, n, "does not exist") ||
+        has(t, n, "recipient address rejected"))
+        return "mailbox_unknown";
+    if (strncmp(enh, "4.2.2", 5) == 0 || strncmp(enh, "5.2.2", 5) == 0 || has(t, n, "quota") ||
+        has(t, n, "mailbox full") || has(t, n, "over quota"))
+        return "mailbox_full";
+    if (strcmp(enh, "5.3.4") == 0 || strcmp(enh, "5.2.3") == 0 || has(t, n, "too big") ||
+        has(t, n, "too large") || has(t, n, "size limit") || has(t, n, "exceeds"))
+        return "message_too_big";
+    if (has(t, n, "rate") || has(t, n, "too many") || has(t, n, "throttl")) return "rate_limited";
+    if (code >= 500 && code <= 504) return "syntax_error";
+    if (strncmp(enh, "5.5.", 4) == 0) return "syntax_error";
+    if (code == 421) return "service_unavailable";
+    if (strncmp(enh, "5.7.", 4) == 0 || code == 554) return "policy";
+    if (code / 100 == 4) return "temporary_failure";
+    return NULL;
+}
+
+/* ---- verdicts ---------------------------------------------------------- */
+
+static const char *side(int d) { return d == MX_CLIENT ? "client" : d == MX_SERVER ? "server" : "capture"; }
+
+static const char *last_step(const mx_facts *f)
+{
+    if (f->quit_answered && f->msgs_ok) return "quit";
+    if (f->msgs_ok) return "message_accepted";
+    if (f->data_seen) return "data";
+    if (f->rcpt_ok) return "rcpt_to";
+    if (f->mail_seen && !f->first_failure.code) return "mail_from";
+    if (f->auth_code / 100 == 2) return "auth";
+    if (f->tls_complete) return "tls_handshake";
+    if (f->starttls_code == 220) return "starttls";
+    if (f->ehlo_code / 100 == 2 || f->helo_code / 100 == 2) return "ehlo";
+    if (f->greeting_code == 220) return "greeting";
+    if (f->synack_seen || f->midstream) return "tcp_connect";
+    if (f->syn_seen) return "syn_sent";
+    return "none";
+}
+
+static void tls_part(const mx_facts *f, mx_verdict *v)
+{
+    if (f->implicit_tls || f->starttls_code == 220) {
+        if (f->tls_complete) v->tls = "tls_ok";
+        else if (f->alert_from == MX_SERVER) v->tls = "tls_rejected_by_server";
+        else if (f->alert_from == MX_CLIENT) v->tls = "tls_rejected_by_client";
+        else if (f->tls_seen) v->tls = "tls_failed";
+        return;
+    }
+    if (f->starttls_code) { v->tls = "starttls_refused"; return; }
+    if (f->ehlo_code >= 500 && f->helo_code / 100 == 2) { v->tls = "no_esmtp"; return; }
+    if (f->ehlo_code / 100 == 2 && !f->starttls_offered) { v->tls = "starttls_not_offered"; return; }
+    if (f->ehlo_code / 100 == 2 && f->starttls_offered) { v->tls = "starttls_not_used"; return; }
+}
+
+static void tls_alert_remedy(const mx_facts *f, mx_verdict *v)
+{
+    const char *a = f->alert_name ? f->alert_name : "";
+    if (f->cert_name_mismatch) {
+        snprintf(v->remedy, sizeof v->remedy,
+                 "Give the server a certificate whose names cover %s, or configure the client with a name the certificate has (%s).",
+                 f->cert_names[0] ? f->cert_names : "the name the client uses",
+                 f->cert_subject_cn[0] ? f->cert_subject_cn : "see the certificate");
+        v->cause = "name_mismatch";
+    } else if (f->cert_expired || strcmp(a, "certificate_expired") == 0) {
+        snprintf(v->remedy, sizeof v->remedy, "Renew the server's certificate%s%s.",
+                 f->cert_not_after[0] ? " (it expired on " : "", f->cert_not_after[0] ? f->cert_not_after : "");
+        if (f->cert_not_after[0]) strncat(v->remedy, ")", sizeof v->remedy - strlen(v->remedy) - 1);
+        v->cause = "certificate_expired";
+    } else if (strcmp(a, "unknown_ca") == 0 || strcmp(a, "certificate_unknown") == 0 ||
+               strcmp(a, "bad_certificate") == 0 || f->alert_probable || f->cert_self_signed) {
+        snprintf(v->remedy, sizeof v->remedy,
+                 "Import the root CA of the server's certificate%s%s%s into the client's trusted store (or have the server use a certificate from a CA the client trusts).",
+                 f->cert_issuer_cn[0] ? " (issued by \"" : "", f->cert_issuer_cn, f->cert_issuer_cn[0] ? "\")" : "");
+        v->cause = f->cert_self_signed ? "self_signed" : "untrusted_certificate";
+    } else if (strcmp(a, "handshake_failure") == 0 || strcmp(a, "insufficient_security") == 0) {
+        snprintf(v->remedy, sizeof v->remedy,
+                 "Enable at least one TLS version and cipher suite that both sides accept (see the ciphers in tls.client_hello).");
+        v->cause = "no_shared_cipher";
+    } else if (strcmp(a, "protocol_version") == 0) {
+        snprintf(v->remedy, sizeof v->remedy, "Enable a TLS version both sides support (one side offers only older or newer versions).");
+        v->cause = "protocol_version";
+    } else {
+        snprintf(v->remedy, sizeof v->remedy, "Look at the certificate and the TLS settings of both sides around the alert.");
+    }
+}
+
+void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    char *e = v->explanation, *r = v->remedy, *l = v->log_line;
+    size_t ec = sizeof v->explanation, rc = sizeof v->remedy, lc = sizeof v->log_line;
+    const mx_reply_fact *ff = &f->first_failure;
+
+    v->last_step = last_step(f);
+    tls_part(f, v);
+
+    /* who ended it, and how */
+    if (f->refused) { v->ended_by = "server"; v->how = "rst"; }
+    else if (f->alert_from >= 0 && !f->tls_complete) { v->ended_by = side(f->alert_from); v->how = f->alert_probable ? "encrypted_alert" : "alert"; }
+    else if (f->rst_from >= 0) { v->ended_by = side(f->rst_from); v->how = "rst"; }
+    else if (f->quit_sent) { v->ended_by = "client"; v->how = "quit"; }
+    else if (f->fin_first >= 0) { v->ended_by = side(f->fin_first); v->how = "fin"; }
+    else { v->ended_by = "capture"; v->how = f->end_reason ? f->end_reason : "end_of_input"; }
+
+    int tls_tried = f->implicit_tls || f->starttls_code == 220;
+
+    if (f->refused) {
+        v->code = "refused";
+        snprintf(e, ec, "Connection refused: the SYN to %s port %u (frame %llu) was answered by a reset (frame %llu); nothing listens there or a firewall rejects it.",
+                 f->server, f->server_port, (unsigned long long)f->syn_frame, (unsigned long long)f->refused_frame);
+        snprintf(r, rc, "Check the SMTP port (is the server listening on %u?), firewalls on the way, and that %s resolves to the right address%s%s%s.",
+                 f->server_port, f->dns_name[0] ? f->dns_name : "the server name",
+                 f->dns_name[0] ? " (it resolved to " : "", f->dns_name[0] ? f->server : "", f->dns_name[0] ? ")" : "");
+        snprintf(l, lc, "Connection refused by %s port %u", f->server, f->server_port);
+        return;
+    }
+    if (f->syn_seen && !f->synack_seen && !f->midstream && !f->greeting_code && !f->tls_seen) {
+        v->code = "no_answer";
+        snprintf(e, ec, "No answer: %u SYN(s) to %s port %u got no reply in the capture (first at frame %llu).",
+                 f->syn_count, f->server, f->server_port, (unsigned long long)f->syn_frame);
+        snprintf(r, rc, "Check the server address, routing and firewalls: the packets are dropped on the way or the host is down.");
+        snprintf(l, lc, "Connection to %s port %u timed out", f->server, f->server_port);
+        return;
+    }
+    if (f->not_smtp) {
+        v->code = "not_smtp";
+        snprintf(e, ec, "The client does not speak SMTP on this connection.");
+        snprintf(r, rc, "Check what software connects to the mail port.");
+        snprintf(l, lc, "Not SMTP");
+        return;
+    }
+    if (tls_tried && !f->tls_complete && (f->alert_from >= 0 || f->tls_seen)) {
+        const char *step = f->alert_after ? f->alert_after : "the server's flight";
+        if (f->alert_from == MX_CLIENT && !f->alert_encrypted) {
+            v->code = "tls_rejected_by_client";
+            v->cause = f->alert_name;
+            snprintf(e, ec, "TLS failed: the client sent a fatal %s (%d) alert at frame %llu, right after the server's %s; it did not accept the server's certificate%s%s%s.",
+                     f->alert_name, f->alert_code, (unsigned long long)f->alert_frame, step,
+                     f->cert_subject_cn[0] ? " (" : "", f->cert_subject_cn, f->cert_subject_cn[0] ? ")" : "");
+            tls_alert_remedy(f, v);
+            snprintf(l, lc, "TLS failed: alert %s (%d) from client", f->alert_name, f->alert_code);
+        } else if (f->alert_from == MX_CLIENT) {
+            v->code = "tls_rejected_by_client";
+            v->cause = "encrypted_alert";
+            snprintf(e, ec, "TLS failed: the client answered the server's TLS 1.3 flight with one short encrypted record (frame %llu) and closed: a rejection whose alert code cannot be seen, most likely of the certificate.",
+                     (unsigned long long)f->alert_frame);
+            tls_alert_remedy(f, v);
+            v->cause = "encrypted_alert";
+            snprintf(l, lc, "TLS failed: client closed the TLS 1.3 handshake with an encrypted alert");
+        } else if (f->alert_from == MX_SERVER) {
+            v->code = "tls_rejected_by_server";
+            v->cause = f->alert_name;
+            snprintf(e, ec, "TLS failed: the server sent a fatal %s (%d) alert at frame %llu, right after the client's %s.",
+                     f->alert_name ? f->alert_name : "?", f->alert_code, (unsigned long long)f->alert_frame, step);
+            tls_alert_remedy(f, v);
+            if (v->cause && strcmp(v->cause, "no_shared_cipher") == 0)
+                snprintf(l, lc, "TLS failed: no shared cipher");
+            else
+                snprintf(l, lc, "TLS failed: alert %s (%d) from server", f->alert_name ? f->alert_name : "?", f->alert_code);
+        } else {
+            v->code = f->cert_seen && f->fin_first == MX_CLIENT ? "tls_rejected_by_client" : "tls_failed";
+            v->cause = "closed_without_alert";
+            snprintf(e, ec, "TLS failed: the handshake did not complete and the %s closed the connection without an alert%s.",
+                     side(f->rst_from >= 0 ? f->rst_from : f->fin_first),
+                     f->cert_seen ? " after the server's certificate" : "");
+            tls_alert_remedy(f, v);
+            snprintf(l, lc, "TLS failed: handshake not completed");
+        }
+        return;
+    }
+    if (f->auth_code >= 400 && !f->msgs_ok) {
+        v->code = "auth_failed";
+        v->cause = "auth_failed";
+        snprintf(e, ec, "Authentication failed: AUTH %s was answered %d%s%s at frame %llu%s.", f->auth_mech, f->auth_code,
+                 ff->enhanced[0] && ff->verb && strcmp(ff->verb, "AUTH") == 0 ? " " : "",
+                 ff->enhanced[0] && ff->verb && strcmp(ff->verb, "AUTH") == 0 ? ff->enhanced : "",
+                 (unsigned long long)f->auth_frame, tls_tried ? "" : "; the credentials crossed the network in clear text");
+        snprintf(r, rc, "Check the configured user name and password, and that the account may send through this server.");
+        snprintf(l, lc, "Authentication failed (%d)", f->auth_code);
+        return;
+    }
+    if (f->msgs_ok) {
+        v->code = "delivered";
+        v->ok = 1;
+        const char *how_tls = !v->tls ? "" : strcmp(v->tls, "tls_ok") == 0 ? ""
+                            : strcmp(v->tls, "starttls_not_offered") == 0 ? ", in clear text: the server did not offer STARTTLS"
+                            : strcmp(v->tls, "no_esmtp") == 0 ? ", in clear text: the server does not speak ESMTP (EHLO rejected), so STARTTLS was impossible"
+                            : strcmp(v->tls, "starttls_not_used") == 0 ? ", in clear text: STARTTLS was offered but the client did not use it"
+                            : ", in clear text";
+        snprintf(e, ec, "%u message%s accepted (last at frame %llu%s%s)%s%s.", f->msgs_ok, f->msgs_ok > 1 ? "s" : "",
+                 (unsigned long long)f->accepted_frame, f->queue_id[0] ? ", queue id " : "", f->queue_id, how_tls,
+                 f->rcpt_bad ? "; some recipients were rejected" : "");
+        if (f->rcpt_bad) v->cause = "some_recipients_rejected";
+        if (f->auth_code / 100 == 2 && !tls_tried)
+            snprintf(r, rc, "The AUTH credentials crossed the network in clear text: use STARTTLS or port 465.");
+        else if (v->tls && strcmp(v->tls, "tls_ok") != 0)
+            snprintf(r, rc, "If the mail must be encrypted, enable STARTTLS on the server and require it on the client.");
+        if (v->tls && strcmp(v->tls, "tls_ok") == 0)
+            snprintf(l, lc, "TLS success protocol %s cipher %s; message accepted%s%s", f->tls_version,
+                     f->tls_cipher_openssl[0] ? f->tls_cipher_openssl : f->tls_cipher, f->queue_id[0] ? " queue id " : "", f->queue_id);
+        else
+            snprintf(l, lc, "Message accepted%s%s, TLS not used", f->queue_id[0] ? " queue id " : "", f->queue_id);
+        return;
+    }
+    if (f->greeting_code && f->greeting_code != 220) {
+        v->code = "rejected_at_connect";
+        v->cause = mx_reply_cause(f->greeting_code, ff->enhanced, ff->text, strlen(ff->text));
+        snprintf(e, ec, "The server refused the session in its greeting: %d \"%s\" at frame %llu.", f->greeting_code, ff->text,
+                 (unsigned long long)f->greeting_frame);
+        snprintf(r, rc, "The server does not accept mail from this client now: check its reason, blocklists, or try later (4xx).");
+        snprintf(l, lc, "Rejected at connect (%d)", f->greeting_code);
+        return;
+    }
+    if (f->starttls_code && f->starttls_code != 220) {
+        v->code = "starttls_refused";
+        snprintf(e, ec, "TLS failed: STARTTLS was answered %d \"%s\" at frame %llu; the session went no further in TLS.",
+                 f->starttls_code, ff->verb && strcmp(ff->verb, "STARTTLS") == 0 ? ff->text : "", (unsigned long long)f->starttls_frame);
+        snprintf(r, rc, "The server could not start TLS: check its certificate and key configuration%s.",
+                 f->starttls_code / 100 == 4 ? " (454 is often a missing or unreadable key)" : "");
+        snprintf(l, lc, "TLS failed: STARTTLS unexpected response %d", f->starttls_code);
+        return;
+    }
+    if (f->tls_required_530) {
+        v->code = "tls_required";
+        v->cause = "tls_required";
+        snprintf(e, ec, "The server requires TLS but the client did not start it: %d \"%s\" at frame %llu.", ff->code, ff->text,
+                 (unsigned long long)f->tls_required_frame);
+        snprintf(r, rc, "Enable TLS (STARTTLS) in the client's SMTP settings, or use port 465.");
+        snprintf(l, lc, "TLS required but not initiated by the remote host");
+        return;
+    }
+    if (ff->code) {
+        v->cause = mx_reply_cause(ff->code, ff->enhanced, ff->text, strlen(ff->text));
+        const char *what;
+        if (ff->verb && strcmp(ff->verb, "MAIL") == 0) { v->code = "sender_rejected"; what = "the sender"; }
+        else if (ff->verb && strcmp(ff->verb, "RCPT") == 0) { v->code = "rcpt_rejected"; what = "the recipient"; }
+        else if (ff->verb && (!strcmp(ff->verb, "DATA") || !strcmp(ff->verb, ".") || !strcmp(ff->verb, "BDAT"))) { v->code = "data_rejected"; what = "the message"; }
+        else if (ff->verb && (!strcmp(ff->verb, "EHLO") || !strcmp(ff->verb, "HELO"))) { v->code = "helo_rejected"; what = "the greeting (HELO/EHLO)"; }
+        else { v->code = "command_rejected"; what = ff->verb ? ff->verb : "a command"; }
+        snprintf(e, ec, "The server rejected %s: %d%s%s \"%s\" at frame %llu%s%s.", what, ff->code, ff->enhanced[0] ? " " : "",
+                 ff->enhanced, ff->text, (unsigned long long)ff->frame, v->cause ? " (" : "", v->cause ? v->cause : "");
+        if (v->cause) strncat(e, ")", ec - strlen(e) - 1);
+        const char *c = v->cause ? v->cause : "";
+        if (!strcmp(c, "mailbox_unknown")) snprintf(r, rc, "Check the recipient address: the mailbox does not exist on that server.");
+        else if (!strcmp(c, "relaying_denied")) snprintf(r, rc, "The server does not relay for this client: authenticate (AUTH) or allow the client's address on the server.");
+        else if (!strcmp(c, "greylisting")) snprintf(r, rc, "Greylisting: a proper MTA retries later and gets through; nothing to fix unless retries fail.");
+        else if (!strcmp(c, "dns_blocklist")) snprintf(r, rc, "The client's address is on a DNS blocklist: find out why, fix it and request delisting.");
+        else if (!strcmp(c, "spf_dmarc_dkim")) snprintf(r, rc, "Fix the sender domain's SPF/DKIM/DMARC records so they authorise this sending host.");
+        else if (!strcmp(c, "message_too_big")) snprintf(r, rc, "Send a smaller message or raise the server's size limit.");
+        else if (!strcmp(c, "mailbox_full")) snprintf(r, rc, "The recipient's mailbox is full: they must make room.");
+        else if (!strcmp(c, "auth_required")) snprintf(r, rc, "Configure the client to authenticate (AUTH) before sending.");
+        else if (ff->code / 100 == 4) snprintf(r, rc, "A temporary failure: retry later; if it persists, read the server's reason.");
+        else snprintf(r, rc, "Read the server's reason in the reply and fix that on the client or the server.");
+        snprintf(l, lc, "Rejected %d %s%s%s", ff->code, ff->enhanced, ff->enhanced[0] ? " " : "", ff->text);
+        return;
+    }
+    if (f->abort421.code) {
+        v->code = "server_abort";
+        v->cause = "service_unavailable";
+        snprintf(e, ec, "The server ended the session: 421 \"%s\" at frame %llu.", f->abort421.text, (unsigned long long)f->abort421.frame);
+        snprintf(r, rc, "The server is shutting down or overloaded (421): retry later, and check the server's logs if it keeps happening.");
+        snprintf(l, lc, "Server closed the session (421)");
+        return;
+    }
+    if (tls_tried && f->tls_complete) {
+        v->code = "tls_ok";
+        v->ok = 1;
+        snprintf(e, ec, "TLS established at frame %llu: %s with %s; what followed is encrypted.",
+                 (unsigned long long)f->tls_complete_frame, f->tls_version, f->tls_cipher);
+        snprintf(l, lc, "TLS success protocol %s cipher %s", f->tls_version,
+                 f->tls_cipher_openssl[0] ? f->tls_cipher_openssl : f->tls_cipher);
+        return;
+    }
+    if (f->rst_from >= 0) {
+        v->code = f->rst_from == MX_CLIENT ? "reset_by_client" : "reset_by_server";
+        snprintf(e, ec, "The %s reset the connection at frame %llu, after the last step %s.", side(f->rst_from),
+                 (unsigned long long)f->rst_frame, v->last_step);
+        snprintf(r, rc, "Look at the %s's logs for why it aborted at that point.", side(f->rst_from));
+        snprintf(l, lc, "Connection reset by %s", side(f->rst_from));
+        return;
+    }
+    if (!f->greeting_code && (f->synack_seen) && !f->midstream) {
+        v->code = "no_banner";
+        snprintf(e, ec, "The server accepted the TCP connection but never sent its SMTP greeting.");
+        snprintf(r, rc, "Check the mail service (hung or overloaded), or whether the port expects TLS first (465).");
+        snprintf(l, lc, "No SMTP greeting");
+        return;
+    }
+    if (f->incomplete) {
+        v->code = "incomplete";
+        snprintf(e, ec, "The capture ends (%s) while the session is still open, after the step %s.",
+                 f->end_reason ? f->end_reason : "end_of_input", v->last_step);
+        snprintf(l, lc, "Session incomplete in the capture");
+        return;
+    }
+    v->code = "no_mail";
+    v->ok = f->quit_answered;
+    snprintf(e, ec, "The session ended (%s by the %s) without sending a message; last step %s.", v->how, v->ended_by, v->last_step);
+    if (f->greeting_code == 220 && f->quit_answered)
+        snprintf(r, rc, "A connection test: the server answers on this port.");
+    snprintf(l, lc, "Session closed without mail");
+}
+
+void mx_verdict_write(const mx_verdict *v, mx_ev *o)
+{
+    if (!o) return;
+    mx_ev_str(o, "code", v->code);
+    if (v->cause) mx_ev_str(o, "cause", v->cause);
+    if (v->tls) mx_ev_str(o, "tls", v->tls);
+    mx_ev_bool(o, "ok", v->ok);
+    mx_ev_str(o, "last_step", v->last_step);
+    mx_ev_str(o, "ended_by", v->ended_by);
+    mx_ev_str(o, "how", v->how);
+    /* explanation and log line quote reply texts: already cleaned, but they
+     * still go through the wire path for the cap and UTF-8 check */
+    mx_ev_wire(o, "explanation", (const uint8_t *)v->explanation, strlen(v->explanation), sizeof v->explanation);
+    if (v->remedy[0]) mx_ev_wire(o, "remedy", (const uint8_t *)v->remedy, strlen(v->remedy), sizeof v->remedy);
+    mx_ev_wire(o, "log_line", (const uint8_t *)v->log_line, strlen(v->log_line), sizeof v->log_line);
+}

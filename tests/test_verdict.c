@@ -1,0 +1,130 @@
+/* Unit tests: verdicts from facts, and reply causes. */
+#include "check.h"
+#include "mx/verdict.h"
+
+static mx_verdict decide(const mx_facts *f)
+{
+    mx_verdict v;
+    mx_verdict_decide(f, &v);
+    return v;
+}
+
+static mx_facts base(void)
+{
+    mx_facts f;
+    mx_facts_init(&f);
+    f.syn_seen = f.synack_seen = 1;
+    f.syn_count = 1;
+    snprintf(f.server, sizeof f.server, "192.0.2.25");
+    f.server_port = 25;
+    f.greeting_code = 220;
+    f.ehlo_code = 250;
+    f.esmtp = 1;
+    return f;
+}
+
+int main(void)
+{
+    mx_facts f = base();
+    f.mail_seen = 1; f.rcpt_ok = 1; f.data_seen = 1; f.msgs_ok = 1; f.quit_sent = f.quit_answered = 1;
+    snprintf(f.queue_id, sizeof f.queue_id, "Q1");
+    mx_verdict v = decide(&f);
+    CHECK(!strcmp(v.code, "delivered") && v.ok, "delivered: %s", v.code);
+    CHECK(!strcmp(v.tls, "starttls_not_offered"), "tls part %s", v.tls);
+    CHECK(strstr(v.explanation, "queue id Q1") && strstr(v.explanation, "clear text"), "%s", v.explanation);
+    CHECK(!strcmp(v.last_step, "quit") && !strcmp(v.ended_by, "client") && !strcmp(v.how, "quit"), "steps");
+
+    f = base();
+    f.synack_seen = 0; f.greeting_code = 0; f.ehlo_code = 0; f.refused = 1; f.syn_frame = 5; f.refused_frame = 6;
+    f.server_port = 587;
+    snprintf(f.dns_name, sizeof f.dns_name, "relay.example");
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "refused"), "refused: %s", v.code);
+    CHECK(strstr(v.explanation, "frame 5") && strstr(v.explanation, "frame 6"), "evidence frames: %s", v.explanation);
+    CHECK(strstr(v.remedy, "587") && strstr(v.remedy, "relay.example"), "remedy: %s", v.remedy);
+
+    f = base();
+    f.synack_seen = 0; f.greeting_code = 0; f.ehlo_code = 0; f.syn_count = 3;
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "no_answer"), "no answer: %s", v.code);
+
+    f = base();
+    f.starttls_offered = 1; f.starttls_code = 220; f.tls_seen = 1; f.cert_seen = 1;
+    f.alert_from = MX_CLIENT; f.alert_code = 46; f.alert_name = "certificate_unknown"; f.alert_after = "server_hello_done";
+    f.alert_frame = 17;
+    snprintf(f.cert_issuer_cn, sizeof f.cert_issuer_cn, "Test CA");
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "tls_rejected_by_client"), "client rejects: %s", v.code);
+    CHECK(strstr(v.explanation, "certificate_unknown (46)") && strstr(v.explanation, "frame 17"), "%s", v.explanation);
+    CHECK(strstr(v.remedy, "root CA") && strstr(v.remedy, "Test CA"), "%s", v.remedy);
+    CHECK(strstr(v.log_line, "TLS failed"), "%s", v.log_line);
+
+    f.alert_from = MX_SERVER; f.alert_code = 40; f.alert_name = "handshake_failure"; f.alert_after = "client_hello";
+    f.cert_seen = 0;
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "tls_rejected_by_server") && !strcmp(v.cause, "no_shared_cipher"), "%s %s", v.code, v.cause);
+    CHECK(!strcmp(v.log_line, "TLS failed: no shared cipher"), "%s", v.log_line);
+
+    f = base();
+    f.starttls_offered = 1; f.starttls_code = 454;
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "starttls_refused"), "%s", v.code);
+    CHECK(!strcmp(v.log_line, "TLS failed: STARTTLS unexpected response 454"), "%s", v.log_line);
+
+    f = base();
+    f.starttls_offered = 1; f.starttls_code = 220; f.tls_seen = 1; f.tls_complete = 1;
+    snprintf(f.tls_version, sizeof f.tls_version, "TLSv1.2");
+    snprintf(f.tls_cipher_openssl, sizeof f.tls_cipher_openssl, "ECDHE-RSA-AES256-GCM-SHA384");
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "tls_ok"), "%s", v.code);
+    CHECK(!strcmp(v.log_line, "TLS success protocol TLSv1.2 cipher ECDHE-RSA-AES256-GCM-SHA384"), "%s", v.log_line);
+
+    f = base();
+    f.auth_code = 535; snprintf(f.auth_mech, sizeof f.auth_mech, "LOGIN");
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "auth_failed") && strstr(v.remedy, "user name and password"), "%s", v.code);
+
+    f = base();
+    f.mail_seen = 1; f.rcpt_bad = 1;
+    f.first_failure.code = 550; f.first_failure.verb = "RCPT";
+    snprintf(f.first_failure.enhanced, sizeof f.first_failure.enhanced, "5.1.1");
+    snprintf(f.first_failure.text, sizeof f.first_failure.text, "5.1.1 <x@y>: Recipient address rejected: User unknown");
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "rcpt_rejected") && !strcmp(v.cause, "mailbox_unknown"), "%s %s", v.code, v.cause);
+
+    f = base();
+    f.tls_required_530 = 1; f.first_failure.code = 530; f.first_failure.verb = "MAIL";
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "tls_required"), "%s", v.code);
+    CHECK(!strcmp(v.log_line, "TLS required but not initiated by the remote host"), "%s", v.log_line);
+
+    f = base();
+    f.greeting_code = 0; f.ehlo_code = 0; f.fin_first = MX_CLIENT;
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "no_banner"), "%s", v.code);
+
+    f = base();
+    f.quit_sent = f.quit_answered = 1;
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "no_mail") && v.ok, "connection test: %s", v.code);
+
+    static const struct { int code; const char *enh, *text, *want; } c[] = {
+        { 450, "4.7.1", "<a@b>: Recipient address rejected: Greylisted, try again later", "greylisting" },
+        { 554, "5.7.1", "Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org", "dns_blocklist" },
+        { 550, "5.7.23", "SPF check failed", "spf_dmarc_dkim" },
+        { 550, "5.1.1", "User unknown", "mailbox_unknown" },
+        { 552, "5.2.2", "Mailbox full", "mailbox_full" },
+        { 552, "5.3.4", "Message size exceeds fixed limit", "message_too_big" },
+        { 554, "5.7.1", "<x@y>: Relay access denied", "relaying_denied" },
+        { 530, "5.7.0", "Must issue a STARTTLS command first", "tls_required" },
+        { 535, "5.7.8", "Error: authentication failed", "auth_failed" },
+        { 421, "4.3.0", "Service shutting down", "service_unavailable" },
+        { 250, "2.0.0", "Ok", NULL },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        const char *got = mx_reply_cause(c[i].code, c[i].enh, c[i].text, strlen(c[i].text));
+        CHECK((!got && !c[i].want) || (got && c[i].want && !strcmp(got, c[i].want)), "cause of %d %s: %s, want %s",
+              c[i].code, c[i].text, got ? got : "NULL", c[i].want ? c[i].want : "NULL");
+    }
+    return CHECK_DONE();
+}
