@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static int worse(int a, int b)
 {
@@ -14,7 +15,22 @@ static int worse(int a, int b)
     return a > b ? a : b;
 }
 
-static int run_one(mx_engine *e, const char *path, const char *filter, uint64_t *frame)
+/* Progress on stderr for big files: share of the file read so far. */
+#define PROGRESS_MIN_BYTES (64ll << 20)
+
+static void progress(pcap_t *p, const char *name, long long size, uint64_t frame, time_t *last)
+{
+    time_t now = time(NULL);
+    if (now == *last) return;
+    *last = now;
+    FILE *f = pcap_file(p);
+    long pos = f ? ftell(f) : -1;
+    if (pos < 0) return;
+    fprintf(stderr, "\rmxtrace: %s: %3lld%% (%llu packets)", name, (long long)pos * 100 / size,
+            (unsigned long long)frame);
+}
+
+static int run_one(mx_engine *e, const char *path, const char *filter, uint64_t *frame, int show)
 {
     char err[PCAP_ERRBUF_SIZE] = "";
     const char *name = strcmp(path, "-") == 0 ? "(stdin)" : path;
@@ -56,6 +72,9 @@ static int run_one(mx_engine *e, const char *path, const char *filter, uint64_t 
         }
     }
     int rc = MX_CAP_OK;
+    long long size = strcmp(path, "-") != 0 ? (long long)st.st_size : 0;
+    int show_progress = show && size >= PROGRESS_MIN_BYTES;
+    time_t last = time(NULL);
     for (;;) {
         struct pcap_pkthdr *h;
         const u_char *data;
@@ -67,6 +86,7 @@ static int run_one(mx_engine *e, const char *path, const char *filter, uint64_t 
             uint64_t us = (uint64_t)h->ts.tv_sec * 1000000u + (uint64_t)h->ts.tv_usec;
             uint32_t caplen = h->caplen, len = h->len < h->caplen ? h->caplen : h->len;
             mx_engine_packet(e, lt, us, data, caplen, len, *frame);
+            if (show_progress && (*frame & 0xFFFF) == 0) progress(p, name, size, *frame, &last);
             continue;
         }
         if (r == PCAP_ERROR_BREAK) break;        /* end of file */
@@ -75,16 +95,16 @@ static int run_one(mx_engine *e, const char *path, const char *filter, uint64_t 
         rc = MX_CAP_DAMAGED;
         break;
     }
+    if (show_progress) fprintf(stderr, "\r%*s\r", 70, "");
     pcap_close(p);
     return rc;
 }
 
 int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
-                   const char *filter, int quiet)
+                   const char *filter, int show_progress)
 {
     int rc = MX_CAP_OK;
     uint64_t frame = 0;
-    (void)quiet;
-    for (int i = 0; i < nfiles; i++) rc = worse(rc, run_one(e, files[i], filter, &frame));
+    for (int i = 0; i < nfiles; i++) rc = worse(rc, run_one(e, files[i], filter, &frame, show_progress));
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MX_VERSION "0.1.0"
 
@@ -33,8 +34,12 @@ static void usage(FILE *f)
 "output:\n"
 "  -F FORMAT           timeline (default): one JSON document per session\n"
 "                      ndjson: one JSON event per line\n"
+"                      text: a readable story per session, with its verdict\n"
+"                      summary: one line per session\n"
+"                      html: a self-contained report (use with -o)\n"
 "  -o FILE             write to FILE instead of standard output\n"
 "      --pretty        indent timeline JSON\n"
+"      --color WHEN    colours in text/summary: auto (default), always, never\n"
 "      --show-user     write AUTH user names (passwords are never written)\n"
 "      --stats         print packet counters on stderr at the end\n"
 "      --no-ndpi       do not classify flows with nDPI\n"
@@ -77,12 +82,14 @@ static int add_ports(const char *s, uint16_t *ports, int *n, int max)
 
 int main(int argc, char **argv)
 {
-    enum { O_PRETTY = 256, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MAXFLOWS, O_IDLE,
+    enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
         { "tls-port", required_argument, 0, O_TLSPORT },
         { "pretty", no_argument, 0, O_PRETTY },
+        { "color", required_argument, 0, O_COLOR },
+        { "progress", no_argument, 0, O_PROGRESS },
         { "show-user", no_argument, 0, O_SHOWUSER },
         { "no-ndpi", no_argument, 0, O_NONDPI },
         { "any-port", no_argument, 0, O_ANYPORT },
@@ -105,7 +112,7 @@ int main(int argc, char **argv)
     };
     static mx_engine_cfg cfg;
     const char **files = calloc((size_t)argc + 1, sizeof *files);
-    int nfiles = 0, stats = 0;
+    int nfiles = 0, stats = 0, color = -1, progress = -1;
     const char *outpath = NULL;
     mx_format fmt = MX_FMT_TIMELINE;
     mx_limits *L = &cfg.opt.lim;
@@ -124,12 +131,22 @@ int main(int argc, char **argv)
         case 'F':
             if (strcmp(optarg, "timeline") == 0) fmt = MX_FMT_TIMELINE;
             else if (strcmp(optarg, "ndjson") == 0) fmt = MX_FMT_NDJSON;
-            else { fprintf(stderr, "mxtrace: -F: unknown format '%s' (timeline, ndjson)\n", optarg); ok = 0; }
+            else if (strcmp(optarg, "text") == 0) fmt = MX_FMT_TEXT;
+            else if (strcmp(optarg, "summary") == 0) fmt = MX_FMT_SUMMARY;
+            else if (strcmp(optarg, "html") == 0) fmt = MX_FMT_HTML;
+            else { fprintf(stderr, "mxtrace: -F: unknown format '%s' (timeline, ndjson, text, summary, html)\n", optarg); ok = 0; }
             break;
         case 'o': outpath = optarg; break;
         case 'p': ok = add_ports(optarg, cfg.ports, &cfg.nports, 48); break;
         case O_TLSPORT: ok = add_ports(optarg, cfg.tls_ports, &cfg.ntls_ports, 16); tls_ports_given = 1; break;
         case O_PRETTY: cfg.opt.pretty = 1; break;
+        case O_COLOR:
+            if (!strcmp(optarg, "always")) color = 1;
+            else if (!strcmp(optarg, "never")) color = 0;
+            else if (!strcmp(optarg, "auto")) color = -1;
+            else { fprintf(stderr, "mxtrace: --color: auto, always or never\n"); ok = 0; }
+            break;
+        case O_PROGRESS: progress = 1; break;
         case O_SHOWUSER: cfg.opt.show_user = 1; break;
         case O_NONDPI: cfg.no_ndpi = 1; break;
         case O_ANYPORT: cfg.any_port = 1; break;
@@ -176,13 +193,16 @@ int main(int argc, char **argv)
         free(files); free(filter);
         return EXIT_OUTPUT;
     }
-    mx_sink *sink = mx_sink_new(fmt, out, &cfg.opt);
+    if (color < 0) color = out == stdout && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+    if (progress < 0) progress = isatty(STDERR_FILENO);
+    mx_sink *sink = mx_sink_new(fmt, out, &cfg.opt, color);
     char err[256] = "out of memory";
     mx_engine *eng = sink ? mx_engine_new(&cfg, sink, err, sizeof err) : NULL;
     if (!eng) { fprintf(stderr, "mxtrace: %s\n", err); return EXIT_OUTPUT; }
 
-    int rc = mx_capture_run(eng, files, nfiles, filter, 0);
+    int rc = mx_capture_run(eng, files, nfiles, filter, progress);
     mx_engine_finish(eng);
+    mx_sink_finish(sink);
     if (stats) {
         const mx_engine_stats *s = mx_engine_stats_get(eng);
         fprintf(stderr, "mxtrace: packets %llu tcp %llu mail %llu sessions %llu "

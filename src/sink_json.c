@@ -8,6 +8,7 @@
  */
 #include "mx/sink.h"
 #include "mx/text.h"
+#include "mx/view.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -20,7 +21,16 @@ struct mx_sink {
     char *buf;
     size_t cap;
     int failed;
+    int color;
+    uint64_t sessions;
+    mx_view_row *rows;          /* HTML index                        */
+    size_t nrows, rows_cap, rows_dropped;
 };
+
+#define MAX_HTML_ROWS 100000
+
+/* Formats that keep the whole session document until it ends. */
+static int keeps_doc(const mx_sink *k) { return k->fmt != MX_FMT_NDJSON; }
 
 typedef struct sess_out {
     cJSON *doc;
@@ -31,11 +41,12 @@ typedef struct sess_out {
 
 #define J(e) ((cJSON *)(void *)(e))
 
-mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt)
+mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt, int color)
 {
     mx_sink *k = calloc(1, sizeof *k);
     if (!k) return NULL;
     k->fmt = fmt;
+    k->color = color;
     k->out = out;
     k->opt = opt;
     k->cap = 1 << 16;
@@ -46,11 +57,48 @@ mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt)
 
 int mx_sink_failed(const mx_sink *k) { return k->failed; }
 
+void mx_sink_finish(mx_sink *k)
+{
+    if (k->fmt == MX_FMT_HTML) {
+        if (!k->sessions) mx_view_html_begin(k->out);
+        mx_view_html_end(k->out, k->rows, k->nrows, k->rows_dropped);
+    }
+    if (ferror(k->out)) k->failed = 1;
+}
+
 void mx_sink_free(mx_sink *k)
 {
     if (!k) return;
+    free(k->rows);
     free(k->buf);
     free(k);
+}
+
+static void html_row(mx_sink *k, const cJSON *doc)
+{
+    if (k->nrows >= MAX_HTML_ROWS) { k->rows_dropped++; return; }
+    if (k->nrows == k->rows_cap) {
+        size_t nc = k->rows_cap ? k->rows_cap * 2 : 64;
+        mx_view_row *nr = realloc(k->rows, nc * sizeof *nr);
+        if (!nr) { k->rows_dropped++; return; }
+        k->rows = nr;
+        k->rows_cap = nc;
+    }
+    mx_view_row *r = &k->rows[k->nrows++];
+    memset(r, 0, sizeof *r);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(doc, "client"), *sv = cJSON_GetObjectItemCaseSensitive(doc, "server");
+    const cJSON *evs = cJSON_GetObjectItemCaseSensitive(doc, "events");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(evs, cJSON_GetArraySize(evs) - 1), "verdict");
+    r->id = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "session"));
+    snprintf(r->client, sizeof r->client, "%s:%.0f", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "ip")),
+             cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(c, "port")));
+    snprintf(r->server, sizeof r->server, "%s:%.0f", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sv, "ip")),
+             cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sv, "port")));
+    const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "code"));
+    const char *ex = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "explanation"));
+    snprintf(r->code, sizeof r->code, "%s", code ? code : "none");
+    snprintf(r->explanation, sizeof r->explanation, "%s", ex ? ex : "");
+    r->ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ok"));
 }
 
 static void emit(mx_sink *k, cJSON *obj)
@@ -70,7 +118,7 @@ void mx_sink_session_begin(mx_sink *k, mx_sess *s)
 {
     sess_out *o = calloc(1, sizeof *o);
     s->out = o;
-    if (!o || k->fmt != MX_FMT_TIMELINE) return;
+    if (!o || !keeps_doc(k)) return;
     o->doc = cJSON_CreateObject();
     o->events = cJSON_CreateArray();
 }
@@ -89,7 +137,7 @@ void mx_sink_session_confirm(mx_sink *k, mx_sess *s)
     sess_out *o = s->out;
     if (!o || !o->deferred) return;
     o->deferred = 0;
-    if (k->fmt == MX_FMT_TIMELINE) return;      /* written at the end anyway */
+    if (keeps_doc(k)) return;                   /* written at the end anyway */
     for (cJSON *e = o->events ? o->events->child : NULL; e; e = e->next) emit(k, e);
     cJSON_Delete(o->events);
     o->events = NULL;
@@ -108,7 +156,7 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
 {
     sess_out *o = s->out;
     if (!o) return;
-    if (k->fmt == MX_FMT_TIMELINE && o->doc) {
+    if (keeps_doc(k) && o->doc) {
         char t[40];
         cJSON *d = o->doc;
         cJSON_AddNumberToObject(d, "session", (double)s->id);
@@ -121,7 +169,21 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
         cJSON_AddStringToObject(d, "end", t);
         cJSON_AddNumberToObject(d, "duration", (double)(o->last_us - s->start_us) / 1e6);
         cJSON_AddItemToObject(d, "events", o->events);
-        emit(k, d);
+        o->events = NULL;
+        switch (k->fmt) {
+        case MX_FMT_TEXT: mx_view_text_session(k->out, d, k->color); break;
+        case MX_FMT_SUMMARY:
+            if (!k->sessions) mx_view_summary_header(k->out);
+            mx_view_summary_session(k->out, d, k->color);
+            break;
+        case MX_FMT_HTML:
+            if (!k->sessions) mx_view_html_begin(k->out);
+            mx_view_html_session(k->out, d);
+            html_row(k, d);
+            break;
+        default: emit(k, d); break;
+        }
+        k->sessions++;
         cJSON_Delete(d);
     }
     free(o);
@@ -181,7 +243,7 @@ void mx_ev_end(mx_sess *s, mx_ev *e)
     sess_out *o = s->out;
     mx_sink *k = s->sink;
     if (o) o->last_us = s->cur_us;
-    if (k && o && o->events && (k->fmt == MX_FMT_TIMELINE || o->deferred)) {
+    if (k && o && o->events && (keeps_doc(k) || o->deferred)) {
         cJSON_AddItemToArray(o->events, J(e));
         return;
     }

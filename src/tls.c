@@ -156,6 +156,7 @@ static const char *hs_name(uint8_t t)
 
 static const char *version_name(uint16_t v)
 {
+    if ((v & 0xFF00) == 0x7F00) return "TLSv1.3-draft";   /* draft-ietf-tls-tls13 */
     switch (v) {
     case 0x0300: return "SSLv3";
     case 0x0301: return "TLSv1";
@@ -203,6 +204,7 @@ typedef struct tls_dir {
     uint8_t hdr[5];
     uint8_t hlen;
     uint8_t rtype;           /* type of the record being read  */
+    uint16_t rlen;           /* its length                     */
     uint32_t body_left;
     uint8_t *hs;             /* handshake bytes being assembled */
     uint32_t hs_len;
@@ -496,7 +498,7 @@ static void server_hello(mx_tls *t, mx_cur c)
     t->cipher = cipher;
     t->weak = (uint8_t)weak_suite(cn);
     memcpy(t->alpn, alpn, sizeof t->alpn);
-    if (ver == 0x0304) {
+    if (ver == 0x0304 || (ver & 0xFF00) == 0x7F00) {
         /* Everything after the ServerHello is encrypted, both ways. */
         t->tls13 = 1;
         t->d[MX_SERVER].encrypted = 1;
@@ -656,6 +658,7 @@ static int record_start(mx_tls *t, int dir)
     }
     d->records++;
     d->rtype = type;
+    d->rlen = len;
     d->body_left = len;
     d->alen = 0;
     if (type == 20) {                    /* ChangeCipherSpec */
@@ -664,7 +667,7 @@ static int record_start(mx_tls *t, int dir)
             mx_ev_end(t->s, ev);
             d->encrypted = 1;
         }
-    } else if (type == 23 || (d->encrypted && type != 21)) {
+    } else if (type == 23 || (d->encrypted && !(type == 21 && len == 2))) {
         d->enc_records++;
         if (d->enc_records == 1) {
             d->first_enc_len = len;
@@ -703,7 +706,9 @@ size_t mx_tls_feed(mx_tls *t, int dir, const uint8_t *p, size_t n, int force)
         if (d->body_left) {
             size_t take = n - i < d->body_left ? n - i : d->body_left;
             if (d->rtype == 22 && !d->encrypted) handshake_bytes(t, dir, p + i, take);
-            else if (d->rtype == 21 && !d->encrypted) {
+            /* an alert of exactly 2 bytes is in clear whatever we thought:
+             * an encrypted one carries at least a 16-byte tag */
+            else if (d->rtype == 21 && (!d->encrypted || d->rlen == 2)) {
                 for (size_t k = 0; k < take && d->alen < 2; k++) d->alert[d->alen++] = p[i + k];
                 if (d->alen == 2 && d->body_left == take) alert(t, dir, d->alert[0], d->alert[1], 0);
             } else if (d->rtype == 21 && d->body_left == take) {
@@ -840,7 +845,7 @@ void mx_tls_facts(const mx_tls *t, mx_facts *f)
     f->cert_not_yet_valid = t->checks.not_yet_valid;
     f->cert_self_signed = t->checks.self_signed;
     f->cert_name_mismatch = t->checks.name_mismatch > 0;
-    snprintf(f->cert_issuer_cn, sizeof f->cert_issuer_cn, "%s", t->checks.issuer_cn);
+    snprintf(f->cert_issuer_cn, sizeof f->cert_issuer_cn, "%s", t->checks.root_cn[0] ? t->checks.root_cn : t->checks.issuer_cn);
     snprintf(f->cert_subject_cn, sizeof f->cert_subject_cn, "%s", t->checks.leaf_cn);
     snprintf(f->cert_not_after, sizeof f->cert_not_after, "%s", t->checks.not_after);
     snprintf(f->cert_names, sizeof f->cert_names, "%s", t->checks.uncovered);

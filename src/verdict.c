@@ -87,7 +87,7 @@ static const char *last_step(const mx_facts *f)
 
 static void tls_part(const mx_facts *f, mx_verdict *v)
 {
-    if (f->implicit_tls || f->starttls_code == 220) {
+    if (f->implicit_tls || f->starttls_code == 220 || (f->tls_seen && f->client_hello_seen)) {
         if (f->tls_complete) v->tls = "tls_ok";
         else if (f->alert_from == MX_SERVER) v->tls = "tls_rejected_by_server";
         else if (f->alert_from == MX_CLIENT) v->tls = "tls_rejected_by_client";
@@ -114,11 +114,15 @@ static void tls_alert_remedy(const mx_facts *f, mx_verdict *v)
                  f->cert_not_after[0] ? " (it expired on " : "", f->cert_not_after[0] ? f->cert_not_after : "");
         if (f->cert_not_after[0]) strncat(v->remedy, ")", sizeof v->remedy - strlen(v->remedy) - 1);
         v->cause = "certificate_expired";
+    } else if (f->cert_self_signed) {
+        snprintf(v->remedy, sizeof v->remedy,
+                 "The server's certificate is self-signed: give the server a certificate from a CA the client trusts, or add this certificate to the client's trusted store.");
+        v->cause = "self_signed";
     } else if (strcmp(a, "unknown_ca") == 0 || strcmp(a, "certificate_unknown") == 0 ||
                strcmp(a, "bad_certificate") == 0 || f->alert_probable || f->cert_self_signed) {
         snprintf(v->remedy, sizeof v->remedy,
                  "Import the root CA of the server's certificate%s%s%s into the client's trusted store (or have the server use a certificate from a CA the client trusts).",
-                 f->cert_issuer_cn[0] ? " (issued by \"" : "", f->cert_issuer_cn, f->cert_issuer_cn[0] ? "\")" : "");
+                 f->cert_issuer_cn[0] ? " (\"" : "", f->cert_issuer_cn, f->cert_issuer_cn[0] ? "\")" : "");
         v->cause = f->cert_self_signed ? "self_signed" : "untrusted_certificate";
     } else if (strcmp(a, "handshake_failure") == 0 || strcmp(a, "insufficient_security") == 0) {
         snprintf(v->remedy, sizeof v->remedy,
@@ -150,7 +154,7 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
     else if (f->fin_first >= 0) { v->ended_by = side(f->fin_first); v->how = "fin"; }
     else { v->ended_by = "capture"; v->how = f->end_reason ? f->end_reason : "end_of_input"; }
 
-    int tls_tried = f->implicit_tls || f->starttls_code == 220;
+    int tls_tried = f->implicit_tls || f->starttls_code == 220 || (f->tls_seen && f->client_hello_seen);
 
     if (f->refused) {
         v->code = "refused";
@@ -175,6 +179,14 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
         snprintf(e, ec, "The client does not speak SMTP on this connection.");
         snprintf(r, rc, "Check what software connects to the mail port.");
         snprintf(l, lc, "Not SMTP");
+        return;
+    }
+    if (tls_tried && !f->tls_complete && f->alert_from < 0 && f->rst_from < 0 && f->fin_first < 0) {
+        v->code = "incomplete";
+        snprintf(e, ec, "The capture ends (%s) during the TLS handshake, after the %s.",
+                 f->end_reason ? f->end_reason : "end_of_input",
+                 f->cert_seen ? "server's certificate" : f->server_hello_seen ? "ServerHello" : "ClientHello");
+        snprintf(l, lc, "TLS handshake incomplete in the capture");
         return;
     }
     if (tls_tried && !f->tls_complete && (f->alert_from >= 0 || f->tls_seen)) {
@@ -235,10 +247,15 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
                             : strcmp(v->tls, "no_esmtp") == 0 ? ", in clear text: the server does not speak ESMTP (EHLO rejected), so STARTTLS was impossible"
                             : strcmp(v->tls, "starttls_not_used") == 0 ? ", in clear text: STARTTLS was offered but the client did not use it"
                             : ", in clear text";
-        snprintf(e, ec, "%u message%s accepted (last at frame %llu%s%s)%s%s.", f->msgs_ok, f->msgs_ok > 1 ? "s" : "",
-                 (unsigned long long)f->accepted_frame, f->queue_id[0] ? ", queue id " : "", f->queue_id, how_tls,
+        char authp[96] = "";
+        if (f->auth_code / 100 == 2)
+            snprintf(authp, sizeof authp, " after AUTH %s succeeded%s", f->auth_mech,
+                     tls_tried ? "" : " (credentials sent in clear text)");
+        snprintf(e, ec, "%u message%s accepted (last at frame %llu%s%s)%s%s%s.", f->msgs_ok, f->msgs_ok > 1 ? "s" : "",
+                 (unsigned long long)f->accepted_frame, f->queue_id[0] ? ", queue id " : "", f->queue_id, authp, how_tls,
                  f->rcpt_bad ? "; some recipients were rejected" : "");
         if (f->rcpt_bad) v->cause = "some_recipients_rejected";
+        if (f->auth_code / 100 == 2 && !tls_tried) v->cause = "cleartext_credentials";
         if (f->auth_code / 100 == 2 && !tls_tried)
             snprintf(r, rc, "The AUTH credentials crossed the network in clear text: use STARTTLS or port 465.");
         else if (v->tls && strcmp(v->tls, "tls_ok") != 0)

@@ -162,6 +162,8 @@ void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int 
             if (hna) iso(na, out->not_after, sizeof out->not_after);
         }
         if (i > 0 && certs[i - 1] && X509_check_issued(x, certs[i - 1]) != X509_V_OK) out->chain_order_ok = 0;
+        if (X509_NAME_get_text_by_NID(X509_get_issuer_name(x), NID_commonName, out->root_cn, sizeof out->root_cn) < 0)
+            out->root_cn[0] = 0;
     }
     mx_ev *ck = mx_ev_obj(ev, "checks");
     mx_ev_bool(ck, "expired", out->expired);

@@ -118,6 +118,8 @@ for sub in sorted(os.listdir(PCAPS)) + ["."]:
                 continue
             v = ends[0].get("verdict", {}).get("code") if isinstance(ends[0].get("verdict"), dict) else None
             verdicts[v or "(none)"] += 1
+            if not v:
+                fail(fn, f"session {sid} ends with no verdict")
         if have_tshark:
             t_cmds, t_codes, t_alerts = tshark_view(path, extra)
             for c, n in t_alerts.items():

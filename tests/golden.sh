@@ -14,10 +14,16 @@ run_one() {
   line=$(grep -E "^$1[[:space:]]" "$HERE/golden/MANIFEST") || { echo "no such golden test: $1"; return 1; }
   # shellcheck disable=SC2086
   set -- $line
-  name=$1; cap=$2; shift 2
-  exp="$HERE/golden/$name.ndjson"
+  name=$1; caps=$2; shift 2
+  # several captures: comma-separated; a view (-F text ...) is kept as .txt
+  ext=ndjson
+  case " $* " in *" -F "*) ext=txt ;; esac
+  exp="$HERE/golden/$name.$ext"
+  rs=""
+  for c in $(echo "$caps" | tr ',' ' '); do rs="$rs -r $ROOT/$c"; done
   out=$(mktemp)
-  "$MX" -r "$ROOT/$cap" -F ndjson "$@" >"$out" 2>/dev/null
+  # shellcheck disable=SC2086
+  "$MX" $rs -F ndjson "$@" >"$out" 2>/dev/null
   if [ "$MODE" = "--update" ]; then
     mv "$out" "$exp"; echo "updated $exp"; return 0
   fi

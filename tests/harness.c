@@ -39,7 +39,7 @@ void mxh_init(mx_harness *h, int implicit_tls, int show_user)
     mx_limits_default(&h->opt.lim);
     h->opt.show_user = show_user;
     h->out = open_memstream(&h->buf, &h->len);
-    h->sink = mx_sink_new(MX_FMT_NDJSON, h->out, &h->opt);
+    h->sink = mx_sink_new(MX_FMT_NDJSON, h->out, &h->opt, 0);
     h->sess.id = 1;
     h->sess.opt = &h->opt;
     h->sess.sink = h->sink;

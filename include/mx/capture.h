@@ -17,7 +17,8 @@ enum mx_capture_rc {
     MX_CAP_UNREADABLE = 2,  /* a file could not be opened or is not a capture */
 };
 
+/* show_progress: print progress on stderr while reading files over 64 MiB. */
 int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
-                   const char *filter, int quiet);
+                   const char *filter, int show_progress);
 
 #endif

@@ -15,9 +15,15 @@
 typedef enum mx_format {
     MX_FMT_TIMELINE = 0,   /* one JSON document per session   */
     MX_FMT_NDJSON,         /* one JSON event per line          */
+    MX_FMT_TEXT,           /* a readable story per session     */
+    MX_FMT_SUMMARY,        /* one line per session             */
+    MX_FMT_HTML,           /* one self-contained HTML report   */
 } mx_format;
 
-mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt);
+/* color: use terminal colours (text and summary views). */
+mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt, int color);
+/* Writes what closes the output (the HTML index); call once at the end. */
+void mx_sink_finish(mx_sink *k);
 void mx_sink_session_begin(mx_sink *k, mx_sess *s);
 void mx_sink_session_end(mx_sink *k, mx_sess *s);
 /* Holds the session's events back until mx_sink_session_confirm() (write

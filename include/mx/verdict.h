@@ -70,7 +70,8 @@ typedef struct mx_facts {
     int client_hello_seen, server_hello_seen, cert_seen;
     uint64_t cert_frame;
     int cert_expired, cert_self_signed, cert_name_mismatch, cert_not_yet_valid;
-    char cert_issuer_cn[128], cert_subject_cn[256], cert_not_after[32];
+    char cert_issuer_cn[128];  /* the root: issuer of the top of the chain sent */
+    char cert_subject_cn[256], cert_not_after[32];
     char cert_names[160];     /* names the certificate was checked for  */
     char sni[256];
 } mx_facts;

@@ -26,6 +26,7 @@ typedef struct mx_cert_checks {
     int name_mismatch;       /* a tested name is not covered            */
     char leaf_cn[256];
     char issuer_cn[128];     /* of the leaf                              */
+    char root_cn[128];       /* issuer of the last certificate sent      */
     char not_after[32];      /* of the leaf, ISO-8601                   */
     char uncovered[160];     /* names the leaf does not cover           */
 } mx_cert_checks;

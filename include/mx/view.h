@@ -1,0 +1,29 @@
+/* view.h - text, summary and HTML views of session documents (output layer;
+ * the document is a cJSON object as the timeline writes it). */
+#ifndef MX_VIEW_H
+#define MX_VIEW_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct cJSON;
+
+typedef struct mx_view_row {       /* one line of the HTML index */
+    uint64_t id;
+    int ok;
+    char client[64], server[64], code[32], explanation[256];
+} mx_view_row;
+
+/* The format's quoting of already-clean UTF-8 text. */
+void mx_view_text(FILE *f, const char *s);
+void mx_view_html(FILE *f, const char *s);
+
+void mx_view_text_session(FILE *f, const struct cJSON *doc, int color);
+void mx_view_summary_header(FILE *f);
+void mx_view_summary_session(FILE *f, const struct cJSON *doc, int color);
+void mx_view_html_begin(FILE *f);
+void mx_view_html_session(FILE *f, const struct cJSON *doc);
+void mx_view_html_end(FILE *f, const mx_view_row *rows, size_t n, size_t dropped);
+
+#endif
