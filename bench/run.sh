@@ -1,0 +1,284 @@
+#!/bin/bash
+# run.sh - throughput and memory benchmark for mxtrace.
+#
+# usage: bench/run.sh [SESSIONS] [--no-tshark]
+#
+#   SESSIONS      sessions per generated capture (default 100000)
+#   --no-tshark   do not time tshark
+#
+# Environment:
+#   RUNS=3            timed runs per fast tool; the best (shortest) one counts
+#   SLOW_S=15         a tool whose first run takes longer runs only once
+#   CONCURRENCY=64    sessions open at once in the generated captures
+#   TSHARK_MAX_MB=120 tshark is timed only on captures up to this size; a
+#                     larger capture is replaced by its 1/10 version
+#   FALLBACK_DIR=...  where to find ndpi-smtp.pcap / ndpi-smtp-starttls.pcap
+#                     when pcaps/ has no usable templates yet
+#   SKIP_RE=...       extended regex: template file names to leave out
+#                     (default: broken files and derived variants)
+#
+# Everything it writes goes to bench/out/ (git-ignored) and build-bench/.
+set -euo pipefail
+export LC_ALL=C
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+OUT=bench/out
+BUILD=build-bench
+SESSIONS=100000
+TSHARK=1
+RUNS=${RUNS:-3}
+SLOW_S=${SLOW_S:-15}
+CONCURRENCY=${CONCURRENCY:-64}
+TSHARK_MAX_MB=${TSHARK_MAX_MB:-120}
+FALLBACK_DIR=${FALLBACK_DIR:-$ROOT/../shared/pcaps/ndpi}
+# Broken files and copies of a real capture with one thing changed (reordered,
+# VLAN-tagged, cut, ...) would skew the mix towards the capture they come from.
+SKIP_RE=${SKIP_RE:-'^broken-|-(reordered|duplicated|lost-segment|vlan|qinq|midstream|snaplen[0-9]+|nsec|sll2?|rawip|null)\.pcap$'}
+
+for a in "$@"; do
+    case "$a" in
+    --no-tshark) TSHARK=0 ;;
+    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    ''|*[!0-9]*) echo "run.sh: unknown argument '$a' (see --help)" >&2; exit 1 ;;
+    *) SESSIONS=$a ;;
+    esac
+done
+[ "$SESSIONS" -ge 10 ] || { echo "run.sh: SESSIONS must be at least 10" >&2; exit 1; }
+SMALL=$(( SESSIONS / 10 ))
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+note() { echo "== $*" >&2; }
+
+for t in cmake cc pkg-config; do command -v $t >/dev/null || die "$t is missing"; done
+[ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time)"
+pkg-config --exists libpcap || die "libpcap development files are missing"
+if [ $TSHARK = 1 ] && ! command -v tshark >/dev/null; then
+    note "tshark not found: its rows are skipped"
+    TSHARK=0
+fi
+mkdir -p "$OUT"
+T0=$(date +%s)
+
+# --------------------------------------------------------------------------
+# (a) build
+# --------------------------------------------------------------------------
+if ! grep -qs '^CMAKE_BUILD_TYPE:STRING=Release$' $BUILD/CMakeCache.txt; then
+    note "configuring $BUILD (Release)"
+    cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release >$OUT/build.log 2>&1 \
+        || { tail -20 $OUT/build.log >&2; die "cmake configure failed (log: $OUT/build.log)"; }
+fi
+note "building mxtrace"
+cmake --build $BUILD -j2 --target mxtrace >>$OUT/build.log 2>&1 \
+    || { tail -20 $OUT/build.log >&2; die "build failed (log: $OUT/build.log)"; }
+MXTRACE=$BUILD/mxtrace
+
+if [ ! -x $OUT/gen ] || [ bench/gen.c -nt $OUT/gen ]; then
+    cc -O2 -std=c11 -Wall -Wextra -o $OUT/gen bench/gen.c || die "gen.c did not build"
+fi
+if [ ! -x $OUT/floor ] || [ bench/floor.c -nt $OUT/floor ]; then
+    # shellcheck disable=SC2046
+    cc -O2 -std=c11 -Wall -Wextra -o $OUT/floor bench/floor.c $(pkg-config --cflags --libs libpcap) \
+        || die "floor.c did not build"
+fi
+
+# --------------------------------------------------------------------------
+# (b) generate
+# --------------------------------------------------------------------------
+# gen NAME N TEMPLATE... : writes $OUT/NAME.pcap; returns gen's status.
+gen() {
+    local name=$1 n=$2; shift 2
+    $OUT/gen -n "$n" -c "$CONCURRENCY" -o "$OUT/$name.pcap" "$@" 2>"$OUT/gen-$name.log"
+}
+
+# make_set NAME FALLBACK GLOB... : full and 1/10 captures from the templates
+# matching GLOB, or from FALLBACK when none of them holds a mail connection.
+declare -A TEMPLATES SKIPPED
+make_set() {
+    local name=$1 fallback=$2; shift 2
+    local files=() f
+    SKIPPED[$name]=
+    for f in "$@"; do
+        [ -f "$f" ] || continue
+        if grep -Eq "$SKIP_RE" <<<"$(basename "$f")"; then
+            SKIPPED[$name]+="$(basename "$f") "
+        else
+            files+=("$f")
+        fi
+    done
+    local rc=3
+    if [ ${#files[@]} -gt 0 ]; then
+        gen "$name" "$SESSIONS" "${files[@]}" && rc=0 || rc=$?
+    fi
+    if [ $rc = 3 ] && [ -f "$fallback" ]; then
+        note "$name: no usable template under pcaps/ yet; using $fallback"
+        files=("$fallback")
+        gen "$name" "$SESSIONS" "${files[@]}" && rc=0 || rc=$?
+    fi
+    [ $rc = 0 ] || { cat "$OUT/gen-$name.log" >&2; die "$name: generation failed"; }
+    gen "$name-small" "$SMALL" "${files[@]}" || { cat "$OUT/gen-$name-small.log" >&2; die "$name-small: generation failed"; }
+    TEMPLATES[$name]=$(grep -E '^gen: .*: [1-9][0-9]* conversation' "$OUT/gen-$name.log" \
+        | sed -E 's/^gen: (.*): ([0-9]+) conversation.*/\1(\2)/' | xargs -n1 basename | tr '\n' ' ')
+}
+
+note "generating captures: $SESSIONS sessions each, $CONCURRENCY at once"
+make_set clear "$FALLBACK_DIR/ndpi-smtp.pcap" pcaps/smtp/*.pcap
+make_set starttls "$FALLBACK_DIR/ndpi-smtp-starttls.pcap" pcaps/tls/*.pcap
+
+# --------------------------------------------------------------------------
+# (c) timing
+# --------------------------------------------------------------------------
+# measure RUNS CMD... : sets SECS (best elapsed), RSS (max KB), RC (worst exit
+# status), ERR (stderr of the last run), NRUNS (runs made: one only when the
+# first took over SLOW_S seconds).
+measure() {
+    local runs=$1; shift
+    SECS=; RSS=0; RC=0; NRUNS=0
+    local i s m line
+    for ((i = 0; i < runs; i++)); do
+        if [ $i = 1 ] && awk -v a="$SECS" -v b="$SLOW_S" 'BEGIN{exit !(a>b)}'; then break; fi
+        NRUNS=$((NRUNS + 1))
+        local rc=0
+        /usr/bin/time -o $OUT/time.txt -f '%e %M' "$@" >/dev/null 2>$OUT/stderr.txt || rc=$?
+        line=$(tail -n1 $OUT/time.txt)
+        s=${line% *}; m=${line#* }
+        [ $rc -ne 0 ] && RC=$rc
+        if [ -z "$SECS" ] || awk -v a="$s" -v b="$SECS" 'BEGIN{exit !(a<b)}'; then SECS=$s; fi
+        [ "$m" -gt "$RSS" ] && RSS=$m
+    done
+    ERR=$(cat $OUT/stderr.txt)
+}
+
+ROWS=()     # tool|file|bytes|secs|packets|rss_kb|ratio
+MEMROWS=()  # format|set|sessions|MB|RSS|peak flows (1/10 file)|sessions|MB|RSS|peak flows (full)
+PROBLEMS=()
+declare -A PKTS FLOOR SIZE FLOOR_ROW
+
+runs_note() { if [ "$NRUNS" = 1 ] && [ "$RUNS" != 1 ]; then echo " (1 run)"; fi; }
+stats_sessions() { sed -nE 's/.* sessions ([0-9]+) .*/\1/p' <<<"$1" | tail -n1; }
+stats_field() { sed -nE "s/.* $1 ([0-9]+).*/\\1/p" <<<"$2" | tail -n1; }
+
+check_mx() {   # check_mx LABEL EXPECTED_SESSIONS
+    local label=$1 want=$2 got
+    if [ "$RC" -ne 0 ]; then
+        if [ "$RC" -ge 128 ]; then PROBLEMS+=("$label: killed by signal $((RC - 128))")
+        else PROBLEMS+=("$label: exit status $RC: $(head -c 300 <<<"$ERR")"); fi
+    fi
+    got=$(stats_sessions "$ERR")
+    if [ -z "$got" ]; then PROBLEMS+=("$label: no --stats line")
+    elif [ "$got" != "$want" ]; then PROBLEMS+=("$label: --stats sessions $got, generated $want")
+    fi
+    local ev to
+    ev=$(stats_field evicted "$ERR"); to=$(stats_field timed-out "$ERR")
+    [ "${ev:-0}" = 0 ] || PROBLEMS+=("$label: $ev flows evicted")
+    [ "${to:-0}" = 0 ] || PROBLEMS+=("$label: $to flows timed out")
+    LAST_STATS=$(grep -m1 '^mxtrace: packets' <<<"$ERR" || true)
+}
+
+run_floor() {   # run_floor FILE : times the floor; the row is added by floor_row
+    local f=$1 line
+    cat "$f" >/dev/null   # page cache: every tool reads from memory
+    measure "$RUNS" $OUT/floor "$f"
+    line=$($OUT/floor "$f")
+    PKTS[$f]=$(awk '{print $2}' <<<"$line")
+    FLOOR[$f]=$SECS
+    SIZE[$f]=$(stat -c %s "$f")
+    FLOOR_ROW[$f]="floor (libpcap loop)|$(basename "$f")|${SIZE[$f]}|$SECS|${PKTS[$f]}|$RSS|-"
+}
+
+TSHARK_NOTES=()
+STATS_LINE=()
+for set in clear starttls; do
+    full=$OUT/$set.pcap small=$OUT/$set-small.pcap
+    note "timing $set.pcap ($(stat -c %s "$full") bytes)"
+    run_floor "$full"
+    run_floor "$small"
+    ROWS+=("${FLOOR_ROW[$full]}")
+    declare -A MXRSS=() MXFLOWS=()
+    for fmt in ndjson timeline; do
+        measure "$RUNS" "$MXTRACE" -r "$full" -F $fmt -o /dev/null --stats
+        check_mx "mxtrace -F $fmt $set.pcap" "$SESSIONS"
+        ROWS+=("mxtrace -F $fmt$(runs_note)|$set.pcap|${SIZE[$full]}|$SECS|${PKTS[$full]}|$RSS|ratio")
+        if [ $fmt = ndjson ]; then STATS_LINE+=("$set.pcap: $LAST_STATS"); fi
+        MXRSS[$fmt]=$RSS
+        MXFLOWS[$fmt]=$(stats_field peak-flows "$ERR")
+        # (d) the 1/10 file, once: does peak memory follow the file size?
+        measure 1 "$MXTRACE" -r "$small" -F $fmt -o /dev/null --stats
+        check_mx "mxtrace -F $fmt $set-small.pcap" "$SMALL"
+        MEMROWS+=("$fmt|$set|$SMALL|${SIZE[$small]}|$RSS|$(stats_field peak-flows "$ERR")|$SESSIONS|${SIZE[$full]}|${MXRSS[$fmt]}|${MXFLOWS[$fmt]}")
+    done
+    if [ $TSHARK = 1 ]; then
+        tf=$full
+        if [ $(( SIZE[$full] / 1000000 )) -gt "$TSHARK_MAX_MB" ]; then
+            tf=$small
+            TSHARK_NOTES+=("tshark: $set.pcap is over ${TSHARK_MAX_MB} MB, timed on $set-small.pcap (1/10) instead")
+        fi
+        if [ $(( SIZE[$tf] / 1000000 )) -gt "$TSHARK_MAX_MB" ]; then
+            TSHARK_NOTES+=("tshark: $(basename "$tf") is over ${TSHARK_MAX_MB} MB: skipped")
+        else
+            note "timing tshark on $(basename "$tf") (one run)"
+            measure 1 tshark -r "$tf" -Y smtp -T fields -e smtp.req.command
+            [ "$tf" = "$full" ] || ROWS+=("${FLOOR_ROW[$tf]}")
+            [ "$RC" = 0 ] || PROBLEMS+=("tshark $(basename "$tf"): exit status $RC")
+            ROWS+=("tshark -Y smtp (1 run)|$(basename "$tf")|${SIZE[$tf]}|$SECS|${PKTS[$tf]}|$RSS|ratio")
+        fi
+    else
+        TSHARK_NOTES+=("tshark: not timed (--no-tshark or not installed)")
+    fi
+done
+
+# --------------------------------------------------------------------------
+# (e) report
+# --------------------------------------------------------------------------
+{
+echo
+echo "mxtrace benchmark: $SESSIONS sessions per capture, $CONCURRENCY at once; best of $RUNS runs"
+echo "(one run where marked: tshark, and any tool whose first run took over $SLOW_S s)"
+echo "$(nproc) CPU(s), $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "mxtrace: $("$MXTRACE" -V 2>/dev/null || echo '?'), $BUILD (Release)"
+echo
+echo "captures:"
+for set in clear starttls; do
+    for f in $OUT/$set.pcap $OUT/$set-small.pcap; do
+        printf '  %-20s %12s bytes %10s packets\n' "$(basename "$f")" "${SIZE[$f]}" "${PKTS[$f]}"
+    done
+    echo "    templates (connections): ${TEMPLATES[$set]}"
+    [ -z "${SKIPPED[$set]}" ] || echo "    left out by SKIP_RE: ${SKIPPED[$set]}"
+done
+echo
+printf '%-28s %-20s %8s %8s %8s %11s %9s %8s\n' tool file MB seconds MB/s packets/s 'RSS MB' 'x floor'
+printf '%-28s %-20s %8s %8s %8s %11s %9s %8s\n' ---------------------------- -------------------- \
+    -------- -------- -------- ----------- --------- --------
+for r in "${ROWS[@]}"; do
+    IFS='|' read -r tool file bytes secs pk rss ratio <<<"$r"
+    fl=${FLOOR[$OUT/$file]}
+    awk -v tool="$tool" -v file="$file" -v b="$bytes" -v s="$secs" -v p="$pk" -v r="$rss" \
+        -v ratio="$ratio" -v fl="$fl" 'BEGIN {
+        t = s > 0 ? s : 0.005    # %e has 1/100 s resolution
+        x = ratio == "-" ? "-" : (fl > 0 ? sprintf("%.1f", s / fl) : ">" sprintf("%.0f", s / 0.005))
+        printf "%-28s %-20s %8.1f %8.2f %8.1f %11.0f %9.1f %8s\n",
+            tool, file, b / 1e6, s, b / 1e6 / t, p / t, r / 1024, x }'
+done
+echo
+echo "peak memory against file size (mxtrace; left: 1/10 file, one run; right: full file, largest of $RUNS runs):"
+printf '%-9s %-9s | %8s %8s %7s %6s | %8s %8s %7s %6s | %6s\n' '' '' sessions MB flows RSS sessions MB flows RSS 'RSS'
+printf '%-9s %-9s | %8s %8s %7s %6s | %8s %8s %7s %6s | %6s\n' format set '' '' '(peak)' MB '' '' '(peak)' MB growth
+for r in "${MEMROWS[@]}"; do
+    IFS='|' read -r fmt set s1 b1 r1 f1 s2 b2 r2 f2 <<<"$r"
+    awk -v f="$fmt" -v set="$set" -v s1="$s1" -v b1="$b1" -v r1="$r1" -v f1="${f1:-0}" \
+        -v s2="$s2" -v b2="$b2" -v r2="$r2" -v f2="${f2:-0}" 'BEGIN {
+        printf "%-9s %-9s | %8d %8.1f %7d %6.1f | %8d %8.1f %7d %6.1f | %5.2fx\n",
+            f, set, s1, b1 / 1e6, f1, r1 / 1024, s2, b2 / 1e6, f2, r2 / 1024, r2 / r1 }'
+done
+echo
+echo "mxtrace --stats (ndjson, full files):"
+for l in "${STATS_LINE[@]}"; do echo "  $l"; done
+for n in "${TSHARK_NOTES[@]}"; do echo "note: $n"; done
+if [ ${#PROBLEMS[@]} -eq 0 ]; then
+    echo "checks: every mxtrace run exited 0 and counted as many sessions as were generated"
+else
+    echo "PROBLEMS:"
+    for p in "${PROBLEMS[@]}"; do echo "  - $p"; done
+fi
+echo "total bench time: $(( $(date +%s) - T0 )) s"
+} | tee $OUT/results.txt
