@@ -283,7 +283,7 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     mx_verdict_write(&verdict, mx_ev_obj(ev, "verdict"));
     mx_ev_str(ev, "reason", reason);
     mx_ev_bool(ev, "incomplete", incomplete);
-    mx_ev_num(ev, "duration", (double)(e->now_us - s->start_us) / 1e6);
+    mx_ev_seconds(ev, "duration", e->now_us - s->start_us);
     if (s->midstream) mx_ev_bool(ev, "midstream", 1);
     dir_summary(mx_ev_obj(ev, "client_stats"), &f->d[MX_CLIENT]);
     dir_summary(mx_ev_obj(ev, "server_stats"), &f->d[MX_SERVER]);

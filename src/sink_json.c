@@ -25,7 +25,67 @@ struct mx_sink {
     uint64_t sessions;
     mx_view_row *rows;          /* HTML index                        */
     size_t nrows, rows_cap, rows_dropped;
+    int64_t ts_sec;             /* second whose text is in ts_prefix */
+    char ts_prefix[24];         /* "YYYY-MM-DDTHH:MM:SS"             */
 };
+
+/* ---- fast number and time text ---------------------------------------------
+ * cJSON prints every number with printf("%1.15g") and reads it back with
+ * sscanf to check it; for the integers and microsecond times that make up
+ * most of an event, writing the digits ourselves (as a raw JSON value) is
+ * several times cheaper. */
+
+static size_t u64_digits(uint64_t v, char *out)
+{
+    char tmp[24];
+    size_t n = 0;
+    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    out[n] = 0;
+    return n;
+}
+
+static cJSON *raw_i64(int64_t v)
+{
+    char b[24];
+    if (v < 0) { b[0] = '-'; u64_digits((uint64_t)-(v + 1) + 1, b + 1); }
+    else u64_digits((uint64_t)v, b);
+    return cJSON_CreateRaw(b);
+}
+
+/* Microseconds as seconds: "0", "0.00142", "12.5". */
+static cJSON *raw_seconds(uint64_t us)
+{
+    char b[32];
+    size_t n = u64_digits(us / 1000000u, b);
+    uint32_t frac = (uint32_t)(us % 1000000u);
+    if (frac) {
+        b[n++] = '.';
+        for (uint32_t d = 100000; d && frac; d /= 10) { b[n++] = (char)('0' + frac / d); frac %= d; }
+        b[n] = 0;
+    }
+    return cJSON_CreateRaw(b);
+}
+
+/* ISO-8601 UTC with microseconds; the date and time of day are formatted
+ * once per second of capture time. */
+static void ts_text(mx_sink *k, uint64_t us, char *out)
+{
+    int64_t sec = (int64_t)(us / 1000000u);
+    if (sec != k->ts_sec || !k->ts_prefix[0]) {
+        char full[40];
+        mx_iso_time(us, full, sizeof full);
+        memcpy(k->ts_prefix, full, 19);
+        k->ts_prefix[19] = 0;
+        k->ts_sec = sec;
+    }
+    memcpy(out, k->ts_prefix, 19);
+    uint32_t frac = (uint32_t)(us % 1000000u);
+    out[19] = '.';
+    for (int i = 25; i >= 20; i--) { out[i] = (char)('0' + frac % 10); frac /= 10; }
+    out[26] = 'Z';
+    out[27] = 0;
+}
 
 #define MAX_HTML_ROWS 100000
 
@@ -89,11 +149,11 @@ static void html_row(mx_sink *k, const cJSON *doc)
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(doc, "client"), *sv = cJSON_GetObjectItemCaseSensitive(doc, "server");
     const cJSON *evs = cJSON_GetObjectItemCaseSensitive(doc, "events");
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(evs, cJSON_GetArraySize(evs) - 1), "verdict");
-    r->id = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "session"));
-    snprintf(r->client, sizeof r->client, "%s:%.0f", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "ip")),
-             cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(c, "port")));
-    snprintf(r->server, sizeof r->server, "%s:%.0f", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sv, "ip")),
-             cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sv, "port")));
+    r->id = (uint64_t)mx_view_num(doc, "session", 0);
+    const char *cip = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "ip"));
+    const char *sip = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sv, "ip"));
+    snprintf(r->client, sizeof r->client, "%s:%.0f", cip ? cip : "?", mx_view_num(c, "port", 0));
+    snprintf(r->server, sizeof r->server, "%s:%.0f", sip ? sip : "?", mx_view_num(sv, "port", 0));
     const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "code"));
     const char *ex = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v, "explanation"));
     snprintf(r->code, sizeof r->code, "%s", code ? code : "none");
@@ -149,7 +209,7 @@ static void add_endpoint(cJSON *obj, const char *key, const mx_addr *a, uint16_t
     mx_addr_str(a, ip, sizeof ip);
     cJSON *e = cJSON_AddObjectToObject(obj, key);
     cJSON_AddStringToObject(e, "ip", ip);
-    cJSON_AddNumberToObject(e, "port", port);
+    cJSON_AddItemToObject(e, "port", raw_i64(port));
 }
 
 void mx_sink_session_end(mx_sink *k, mx_sess *s)
@@ -159,7 +219,7 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
     if (keeps_doc(k) && o->doc) {
         char t[40];
         cJSON *d = o->doc;
-        cJSON_AddNumberToObject(d, "session", (double)s->id);
+        cJSON_AddItemToObject(d, "session", raw_i64((int64_t)s->id));
         if (s->community_id[0]) cJSON_AddStringToObject(d, "community_id", s->community_id);
         add_endpoint(d, "client", &s->cli, s->cli_port);
         add_endpoint(d, "server", &s->srv, s->srv_port);
@@ -167,7 +227,7 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
         cJSON_AddStringToObject(d, "start", t);
         mx_iso_time(o->last_us, t, sizeof t);
         cJSON_AddStringToObject(d, "end", t);
-        cJSON_AddNumberToObject(d, "duration", (double)(o->last_us - s->start_us) / 1e6);
+        cJSON_AddItemToObject(d, "duration", raw_seconds(o->last_us - s->start_us));
         cJSON_AddItemToObject(d, "events", o->events);
         o->events = NULL;
         switch (k->fmt) {
@@ -212,13 +272,13 @@ mx_ev *mx_ev_begin(mx_sess *s, const char *type, int from)
             /* Say once that the cap was reached, then count. */
             cJSON *l = cJSON_CreateObject();
             cJSON_AddStringToObject(l, "type", "limit");
-            cJSON_AddNumberToObject(l, "session", (double)s->id);
-            mx_iso_time(s->cur_us, t, sizeof t);
+            cJSON_AddItemToObject(l, "session", raw_i64((int64_t)s->id));
+            ts_text(s->sink, s->cur_us, t);
             cJSON_AddStringToObject(l, "ts", t);
-            cJSON_AddNumberToObject(l, "t", (double)(s->cur_us - s->start_us) / 1e6);
-            cJSON_AddNumberToObject(l, "frame", (double)s->cur_frame);
+            cJSON_AddItemToObject(l, "t", raw_seconds(s->cur_us - s->start_us));
+            cJSON_AddItemToObject(l, "frame", raw_i64((int64_t)s->cur_frame));
             cJSON_AddStringToObject(l, "limit", "max_events");
-            cJSON_AddNumberToObject(l, "value", s->opt->lim.max_events);
+            cJSON_AddItemToObject(l, "value", raw_i64(s->opt->lim.max_events));
             mx_ev_end(s, (mx_ev *)(void *)l);
         }
         return NULL;
@@ -226,14 +286,14 @@ mx_ev *mx_ev_begin(mx_sess *s, const char *type, int from)
     s->nevents++;
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
-    cJSON_AddStringToObject(o, "type", type);
-    cJSON_AddNumberToObject(o, "session", (double)s->id);
-    mx_iso_time(s->cur_us, t, sizeof t);
-    cJSON_AddStringToObject(o, "ts", t);
-    cJSON_AddNumberToObject(o, "t", (double)(s->cur_us - s->start_us) / 1e6);
-    cJSON_AddNumberToObject(o, "frame", (double)s->cur_frame);
-    if (from == MX_CLIENT) cJSON_AddStringToObject(o, "from", "client");
-    else if (from == MX_SERVER) cJSON_AddStringToObject(o, "from", "server");
+    cJSON_AddItemToObjectCS(o, "type", cJSON_CreateStringReference(type));
+    cJSON_AddItemToObjectCS(o, "session", raw_i64((int64_t)s->id));
+    ts_text(s->sink, s->cur_us, t);
+    cJSON_AddItemToObjectCS(o, "ts", cJSON_CreateString(t));
+    cJSON_AddItemToObjectCS(o, "t", raw_seconds(s->cur_us - s->start_us));
+    cJSON_AddItemToObjectCS(o, "frame", raw_i64((int64_t)s->cur_frame));
+    if (from == MX_CLIENT) cJSON_AddItemToObjectCS(o, "from", cJSON_CreateStringReference("client"));
+    else if (from == MX_SERVER) cJSON_AddItemToObjectCS(o, "from", cJSON_CreateStringReference("server"));
     return (mx_ev *)(void *)o;
 }
 
@@ -251,11 +311,13 @@ void mx_ev_end(mx_sess *s, mx_ev *e)
     cJSON_Delete(J(e));
 }
 
+/* Keys given to the mx_ev_* calls are string literals, so the document
+ * refers to them instead of copying each one (cJSON's "CS" variant). */
 static void add(mx_ev *e, const char *key, cJSON *v)
 {
     if (!v) return;
     if (cJSON_IsArray(J(e))) cJSON_AddItemToArray(J(e), v);
-    else cJSON_AddItemToObject(J(e), key, v);
+    else cJSON_AddItemToObjectCS(J(e), key, v);
 }
 
 /* The single path from wire bytes to JSON text. */
@@ -277,7 +339,7 @@ void mx_ev_wire(mx_ev *e, const char *key, const uint8_t *p, size_t n, size_t ca
     if (!e) return;
     int tr = 0;
     add(e, key, wire_string(p, n, cap, &tr));
-    if (tr && !cJSON_IsArray(J(e))) {
+    if (tr && key && !cJSON_IsArray(J(e))) {
         char k2[96];
         snprintf(k2, sizeof k2, "%s_truncated", key);
         cJSON_AddTrueToObject(J(e), k2);
@@ -289,6 +351,11 @@ void mx_ev_str(mx_ev *e, const char *key, const char *s)
     if (e && s) add(e, key, cJSON_CreateString(s));
 }
 
+void mx_ev_lit(mx_ev *e, const char *key, const char *s)
+{
+    if (e && s) add(e, key, cJSON_CreateStringReference(s));
+}
+
 void mx_ev_int(mx_ev *e, const char *key, int64_t v)
 {
     if (!e) return;
@@ -298,11 +365,12 @@ void mx_ev_int(mx_ev *e, const char *key, int64_t v)
         snprintf(b, sizeof b, "%lld", (long long)v);
         add(e, key, cJSON_CreateString(b));
     } else {
-        add(e, key, cJSON_CreateNumber((double)v));
+        add(e, key, raw_i64(v));
     }
 }
 
 void mx_ev_num(mx_ev *e, const char *key, double v) { if (e) add(e, key, cJSON_CreateNumber(v)); }
+void mx_ev_seconds(mx_ev *e, const char *key, uint64_t us) { if (e) add(e, key, raw_seconds(us)); }
 void mx_ev_bool(mx_ev *e, const char *key, int v) { if (e) add(e, key, cJSON_CreateBool(v)); }
 void mx_ev_null(mx_ev *e, const char *key) { if (e) add(e, key, cJSON_CreateNull()); }
 

@@ -19,6 +19,7 @@
 #include "mx/text.h"
 #include "mx/verdict.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,14 +80,10 @@ typedef struct msg {
     uint8_t line_cr;        /* current line's last byte is CR */
     uint8_t after_gap;      /* current line began in a hole: no checks */
     uint32_t line_len;
-    char line[BODY_LINE];   /* first bytes of the current line */
-    char hdr[HDR_VAL * 2];  /* header being unfolded      */
     uint32_t hdr_len;
     uint8_t hdr_trunc;
-    char hv[H__N][HDR_VAL];
     uint8_t have[H__N];
     char top_ctype[96];
-    char bound[MAX_BOUNDARY_DEPTH][72];
     uint8_t nbound;
     part *parts;
     uint32_t nparts, parts_dropped;
@@ -95,6 +92,12 @@ typedef struct msg {
     uint32_t smuggle;       /* smuggling-form end markers seen */
     int server_abort;       /* 4xx/5xx the server sent mid-message */
     uint64_t first_frame;
+    /* Below: text buffers, not zeroed; each is read only up to its length
+     * (line_len, hdr_len, have[], nbound). */
+    char line[BODY_LINE];   /* first bytes of the current line */
+    char hdr[HDR_VAL * 2];  /* header being unfolded      */
+    char hv[H__N][HDR_VAL];
+    char bound[MAX_BOUNDARY_DEPTH][72];
 } msg;
 
 struct mx_smtp {
@@ -107,8 +110,7 @@ struct mx_smtp {
     /* pipelined commands awaiting replies */
     pend *q;
     uint32_t qhead, qlen;
-    /* reply being assembled */
-    char rbuf[REPLY_BUF];
+    /* reply being assembled (its text is in rbuf, at the end) */
     uint32_t rlen;
     uint32_t roff[MAX_REPLY_LINES], rlens[MAX_REPLY_LINES];
     uint32_t nlines, lines_dropped;
@@ -145,6 +147,7 @@ struct mx_smtp {
     uint64_t greeting_frame, starttls_frame, auth_frame, accepted_frame, tls530_frame;
     uint8_t mail_seen, data_seen, tls530;
     mx_reply_fact fail, abort421;
+    char rbuf[REPLY_BUF];         /* last: not zeroed, read up to rlen */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -220,8 +223,9 @@ static int q_push(mx_smtp *m, int verb, int bdat_last)
 
 mx_smtp *mx_smtp_new(mx_sess *s)
 {
-    mx_smtp *m = calloc(1, sizeof *m);
+    mx_smtp *m = malloc(sizeof *m);
     if (!m) return NULL;
+    memset(m, 0, offsetof(mx_smtp, rbuf));
     m->s = s;
     m->lim = &s->opt->lim;
     m->q = calloc(m->lim->max_pending ? m->lim->max_pending : 1, sizeof *m->q);
@@ -252,8 +256,9 @@ void mx_smtp_free(mx_smtp *m)
 static msg *msg_start(mx_smtp *m, int bdat)
 {
     msg_free(m);
-    msg *g = calloc(1, sizeof *g);
+    msg *g = malloc(sizeof *g);
     if (!g) return NULL;
+    memset(g, 0, offsetof(msg, line));
     g->bdat = (uint8_t)bdat;
     g->in_headers = 1;
     g->prev_crlf = 1;
@@ -1036,7 +1041,7 @@ static void reply_done(mx_smtp *m, int incomplete)
     else mx_ev_str(ev, "answers", verb_name[cur.verb]);
     if (!unsolicited && !not_seen && cur.verb != V_GREETING) {
         mx_ev_int(ev, "command_frame", (int64_t)cur.frame);
-        mx_ev_num(ev, "latency", (double)(m->s->cur_us - cur.us) / 1e6);
+        mx_ev_seconds(ev, "latency", m->s->cur_us - cur.us);
     }
     if (m->s_after_gap) { mx_ev_bool(ev, "after_gap", 1); m->s_after_gap = 0; }
     if (incomplete) mx_ev_bool(ev, "incomplete", 1);

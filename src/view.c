@@ -49,11 +49,16 @@ static const char *str(const cJSON *o, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static double num(const cJSON *o, const char *k, double dflt)
+/* Numbers are written as raw JSON text by the sink (see sink_json.c). */
+double mx_view_num(const struct cJSON *o, const char *k, double dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+    if (cJSON_IsNumber(v)) return v->valuedouble;
+    if (cJSON_IsRaw(v) && v->valuestring) return strtod(v->valuestring, NULL);
+    return dflt;
 }
+
+#define num mx_view_num
 
 static int boolean(const cJSON *o, const char *k)
 {

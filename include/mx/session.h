@@ -74,12 +74,15 @@ typedef struct mx_sess {
 mx_ev *mx_ev_begin(mx_sess *s, const char *type, int from);
 void mx_ev_end(mx_sess *s, mx_ev *e);
 
-void mx_ev_str(mx_ev *e, const char *key, const char *s);      /* trusted  */
+/* Keys are string literals (static storage): the output refers to them. */
+void mx_ev_str(mx_ev *e, const char *key, const char *s);      /* trusted, copied */
+void mx_ev_lit(mx_ev *e, const char *key, const char *s);      /* trusted literal, not copied */
 /* Wire bytes: cleaned by mx_text_clean(), at most cap input bytes; a cut
  * value gets a sibling "<key>_truncated": true. */
 void mx_ev_wire(mx_ev *e, const char *key, const uint8_t *p, size_t n, size_t cap);
 void mx_ev_int(mx_ev *e, const char *key, int64_t v);
 void mx_ev_num(mx_ev *e, const char *key, double v);
+void mx_ev_seconds(mx_ev *e, const char *key, uint64_t us);   /* µs as seconds */
 void mx_ev_bool(mx_ev *e, const char *key, int v);
 void mx_ev_null(mx_ev *e, const char *key);
 mx_ev *mx_ev_obj(mx_ev *e, const char *key);     /* nested object */

@@ -15,6 +15,9 @@ typedef struct mx_view_row {       /* one line of the HTML index */
     char client[64], server[64], code[32], explanation[256];
 } mx_view_row;
 
+/* A number field of a document (plain or raw JSON number). */
+double mx_view_num(const struct cJSON *o, const char *k, double dflt);
+
 /* The format's quoting of already-clean UTF-8 text. */
 void mx_view_text(FILE *f, const char *s);
 void mx_view_html(FILE *f, const char *s);
