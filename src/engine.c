@@ -60,6 +60,7 @@ struct mx_engine {
     mx_engine_cfg cfg;
     mx_sink *sink;
     mx_classifier *cls;
+    mx_cert_cache *certs;
     mx_dns dns;
     flow **buckets;
     uint32_t nbuckets;            /* power of two */
@@ -338,6 +339,7 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
     s->cur_frame = e->frame;
     s->kick = kick;
     s->kick_ctx = e;
+    s->certs = e->certs;
     mx_stream_init(&f->d[0].st);
     mx_stream_init(&f->d[1].st);
     f->hnext = e->buckets[h & (e->nbuckets - 1)];
@@ -603,6 +605,7 @@ mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, siz
         free(e);
         return NULL;
     }
+    e->certs = mx_cert_cache_new(256);
     uint32_t n = 1024;
     while (n < e->cfg.opt.lim.max_flows * 2u && n < (1u << 24)) n <<= 1;
     e->nbuckets = n;
@@ -625,5 +628,6 @@ void mx_engine_free(mx_engine *e)
     }
     free(e->buckets);
     mx_classify_free(e->cls);
+    mx_cert_cache_free(e->certs);
     free(e);
 }

@@ -392,6 +392,7 @@ mx_ev *mx_ev_arr(mx_ev *e, const char *key)
 
 void mx_ev_push_wire(mx_ev *a, const uint8_t *p, size_t n, size_t cap) { mx_ev_wire(a, NULL, p, n, cap); }
 void mx_ev_push_str(mx_ev *a, const char *s) { mx_ev_str(a, NULL, s); }
+void mx_ev_push_lit(mx_ev *a, const char *s) { mx_ev_lit(a, NULL, s); }
 void mx_ev_push_int(mx_ev *a, int64_t v) { mx_ev_int(a, NULL, v); }
 mx_ev *mx_ev_push_obj(mx_ev *a) { return mx_ev_obj(a, NULL); }
 

@@ -270,6 +270,17 @@ static int cmp16(const void *a, const void *b)
     return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
 }
 
+/* Appends the decimal digits of v at buf[*o] (room permitting). */
+static void put_u16(char *buf, size_t cap, size_t *o, unsigned v)
+{
+    char d[6];
+    int n = 0;
+    do { d[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    if (*o + (size_t)n + 1 >= cap) return;
+    while (n) buf[(*o)++] = d[--n];
+    buf[*o] = 0;
+}
+
 /* Appends "a-b-c" of the non-GREASE values (decimal) to buf. */
 static void dash_list(char *buf, size_t cap, const list16 *l)
 {
@@ -277,9 +288,8 @@ static void dash_list(char *buf, size_t cap, const list16 *l)
     int first = 1;
     for (int i = 0; i < l->n; i++) {
         if (grease(l->v[i])) continue;
-        int w = snprintf(buf + o, cap > o ? cap - o : 0, "%s%u", first ? "" : "-", l->v[i]);
-        if (w < 0 || (size_t)w >= cap - o) break;
-        o += (size_t)w;
+        if (!first && o + 2 < cap) { buf[o++] = '-'; buf[o] = 0; }
+        put_u16(buf, cap, &o, l->v[i]);
         first = 0;
     }
 }
@@ -295,9 +305,13 @@ static void hex_list(char *buf, size_t cap, const list16 *l, int sort, int skip_
         v[n++] = l->v[i];
     }
     if (sort) qsort(v, (size_t)n, sizeof v[0], cmp16);
+    static const char hx[] = "0123456789abcdef";
     size_t o = 0;
-    buf[0] = 0;
-    for (int i = 0; i < n && o + 6 < cap; i++) o += (size_t)snprintf(buf + o, cap - o, "%s%04x", i ? "," : "", v[i]);
+    for (int i = 0; i < n && o + 6 < cap; i++) {
+        if (i) buf[o++] = ',';
+        for (int k = 12; k >= 0; k -= 4) buf[o++] = hx[(v[i] >> k) & 15];
+    }
+    buf[o] = 0;
 }
 
 static int count_ng(const list16 *l)
@@ -409,7 +423,7 @@ static void client_hello(mx_tls *t, mx_cur c)
     mx_ev_str(ev, "legacy_version", version_name(legacy));
     if (vers.n) {
         mx_ev *a = mx_ev_arr(ev, "supported_versions");
-        for (int i = 0; i < vers.n; i++) if (!grease(vers.v[i])) mx_ev_push_str(a, version_name(vers.v[i]));
+        for (int i = 0; i < vers.n; i++) if (!grease(vers.v[i])) mx_ev_push_lit(a, version_name(vers.v[i]));
     }
     if (t->sni[0]) WIRE(ev, "sni", t->sni, strlen(t->sni));
     if (al) WIRE(ev, "alpn", alpn_first, al);
@@ -418,16 +432,17 @@ static void client_hello(mx_tls *t, mx_cur c)
     for (int i = 0; i < ciphers.n; i++) {
         if (grease(ciphers.v[i])) continue;
         const cs_name *n = suite(ciphers.v[i]);
+        if (n) { mx_ev_push_lit(a, n->iana); continue; }
         char hx[8];
         snprintf(hx, sizeof hx, "0x%04X", ciphers.v[i]);
-        mx_ev_push_str(a, n ? n->iana : hx);
+        mx_ev_push_str(a, hx);
     }
     if (groups.n) {
         mx_ev *g = mx_ev_arr(ev, "groups");
         for (int i = 0; i < groups.n; i++) {
             if (grease(groups.v[i])) continue;
             const char *gn = group_name(groups.v[i]);
-            if (gn) mx_ev_push_str(g, gn); else mx_ev_push_int(g, groups.v[i]);
+            if (gn) mx_ev_push_lit(g, gn); else mx_ev_push_int(g, groups.v[i]);
         }
     }
     mx_ev_int(ev, "signature_algorithms", count_ng(&sigs));
@@ -536,7 +551,7 @@ static void certificate(mx_tls *t, mx_cur c)
         strcasecmp(t->s->ehlo_host, t->sni) != 0) { names[nn] = t->s->ehlo_host; src[nn++] = "ehlo"; }
     mx_ev *ev = mx_ev_begin(t->s, "tls.certificate", MX_SERVER);
     mx_ev_int(ev, "certificates", n);
-    mx_cert_chain(ev, der, len, n, t->s->cur_us, names, src, nn, t->lim->max_field, &t->checks);
+    mx_cert_chain(ev, der, len, n, t->s->cur_us, names, src, nn, t->lim->max_field, t->s->certs, &t->checks);
     mx_ev_end(t->s, ev);
     t->cert_seen = 1;
     t->cert_frame = t->s->cur_frame;

@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -84,97 +85,198 @@ static void put(mx_ev *o, const char *k, const char *v, size_t cap)
     mx_ev_wire(o, k, (const uint8_t *)v, strlen(v), cap);
 }
 
+/* ---- parsed-certificate cache ----------------------------------------------
+ * Mail servers present the same certificate to every client, and OpenSSL's
+ * decoding (the public key especially) dominates the cost of a TLS session.
+ * Parsed certificates are kept in a small direct-mapped cache keyed by their
+ * SHA-256; a collision simply replaces the older entry. */
+
+#define SAN_MAX 24
+
+typedef struct cert_entry {
+    unsigned char sha[32];
+    int used;
+    X509 *x;
+    char fp[65];
+    char subject[512], issuer[512], serial[130];
+    int has_nb, has_na;
+    int64_t nb, na;
+    char san[SAN_MAX][128];
+    int nsan;
+    const char *key_type, *sig;
+    int key_bits, self_signed;
+    char cn[256], issuer_cn[128];
+} cert_entry;
+
+struct mx_cert_cache {
+    cert_entry *e;
+    unsigned slots;         /* power of two */
+    uint64_t hits, misses;
+};
+
+mx_cert_cache *mx_cert_cache_new(unsigned slots)
+{
+    mx_cert_cache *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    unsigned n = 1;
+    while (n < slots) n <<= 1;
+    c->e = calloc(n, sizeof *c->e);
+    if (!c->e) { free(c); return NULL; }
+    c->slots = n;
+    return c;
+}
+
+void mx_cert_cache_free(mx_cert_cache *c)
+{
+    if (!c) return;
+    for (unsigned i = 0; i < c->slots; i++) X509_free(c->e[i].x);
+    free(c->e);
+    free(c);
+}
+
+static void fill(cert_entry *ce, X509 *x)
+{
+    char buf[200];
+    name_str(X509_get_subject_name(x), ce->subject, sizeof ce->subject);
+    name_str(X509_get_issuer_name(x), ce->issuer, sizeof ce->issuer);
+    const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
+    ce->serial[0] = 0;
+    if (sn) hex(sn->data, (unsigned)(sn->length > 64 ? 64 : sn->length), ce->serial);
+    ce->has_nb = asn1_us(X509_get0_notBefore(x), &ce->nb);
+    ce->has_na = asn1_us(X509_get0_notAfter(x), &ce->na);
+    ce->nsan = 0;
+    GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    if (sans) {
+        for (int k = 0; k < sk_GENERAL_NAME_num(sans) && ce->nsan < SAN_MAX; k++) {
+            GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, k);
+            const ASN1_STRING *str = NULL;
+            if (g->type == GEN_DNS) str = g->d.dNSName;
+            else if (g->type == GEN_EMAIL) str = g->d.rfc822Name;
+            else if (g->type == GEN_IPADD && g->d.iPAddress->length == 4) {
+                const unsigned char *a = g->d.iPAddress->data;
+                snprintf(ce->san[ce->nsan++], sizeof ce->san[0], "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+                continue;
+            }
+            if (!str) continue;
+            size_t l = (size_t)str->length < sizeof ce->san[0] - 1 ? (size_t)str->length : sizeof ce->san[0] - 1;
+            memcpy(ce->san[ce->nsan], str->data, l);
+            ce->san[ce->nsan][l] = 0;
+            for (size_t i = 0; i < l; i++) if (!ce->san[ce->nsan][i]) ce->san[ce->nsan][i] = '?';
+            ce->nsan++;
+        }
+        GENERAL_NAMES_free(sans);
+    }
+    EVP_PKEY *pk = X509_get0_pubkey(x);
+    ce->key_type = NULL;
+    ce->key_bits = 0;
+    if (pk) {
+        int id = EVP_PKEY_get_base_id(pk);
+        ce->key_type = id == EVP_PKEY_RSA ? "RSA" : id == EVP_PKEY_EC ? "EC" : id == EVP_PKEY_ED25519 ? "Ed25519"
+                     : id == EVP_PKEY_ED448 ? "Ed448" : id == EVP_PKEY_DSA ? "DSA" : "other";
+        ce->key_bits = EVP_PKEY_get_bits(pk);
+    }
+    int sig = X509_get_signature_nid(x);
+    ce->sig = sig != NID_undef ? OBJ_nid2ln(sig) : NULL;
+    /* Self-signed: issued by its own subject and signed by its own key
+     * (X509_check_issued also wants keyCertSign, which leaf certificates
+     * made self-signed usually lack). */
+    ce->self_signed = X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0 && pk &&
+                      X509_verify(x, pk) == 1;
+    if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, ce->cn, sizeof ce->cn) < 0) ce->cn[0] = 0;
+    if (X509_NAME_get_text_by_NID(X509_get_issuer_name(x), NID_commonName, ce->issuer_cn, sizeof ce->issuer_cn) < 0)
+        ce->issuer_cn[0] = 0;
+    (void)buf;
+}
+
+/* The parsed certificate for der, from the cache or freshly parsed into a
+ * cache slot (or into *tmp when there is no cache).  NULL if unparsable. */
+static cert_entry *lookup(mx_cert_cache *c, const uint8_t *der, size_t len, cert_entry *tmp)
+{
+    unsigned char sha[32];
+    unsigned dl = 0;
+    if (!EVP_Digest(der, len, sha, &dl, EVP_sha256(), NULL)) return NULL;
+    cert_entry *ce = tmp;
+    if (c) {
+        ce = &c->e[(((unsigned)sha[0] << 8) | sha[1]) & (c->slots - 1)];
+        if (ce->used && memcmp(ce->sha, sha, 32) == 0) { c->hits++; return ce; }
+        c->misses++;
+        X509_free(ce->x);
+        ce->x = NULL;
+        ce->used = 0;
+    }
+    if (!c) { X509_free(ce->x); ce->x = NULL; }
+    memcpy(ce->sha, sha, 32);
+    hex(sha, 32, ce->fp);
+    const unsigned char *p = der;
+    ce->x = d2i_X509(NULL, &p, (long)len);
+    if (!ce->x) return NULL;
+    fill(ce, ce->x);
+    ce->used = 1;
+    return ce;
+}
+
 void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int n,
                    uint64_t now_us, const char *const *names, const char *const *name_src,
-                   int nnames, size_t cap, mx_cert_checks *out)
+                   int nnames, size_t cap, mx_cert_cache *cache, mx_cert_checks *out)
 {
-    X509 *certs[16] = { 0 };
-    char buf[1024];
+    cert_entry *ents[16] = { 0 }, tmp[2];
+    char buf[64];
     memset(out, 0, sizeof *out);
+    memset(tmp, 0, sizeof tmp);
     out->chain_order_ok = 1;
     if (n > 16) n = 16;
     mx_ev *chain = mx_ev_arr(ev, "chain");
     for (int i = 0; i < n; i++) {
-        const unsigned char *p = der[i];
-        X509 *x = d2i_X509(NULL, &p, (long)len[i]);
+        /* without a cache, keep the leaf (names are checked against it) and
+         * the one before (chain order) in tmp[] */
+        cert_entry *ce = lookup(cache, der[i], len[i], &tmp[i & 1]);
         mx_ev *c = mx_ev_push_obj(chain);
-        char fp[65];
-        mx_sha256_hex(der[i], len[i], fp);
-        mx_ev_str(c, "sha256", fp);
+        if (!ce) {
+            char fp[65];
+            mx_sha256_hex(der[i], len[i], fp);
+            mx_ev_str(c, "sha256", fp);
+            mx_ev_int(c, "der_bytes", (int64_t)len[i]);
+            mx_ev_bool(c, "parse_error", 1);
+            out->parse_errors++;
+            continue;
+        }
+        ents[i] = ce;
+        mx_ev_str(c, "sha256", ce->fp);
         mx_ev_int(c, "der_bytes", (int64_t)len[i]);
-        if (!x) { mx_ev_bool(c, "parse_error", 1); out->parse_errors++; continue; }
-        certs[i] = x;
-        name_str(X509_get_subject_name(x), buf, sizeof buf);
-        put(c, "subject", buf, cap);
-        name_str(X509_get_issuer_name(x), buf, sizeof buf);
-        put(c, "issuer", buf, cap);
-        const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
-        if (sn) { hex(sn->data, (unsigned)(sn->length > 64 ? 64 : sn->length), buf); mx_ev_str(c, "serial", buf); }
-        int64_t nb = 0, na = 0;
-        int hnb = asn1_us(X509_get0_notBefore(x), &nb), hna = asn1_us(X509_get0_notAfter(x), &na);
-        if (hnb) { iso(nb, buf, sizeof buf); mx_ev_str(c, "not_before", buf); }
-        if (hna) { iso(na, buf, sizeof buf); mx_ev_str(c, "not_after", buf); }
-        if (hna && (int64_t)now_us > na) { mx_ev_bool(c, "expired", 1); if (i == 0) out->expired = 1; }
-        if (hnb && (int64_t)now_us < nb) { mx_ev_bool(c, "not_yet_valid", 1); if (i == 0) out->not_yet_valid = 1; }
-        GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-        if (sans) {
+        put(c, "subject", ce->subject, cap);
+        put(c, "issuer", ce->issuer, cap);
+        if (ce->serial[0]) mx_ev_str(c, "serial", ce->serial);
+        if (ce->has_nb) { iso(ce->nb, buf, sizeof buf); mx_ev_str(c, "not_before", buf); }
+        if (ce->has_na) { iso(ce->na, buf, sizeof buf); mx_ev_str(c, "not_after", buf); }
+        if (ce->has_na && (int64_t)now_us > ce->na) { mx_ev_bool(c, "expired", 1); if (i == 0) out->expired = 1; }
+        if (ce->has_nb && (int64_t)now_us < ce->nb) { mx_ev_bool(c, "not_yet_valid", 1); if (i == 0) out->not_yet_valid = 1; }
+        if (ce->nsan) {
             mx_ev *a = mx_ev_arr(c, "san");
-            for (int k = 0; k < sk_GENERAL_NAME_num(sans) && k < 100; k++) {
-                GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, k);
-                if (g->type == GEN_DNS) {
-                    const ASN1_IA5STRING *s = g->d.dNSName;
-                    mx_ev_push_wire(a, s->data, (size_t)s->length, cap);
-                } else if (g->type == GEN_IPADD) {
-                    const ASN1_OCTET_STRING *s = g->d.iPAddress;
-                    if (s->length == 4) {
-                        snprintf(buf, sizeof buf, "%u.%u.%u.%u", s->data[0], s->data[1], s->data[2], s->data[3]);
-                        mx_ev_push_str(a, buf);
-                    }
-                } else if (g->type == GEN_EMAIL) {
-                    const ASN1_IA5STRING *s = g->d.rfc822Name;
-                    mx_ev_push_wire(a, s->data, (size_t)s->length, cap);
-                }
-            }
-            GENERAL_NAMES_free(sans);
+            for (int k = 0; k < ce->nsan; k++) mx_ev_push_wire(a, (const uint8_t *)ce->san[k], strlen(ce->san[k]), cap);
         }
-        EVP_PKEY *pk = X509_get0_pubkey(x);
-        if (pk) {
-            int id = EVP_PKEY_get_base_id(pk);
-            const char *kt = id == EVP_PKEY_RSA ? "RSA" : id == EVP_PKEY_EC ? "EC" : id == EVP_PKEY_ED25519 ? "Ed25519"
-                           : id == EVP_PKEY_ED448 ? "Ed448" : id == EVP_PKEY_DSA ? "DSA" : "other";
-            mx_ev_str(c, "key_type", kt);
-            mx_ev_int(c, "key_bits", EVP_PKEY_get_bits(pk));
-        }
-        int sig = X509_get_signature_nid(x);
-        if (sig != NID_undef) mx_ev_str(c, "signature_algorithm", OBJ_nid2ln(sig));
-        /* Self-signed: issued by its own subject and signed by its own key
-         * (X509_check_issued also wants keyCertSign, which leaf
-         * certificates made self-signed usually lack). */
-        EVP_PKEY *own = X509_get0_pubkey(x);
-        int self = X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0 &&
-                   own && X509_verify(x, own) == 1;
-        if (self) { mx_ev_bool(c, "self_signed", 1); if (i == 0) out->self_signed = 1; }
+        if (ce->key_type) { mx_ev_lit(c, "key_type", ce->key_type); mx_ev_int(c, "key_bits", ce->key_bits); }
+        if (ce->sig) mx_ev_str(c, "signature_algorithm", ce->sig);
+        if (ce->self_signed) { mx_ev_bool(c, "self_signed", 1); if (i == 0) out->self_signed = 1; }
         if (i == 0) {
-            if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out->leaf_cn, sizeof out->leaf_cn) < 0)
-                out->leaf_cn[0] = 0;
-            if (X509_NAME_get_text_by_NID(X509_get_issuer_name(x), NID_commonName, out->issuer_cn, sizeof out->issuer_cn) < 0)
-                out->issuer_cn[0] = 0;
-            if (hna) iso(na, out->not_after, sizeof out->not_after);
+            snprintf(out->leaf_cn, sizeof out->leaf_cn, "%s", ce->cn);
+            snprintf(out->issuer_cn, sizeof out->issuer_cn, "%s", ce->issuer_cn);
+            if (ce->has_na) iso(ce->na, out->not_after, sizeof out->not_after);
         }
-        if (i > 0 && certs[i - 1] && X509_check_issued(x, certs[i - 1]) != X509_V_OK) out->chain_order_ok = 0;
-        if (X509_NAME_get_text_by_NID(X509_get_issuer_name(x), NID_commonName, out->root_cn, sizeof out->root_cn) < 0)
-            out->root_cn[0] = 0;
+        if (i > 0 && ents[i - 1] && X509_check_issued(ce->x, ents[i - 1]->x) != X509_V_OK) out->chain_order_ok = 0;
+        snprintf(out->root_cn, sizeof out->root_cn, "%s", ce->issuer_cn);
+        if (!cache && i >= 2) ents[i - 2] = NULL;      /* its tmp slot is reused */
     }
+    X509 *leaf = ents[0] ? ents[0]->x : NULL;
     mx_ev *ck = mx_ev_obj(ev, "checks");
     mx_ev_bool(ck, "expired", out->expired);
     mx_ev_bool(ck, "not_yet_valid", out->not_yet_valid);
     mx_ev_bool(ck, "self_signed", out->self_signed);
     if (n > 1) mx_ev_bool(ck, "chain_order_ok", out->chain_order_ok);
-    if (certs[0] && nnames > 0) {
+    if (leaf && nnames > 0) {
         mx_ev *na = mx_ev_arr(ck, "names");
         for (int k = 0; k < nnames; k++) {
             if (!names[k] || !names[k][0]) continue;
-            int ok = X509_check_host(certs[0], names[k], strlen(names[k]), 0, NULL) == 1;
+            int ok = X509_check_host(leaf, names[k], strlen(names[k]), 0, NULL) == 1;
             mx_ev *o = mx_ev_push_obj(na);
             put(o, "name", names[k], cap);
             mx_ev_str(o, "source", name_src[k]);
@@ -187,5 +289,5 @@ void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int 
             }
         }
     }
-    for (int i = 0; i < n; i++) X509_free(certs[i]);
+    if (!cache) { X509_free(tmp[0].x); X509_free(tmp[1].x); }
 }

@@ -63,6 +63,7 @@ typedef struct mx_sess {
     char banner_host[256];       /* from the 220 greeting                */
     char ehlo_host[256];         /* from the reply to EHLO               */
     char dns_name[256];          /* looked up by the client, if captured */
+    struct mx_cert_cache *certs; /* parsed-certificate cache (engine's), or NULL */
 } mx_sess;
 
 /* --- events ------------------------------------------------------------- */
@@ -89,6 +90,7 @@ mx_ev *mx_ev_obj(mx_ev *e, const char *key);     /* nested object */
 mx_ev *mx_ev_arr(mx_ev *e, const char *key);     /* nested array  */
 void mx_ev_push_wire(mx_ev *arr, const uint8_t *p, size_t n, size_t cap);
 void mx_ev_push_str(mx_ev *arr, const char *s);
+void mx_ev_push_lit(mx_ev *arr, const char *s);   /* literal, not copied */
 void mx_ev_push_int(mx_ev *arr, int64_t v);
 mx_ev *mx_ev_push_obj(mx_ev *arr);
 /* Writes an endpoint object {ip, port}. */

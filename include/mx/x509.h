@@ -35,8 +35,13 @@ typedef struct mx_cert_checks {
  * the checks into an object "checks": validity at now_us, self-signed, order,
  * and whether each of the names (NULL entries skipped) is covered by the
  * leaf's SANs/CN.  Fills *out for the session summary. */
+/* A cache of parsed certificates, keyed by SHA-256 (one per engine). */
+typedef struct mx_cert_cache mx_cert_cache;
+mx_cert_cache *mx_cert_cache_new(unsigned slots);
+void mx_cert_cache_free(mx_cert_cache *c);
+
 void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int n,
                    uint64_t now_us, const char *const *names, const char *const *name_src,
-                   int nnames, size_t field_cap, mx_cert_checks *out);
+                   int nnames, size_t field_cap, mx_cert_cache *cache, mx_cert_checks *out);
 
 #endif
