@@ -141,6 +141,7 @@ struct mx_smtp {
     int last_code;
     char last_queue_id[80];
     uint8_t quit_sent, quit_answered, server_closing;
+    uint8_t early;                /* client bytes arrived while it had to wait */
     msg *m;
     /* evidence for the verdict */
     int greeting_code, ehlo_code, helo_code;
@@ -837,7 +838,7 @@ static size_t client_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
             return n;
         case CM_DATA_WAIT:
         case CM_TLS_WAIT:
-            if (!force) return i;
+            if (!force) { m->early = 1; return i; }
             /* The hold buffer is full and the server has not answered: the
              * client did not wait.  Read on as if the server had agreed. */
             mx_sess_anomaly(m->s, MX_CLIENT, "client_did_not_wait",
@@ -910,7 +911,10 @@ static size_t client_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
                 return n;
             }
             i += len + 1;
-            if (stop) return i;
+            if (stop) {
+                if (i < n) m->early = 1;     /* bytes already follow DATA/STARTTLS */
+                return i;
+            }
             break;
         }
         }
@@ -1155,6 +1159,14 @@ static void reply_done(mx_smtp *m, int incomplete)
         if (m->s->opt->show_user && m->auth_user[0]) WIRE(a, "user", m->auth_user, strlen(m->auth_user));
         mx_ev_end(m->s, a);
         if (m->cmode == CM_AUTH) set_cmode(m, CM_CMD);
+    }
+    if ((cur.verb == V_DATA && m->cmode == CM_DATA_WAIT) || (cur.verb == V_STARTTLS && m->cmode == CM_TLS_WAIT)) {
+        /* RFC 3207 §4 and RFC 5321 §3.3: the client must wait for this
+         * answer; bytes it sent before are reported (and read in order). */
+        if (m->early)
+            mx_sess_anomaly(m->s, MX_CLIENT, "client_did_not_wait",
+                            cur.verb == V_DATA ? "message text sent before the 354" : "TLS bytes sent before the 220 to STARTTLS");
+        m->early = 0;
     }
     if (cur.verb == V_DATA && m->cmode == CM_DATA_WAIT) {
         if (code == 354) { msg_start(m, 0); set_cmode(m, CM_BODY); }

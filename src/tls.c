@@ -405,9 +405,18 @@ static void client_hello(mx_tls *t, mx_cur c)
     uint16_t top = legacy;
     for (int i = 0; i < vers.n; i++) if (!grease(vers.v[i]) && vers.v[i] > top) top = vers.v[i];
     const char *vv = top == 0x0304 ? "13" : top == 0x0303 ? "12" : top == 0x0302 ? "11" : top == 0x0301 ? "10" : top == 0x0300 ? "s3" : "00";
+    /* ALPN: first and last characters of the first value; when either is
+     * not alphanumeric, the first and last hex digits of the value. */
     char a0 = '0', a1 = '0';
     size_t al = strlen(alpn_first);
-    if (al) { a0 = alpn_first[0]; a1 = alpn_first[al - 1]; }
+    if (al) {
+        unsigned char f0 = (unsigned char)alpn_first[0], f1 = (unsigned char)alpn_first[al - 1];
+        int alnum0 = (f0 >= '0' && f0 <= '9') || (f0 >= 'A' && f0 <= 'Z') || (f0 >= 'a' && f0 <= 'z');
+        int alnum1 = (f1 >= '0' && f1 <= '9') || (f1 >= 'A' && f1 <= 'Z') || (f1 >= 'a' && f1 <= 'z');
+        static const char hx[] = "0123456789abcdef";
+        if (alnum0 && alnum1) { a0 = (char)f0; a1 = (char)f1; }
+        else { a0 = hx[f0 >> 4]; a1 = hx[f1 & 15]; }
+    }
     int nc = count_ng(&ciphers), ne = count_ng(&exts);
     char part_a[16], clist[1024], elist[1200], slist[800], h1[65], h2[65];
     snprintf(part_a, sizeof part_a, "t%s%c%02d%02d%c%c", vv, t->sni[0] ? 'd' : 'i', nc > 99 ? 99 : nc, ne > 99 ? 99 : ne, a0, a1);
@@ -462,7 +471,12 @@ static void server_hello(mx_tls *t, mx_cur c)
     if (!mx_cur_u16(&c, &legacy) || !mx_cur_has(&c, 32)) return;
     random = c.p;
     mx_cur_skip(&c, 32);
-    if (!mx_cur_u8(&c, &sidlen) || !mx_cur_skip(&c, sidlen) || !mx_cur_u16(&c, &cipher) || !mx_cur_u8(&c, &comp)) {
+    /* TLS 1.3 drafts (0x7fNN) sent no session id and no compression */
+    int draft = (legacy & 0xFF00) == 0x7F00;
+    sidlen = 0;
+    comp = 0;
+    if ((!draft && (!mx_cur_u8(&c, &sidlen) || !mx_cur_skip(&c, sidlen))) || !mx_cur_u16(&c, &cipher) ||
+        (!draft && !mx_cur_u8(&c, &comp))) {
         mx_sess_anomaly(t->s, MX_SERVER, "tls_bad_server_hello", "ServerHello too short");
         return;
     }

@@ -41,6 +41,17 @@ void mx_view_html(FILE *f, const char *s)
     }
 }
 
+/* snprintf into a fixed buffer may cut a UTF-8 character: drop the piece. */
+static void utf8_trim(char *s)
+{
+    size_t n = strlen(s), k = n;
+    while (k > 0 && ((unsigned char)s[k - 1] & 0xC0) == 0x80) k--;   /* continuation bytes */
+    if (k == 0) return;
+    unsigned char lead = (unsigned char)s[k - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (n - (k - 1) < need) s[k - 1] = 0;
+}
+
 /* ---- reading the document -------------------------------------------------- */
 
 static const char *str(const cJSON *o, const char *k)
@@ -69,7 +80,16 @@ static const cJSON *obj(const cJSON *o, const char *k) { return cJSON_GetObjectI
 
 /* One line describing an event, into buf; returns its kind for styling:
  * 0 plain, 1 failure, 2 note. */
+static int describe_raw(const cJSON *e, char *buf, size_t cap);
+
 static int describe(const cJSON *e, char *buf, size_t cap)
+{
+    int kind = describe_raw(e, buf, cap);
+    utf8_trim(buf);
+    return kind;
+}
+
+static int describe_raw(const cJSON *e, char *buf, size_t cap)
 {
     const char *type = str(e, "type");
     buf[0] = 0;

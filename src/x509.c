@@ -120,16 +120,14 @@ mx_cert_cache *mx_cert_cache_new(unsigned slots)
     if (!c) return NULL;
     unsigned n = 1;
     while (n < slots) n <<= 1;
-    c->e = calloc(n, sizeof *c->e);
-    if (!c->e) { free(c); return NULL; }
-    c->slots = n;
+    c->slots = n;            /* the table itself comes with the first certificate */
     return c;
 }
 
 void mx_cert_cache_free(mx_cert_cache *c)
 {
     if (!c) return;
-    for (unsigned i = 0; i < c->slots; i++) X509_free(c->e[i].x);
+    for (unsigned i = 0; c->e && i < c->slots; i++) X509_free(c->e[i].x);
     free(c->e);
     free(c);
 }
@@ -196,6 +194,7 @@ static cert_entry *lookup(mx_cert_cache *c, const uint8_t *der, size_t len, cert
     unsigned dl = 0;
     if (!EVP_Digest(der, len, sha, &dl, EVP_sha256(), NULL)) return NULL;
     cert_entry *ce = tmp;
+    if (c && !c->e && !(c->e = calloc(c->slots, sizeof *c->e))) c = NULL;
     if (c) {
         ce = &c->e[(((unsigned)sha[0] << 8) | sha[1]) & (c->slots - 1)];
         if (ce->used && memcmp(ce->sha, sha, 32) == 0) { c->hits++; return ce; }

@@ -87,6 +87,7 @@ for sub in sorted(os.listdir(PCAPS)) + ["."]:
             fail(fn, "damaged-file message does not name the file")
         sessions = collections.defaultdict(list)
         mx_cmds, mx_codes, mx_alerts = collections.Counter(), collections.Counter(), collections.Counter()
+        mx_ja3 = set()
         try:
             text = r.stdout.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -111,6 +112,10 @@ for sub in sorted(os.listdir(PCAPS)) + ["."]:
                 mx_codes[ev["code"]] += max(1, len(ev.get("lines", [])))
             elif ev.get("type") == "tls.alert" and "code" in ev:
                 mx_alerts[ev["code"]] += 1
+            elif ev.get("type") == "tls.client_hello":
+                mx_ja3.add(ev["ja3"])
+            elif ev.get("type") == "tls.server_hello":
+                mx_ja3.add(ev["ja3s"])
         for sid, evs in sessions.items():
             ends = [e for e in evs if e["type"] == "session.end"]
             if len(ends) != 1 or evs[-1]["type"] != "session.end":
@@ -122,6 +127,14 @@ for sub in sorted(os.listdir(PCAPS)) + ["."]:
                 fail(fn, f"session {sid} ends with no verdict")
         if have_tshark:
             t_cmds, t_codes, t_alerts = tshark_view(path, extra)
+            # JA3 / JA3S as tshark computes them
+            ja = subprocess.run(["tshark", "-r", path, "-n", "-d", "tcp.port==587,smtp", "-d", "tcp.port==465,tls",
+                                 "-Y", "tls.handshake.type==1 || tls.handshake.type==2", "-T", "fields",
+                                 "-e", "tls.handshake.ja3", "-e", "tls.handshake.ja3s"],
+                                capture_output=True, text=True).stdout
+            for h in ja.split():
+                if h not in mx_ja3 and mx_ja3:
+                    fail(fn, f"tshark's JA3/JA3S {h} not in mxtrace's output")
             for c, n in t_alerts.items():
                 if mx_alerts[c] < n and (fn, f"alert {c}") not in TSHARK_WRONG:
                     fail(fn, f"tshark sees alert {c} x{n}, mxtrace x{mx_alerts[c]}")

@@ -50,6 +50,7 @@ void mxh_init(mx_harness *h, int implicit_tls, int show_user)
     h->sess.smtp = mx_smtp_new(&h->sess);
     h->sess.tls = mx_tls_new(&h->sess);
     h->sess.app[0] = h->sess.app[1] = implicit_tls ? MX_APP_TLS : MX_APP_SMTP;
+    h->sess.tls_from_start = (uint8_t)(implicit_tls != 0);
     for (int d = 0; d < 2; d++) {
         mx_stream_init(&h->st[d]);
         mx_stream_start(&h->st[d], 1000);
@@ -102,4 +103,77 @@ void mxh_free(mx_harness *h)
     mx_sink_free(h->sink);
     fclose(h->out);
     free(h->buf);
+}
+
+char *mxh_normalise(const char *in)
+{
+    static const char *keys[] = { "\"ts\":", "\"t\":", "\"frame\":", "\"command_frame\":", "\"latency\":" };
+    char *out = malloc(strlen(in) + 1), *o = out;
+    const char *p = in;
+    while (*p) {
+        int hit = 0;
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            size_t kl = strlen(keys[k]);
+            if (strncmp(p, keys[k], kl) == 0 && (p == in || p[-1] == ',' || p[-1] == '{')) {
+                p += kl;
+                if (*p == '"') { p++; while (*p && *p != '"') p++; if (*p) p++; }
+                else while (*p && *p != ',' && *p != '}') p++;
+                if (*p == ',') p++;
+                else if (o > out && o[-1] == ',') o--;
+                hit = 1;
+                break;
+            }
+        }
+        if (!hit) *o++ = *p++;
+    }
+    *o = 0;
+    return out;
+}
+
+char *mxh_run(const mxh_chunk *cs, int implicit_tls, int show_user, int mode, int which, size_t at)
+{
+    mx_harness h;
+    mxh_init(&h, implicit_tls, show_user);
+    for (int i = 0; cs[i].dir != -2; i++) {
+        const mxh_chunk *c = &cs[i];
+        if (c->dir == -1) { mxh_gap(&h, MX_CLIENT, (uint32_t)c->n); continue; }
+        if (mode == 2) {
+            for (size_t k = 0; k < c->n; k++) mxh_feed(&h, c->dir, c->p + k, 1);
+        } else if (mode == 1 && i == which) {
+            mxh_feed(&h, c->dir, c->p, at);
+            mxh_feed(&h, c->dir, c->p + at, c->n - at);
+        } else {
+            mxh_feed(&h, c->dir, c->p, c->n);
+        }
+    }
+    char *r = strdup(mxh_finish(&h));
+    mxh_free(&h);
+    return r;
+}
+
+char *mxh_feed_all(const char *name, const mxh_chunk *cs, int implicit_tls, int show_user, int *same)
+{
+    char *base = mxh_run(cs, implicit_tls, show_user, 0, 0, 0), *nb = mxh_normalise(base);
+    *same = 1;
+    for (int i = 0; cs[i].dir != -2 && *same; i++) {
+        if (cs[i].dir < 0) continue;
+        for (size_t at = 1; at < cs[i].n && *same; at++) {
+            char *o = mxh_run(cs, implicit_tls, show_user, 1, i, at), *no = mxh_normalise(o);
+            if (strcmp(nb, no) != 0) {
+                *same = 0;
+                fprintf(stderr, "%s: chunk %d split at %zu differs:\n--- whole\n%s--- split\n%s", name, i, at, nb, no);
+            }
+            free(o);
+            free(no);
+        }
+    }
+    char *o = mxh_run(cs, implicit_tls, show_user, 2, 0, 0), *no = mxh_normalise(o);
+    if (strcmp(nb, no) != 0) {
+        *same = 0;
+        fprintf(stderr, "%s: byte-by-byte differs:\n--- whole\n%s--- bytes\n%s", name, nb, no);
+    }
+    free(o);
+    free(no);
+    free(nb);
+    return base;
 }

@@ -31,4 +31,19 @@ void mxh_gap(mx_harness *h, int dir, uint32_t n);
 const char *mxh_finish(mx_harness *h);
 void mxh_free(mx_harness *h);
 
+/* A transcript: chunks of one direction each; dir -1 is a gap of n bytes in
+ * the client direction, dir -2 ends the list. */
+typedef struct mxh_chunk { int dir; const char *p; size_t n; } mxh_chunk;
+
+/* Feeds a transcript and returns the ndjson (caller frees).  mode 0: whole
+ * chunks; 1: chunk `which` split at `at`; 2: byte by byte. */
+char *mxh_run(const mxh_chunk *cs, int implicit_tls, int show_user, int mode, int which, size_t at);
+
+/* The output without the keys that depend on segmentation (times, frames). */
+char *mxh_normalise(const char *ndjson);
+
+/* Feeds every way and reports (on stderr) where the events differ; returns
+ * the whole-chunk output (caller frees) and sets *same. */
+char *mxh_feed_all(const char *name, const mxh_chunk *cs, int implicit_tls, int show_user, int *same);
+
 #endif
