@@ -1,0 +1,29 @@
+#!/bin/sh
+# The flow cap: with more connections open at once than --max-flows, the
+# least recently active are written out early (reason "evicted", a limit
+# event); a connection whose packets go on after that comes back as a new,
+# mid-stream session.  Nothing is lost: every session that starts ends, and
+# every connection appears.
+# usage: limits.sh MXTRACE MXGEN
+MX=$1 GEN=$2
+T=${TMPDIR:-/tmp}/mx-limits.$$
+mkdir -p "$T"; trap 'rm -rf "$T"' EXIT
+P=$(dirname "$0")/../pcaps/smtp
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+ko() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+"$GEN" -q -n 20 -c 10 -o "$T/20.pcap" "$P/s1-plain-delivery.pcap" || { echo "generator failed"; exit 1; }
+"$MX" -r "$T/20.pcap" -F ndjson --max-flows 4 >"$T/out" 2>"$T/err"; rc=$?
+[ $rc = 0 ] && ok || ko "exit $rc"
+[ "$(grep -c '"type":"session.end"' "$T/out")" = "$(grep -c '"type":"session.start"' "$T/out")" ] && ok || ko "a session started but never ended"
+[ "$(grep '"type":"session.start"' "$T/out" | grep -o '"client":{[^}]*}' | sort -u | wc -l)" = 20 ] && ok || ko "a connection is missing"
+ev=$(grep -c '"reason":"evicted"' "$T/out")
+[ "$ev" -ge 1 ] && ok || ko "no session evicted"
+[ "$(grep -c '"type":"limit".*"limit":"max_flows"' "$T/out")" = "$ev" ] && ok || ko "an eviction without its limit event"
+grep '"reason":"evicted"' "$T/out" | grep -q '"incomplete":true' && ok || ko "evicted sessions not marked incomplete"
+"$MX" -r "$T/20.pcap" -F ndjson >"$T/all" 2>/dev/null
+[ "$(grep -c '"reason":"evicted"' "$T/all")" = 0 ] && ok || ko "evictions without the cap"
+[ "$(grep -c '"code":"delivered"' "$T/all")" = 20 ] && ok || ko "20 deliveries without the cap"
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
