@@ -12,13 +12,13 @@ export TZ=UTC LC_ALL=C
 echo "== build (warnings are errors)"
 cmake -S . -B build -DMX_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
-(cd build && ctest --output-on-failure)
+(cd build && ctest -j"$jobs" --output-on-failure)
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
 CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMX_SANITIZE=ON -DMX_WERROR=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-   ctest --output-on-failure)
+   ctest -j"$jobs" --output-on-failure)
 
 if [ -x fuzz/run.sh ]; then
   echo "== fuzzing (${FUZZ_SECONDS:-20} s per target)"

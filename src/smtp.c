@@ -481,8 +481,10 @@ static void body_bytes(msg *g, const uint8_t *p, size_t n)
     if (!n) return;
     uint32_t room = g->line_len < BODY_LINE ? BODY_LINE - g->line_len : 0;
     if (room) memcpy(g->line + g->line_len, p, n < room ? n : room);
-    /* bare CR inside the line (a CR not followed by LF) */
-    for (size_t i = 0; i + 1 < n; i++) if (p[i] == '\r') g->bare_cr++;
+    /* bare CR inside the line (a CR not followed by LF): any CR but a last
+     * byte; memchr skips the (usual) CR-free text in bulk */
+    for (const uint8_t *q = p, *end = p + n - 1; q < end && (q = memchr(q, '\r', (size_t)(end - q))); q++)
+        g->bare_cr++;
     if (g->line_cr) g->bare_cr++;            /* previous chunk ended in CR */
     g->line_cr = p[n - 1] == '\r';
     g->line_len += (uint32_t)n;

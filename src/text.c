@@ -36,6 +36,18 @@ int mx_text_clean(const uint8_t *in, size_t len, size_t max_in,
 
     if (len > max_in) { len = max_in; flags |= MX_TEXT_TRUNCATED; }
     while (i < len) {
+        /* a run of printable ASCII (the usual case) is copied in one go */
+        size_t r = i;
+        while (r < len && in[r] > 0 && in[r] < 0x80) r++;
+        if (r > i) {
+            size_t w = r - i;
+            if (o + w + 1 > cap) w = cap - o - 1, flags |= MX_TEXT_TRUNCATED;
+            memcpy(out + o, in + i, w);
+            o += w;
+            i += w;
+            if (i < r) break;
+            continue;
+        }
         size_t k = utf8_seq(in + i, len - i);
         const char *src = (const char *)in + i;
         size_t w = k;
