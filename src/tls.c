@@ -259,6 +259,17 @@ void mx_tls_free(mx_tls *t)
 #define WIRE(ev, key, p, n) mx_ev_wire(ev, key, (const uint8_t *)(p), n, t->lim->max_field)
 static const char *const side[2] = { "client", "server" };
 
+/* Next extension of a hello's extension block: type and a cursor over its
+ * body.  0 at the end or on a malformed length. */
+static int next_ext(mx_cur *ex, uint16_t *type, mx_cur *body)
+{
+    uint16_t len;
+    if (!mx_cur_has(ex, 4)) return 0;
+    mx_cur_u16(ex, type);
+    mx_cur_u16(ex, &len);
+    return mx_cur_sub(ex, len, body);
+}
+
 /* ---- ClientHello ---------------------------------------------------------- */
 
 typedef struct list16 { uint16_t v[128]; int n; } list16;
@@ -337,12 +348,9 @@ static void client_hello(mx_tls *t, mx_cur c)
     if (!mx_cur_u8(&c, &complen) || !mx_cur_skip(&c, complen)) return;
     t->have_ch = 1;
     if (mx_cur_u16(&c, &len16) && mx_cur_sub(&c, len16, &ex)) {
-        while (mx_cur_has(&ex, 4)) {
-            uint16_t et, el;
-            mx_cur e;
-            mx_cur_u16(&ex, &et);
-            mx_cur_u16(&ex, &el);
-            if (!mx_cur_sub(&ex, el, &e)) break;
+        uint16_t et;
+        mx_cur e;
+        while (next_ext(&ex, &et, &e)) {
             push16(&exts, et);
             uint16_t l2;
             mx_cur s2;
@@ -485,12 +493,9 @@ static void server_hello(mx_tls *t, mx_cur c)
     char alpn[64] = "";
     list16 exts = { .n = 0 };
     if (mx_cur_u16(&c, &len16) && mx_cur_sub(&c, len16, &ex)) {
-        while (mx_cur_has(&ex, 4)) {
-            uint16_t et, el;
-            mx_cur e;
-            mx_cur_u16(&ex, &et);
-            mx_cur_u16(&ex, &el);
-            if (!mx_cur_sub(&ex, el, &e)) break;
+        uint16_t et;
+        mx_cur e;
+        while (next_ext(&ex, &et, &e)) {
             push16(&exts, et);
             if (et == 43) mx_cur_u16(&e, &selected);
             else if (et == 16) {
