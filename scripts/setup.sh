@@ -5,8 +5,8 @@ set -eu
 want="build-essential cmake pkg-config libpcap-dev libndpi-dev libcjson-dev libssl-dev"
 if [ "${1:-}" = "--test" ]; then
   # tshark: conformance checks; clang + libclang-rt: sanitizers and fuzzing;
-  # python3: JSON checks in the test scripts.
-  want="$want tshark clang libclang-rt-14-dev python3"
+  # python3: JSON checks in the test scripts; chromium: the HTML report test.
+  want="$want tshark clang libclang-rt-14-dev python3 chromium"
 fi
 missing=""
 for p in $want; do
