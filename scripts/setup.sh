@@ -6,7 +6,7 @@ want="build-essential cmake pkg-config libpcap-dev libndpi-dev libcjson-dev libs
 if [ "${1:-}" = "--test" ]; then
   # tshark: conformance checks; clang + libclang-rt: sanitizers and fuzzing;
   # python3: JSON checks in the test scripts; chromium: the HTML report test.
-  want="$want tshark clang libclang-rt-14-dev python3 chromium"
+  want="$want tshark clang libclang-rt-14-dev python3 chromium fonts-dejavu-core"
 fi
 missing=""
 for p in $want; do
