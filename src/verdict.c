@@ -16,18 +16,21 @@ void mx_facts_init(mx_facts *f)
 
 /* ---- reply causes ------------------------------------------------------ */
 
-static int has(const char *t, size_t n, const char *needle)
-{
-    size_t k = strlen(needle);
-    for (size_t i = 0; i + k <= n; i++)
-        if (strncasecmp(t + i, needle, k) == 0) return 1;
-    return 0;
-}
+/* t is the reply text lower-cased (see mx_reply_cause); needles are lower case. */
+#define has(t, n, needle) (strstr((t), (needle)) != NULL)
 
-const char *mx_reply_cause(int code, const char *enh, const char *t, size_t n)
+const char *mx_reply_cause(int code, const char *enh, const char *text, size_t len)
 {
     if (code < 400) return NULL;
     enh = enh ? enh : "";
+    /* lower-case the first 255 bytes once; the needles are searched in it */
+    char t[256];
+    size_t n = len < sizeof t - 1 ? len : sizeof t - 1;
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        t[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c ? c : ' ');
+    }
+    t[n] = 0;
     /* text first: servers often use a generic enhanced code */
     if (has(t, n, "greylist") || has(t, n, "graylist")) return "greylisting";
     if (has(t, n, "spamhaus") || has(t, n, "blocklist") || has(t, n, "blacklist") || has(t, n, "block list") ||
