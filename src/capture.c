@@ -56,20 +56,14 @@ static int run_one(mx_engine *e, const char *path, const char *filter, uint64_t 
         pcap_close(p);
         return MX_CAP_UNREADABLE;
     }
-    if (filter && *filter) {
-        struct bpf_program prog;
-        if (pcap_compile(p, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
-            fprintf(stderr, "mxtrace: %s: bad filter: %s\n", name, pcap_geterr(p));
-            pcap_close(p);
-            return MX_CAP_UNREADABLE;
-        }
-        int ok = pcap_setfilter(p, &prog);
-        pcap_freecode(&prog);
-        if (ok != 0) {
-            fprintf(stderr, "mxtrace: %s: cannot apply filter: %s\n", name, pcap_geterr(p));
-            pcap_close(p);
-            return MX_CAP_UNREADABLE;
-        }
+    /* The filter is applied packet by packet (not with pcap_setfilter) so
+     * that frame numbers count every record, as Wireshark numbers them. */
+    struct bpf_program prog;
+    int filtered = filter && *filter;
+    if (filtered && pcap_compile(p, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+        fprintf(stderr, "mxtrace: %s: bad filter: %s\n", name, pcap_geterr(p));
+        pcap_close(p);
+        return MX_CAP_UNREADABLE;
     }
     int rc = MX_CAP_OK;
     long long size = strcmp(path, "-") != 0 ? (long long)st.st_size : 0;
@@ -80,9 +74,8 @@ static int run_one(mx_engine *e, const char *path, const char *filter, uint64_t 
         const u_char *data;
         int r = pcap_next_ex(p, &h, &data);
         if (r == 1) {
-            /* Frame numbers count every record, filtered out or not, only
-             * when no filter is set; with a filter they count what matched. */
             ++*frame;
+            if (filtered && !pcap_offline_filter(&prog, h, data)) continue;
             uint64_t us = (uint64_t)h->ts.tv_sec * 1000000u + (uint64_t)h->ts.tv_usec;
             uint32_t caplen = h->caplen, len = h->len < h->caplen ? h->caplen : h->len;
             mx_engine_packet(e, lt, us, data, caplen, len, *frame);
@@ -96,6 +89,7 @@ static int run_one(mx_engine *e, const char *path, const char *filter, uint64_t 
         break;
     }
     if (show_progress) fprintf(stderr, "\r%*s\r", 70, "");
+    if (filtered) pcap_freecode(&prog);
     pcap_close(p);
     return rc;
 }

@@ -54,6 +54,8 @@ grep '"session":2' "$T/c" | head -1 | grep -q '"frame":[1-9][0-9]' && ok || ko "
 "$MX" -r "$P/s1-plain-delivery.pcap" -r "$P/s4-auth-login-ok.pcap" -F ndjson tcp port 587 >"$T/d" 2>/dev/null
 [ "$(grep -c '"type":"session.start"' "$T/d")" = 1 ] && grep -q '"port":587' "$T/d" && ok || ko "BPF filter not applied"
 expect 2 "bad filter" -r "$P/bdat.pcap" "not a filter ((("
+# frame numbers are the file's own, filter or not (frames 1-4 are DNS here)
+"$MX" -r "$P/s6-refused-587.pcap" -F ndjson tcp port 587 2>/dev/null | grep -q '"type":"tcp.syn".*"frame":5,' && ok || ko "filtered frame numbers differ from the file's"
 
 # timeline: one JSON document per line
 "$MX" -r "$P/multi-transaction.pcap" -r "$P/bdat.pcap" >"$T/e" 2>/dev/null
