@@ -638,5 +638,6 @@ int main(int argc, char **argv)
                 outpath, (unsigned long long)nsess, (unsigned long long)npk,
                 (unsigned long long)(nbytes + 24), (double)(last_ts - base) / 1e6,
                 (unsigned long long)conc);
+    free(frame);
     return 0;
 }
