@@ -92,10 +92,15 @@ static void ts_text(mx_sink *k, uint64_t us, char *out)
 /* Formats that keep the whole session document until it ends. */
 static int keeps_doc(const mx_sink *k) { return k->fmt != MX_FMT_NDJSON; }
 
+/* A session's events are printed as they end (as for ndjson) and their text
+ * kept: freeing each event at once keeps the heap tidy, and the text is far
+ * smaller than the trees.  The timeline document is written around it at
+ * the end; the human views parse it back into a tree. */
 typedef struct sess_out {
-    cJSON *doc;
-    cJSON *events;
-    int deferred;
+    char *txt;              /* events printed so far, joined by sep    */
+    size_t len, cap;
+    uint32_t nev;
+    int deferred;           /* ndjson held back (--any-port)            */
     uint64_t last_us;
 } sess_out;
 
@@ -161,26 +166,48 @@ static void html_row(mx_sink *k, const cJSON *doc)
     r->ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ok"));
 }
 
-static void emit(mx_sink *k, cJSON *obj)
+/* Prints obj into the sink's reused buffer; NULL if it cannot. */
+static const char *print(mx_sink *k, const cJSON *obj, int pretty)
 {
-    cJSON_bool fmt = k->opt->pretty && k->fmt == MX_FMT_TIMELINE;
-    while (!cJSON_PrintPreallocated(obj, k->buf, (int)k->cap, fmt)) {
-        if (k->cap >= (1u << 30)) { k->failed = 1; return; }
+    while (!cJSON_PrintPreallocated((cJSON *)obj, k->buf, (int)k->cap, pretty)) {
+        if (k->cap >= (1u << 30)) { k->failed = 1; return NULL; }
         char *nb = realloc(k->buf, k->cap * 2);
-        if (!nb) { k->failed = 1; return; }
+        if (!nb) { k->failed = 1; return NULL; }
         k->buf = nb;
         k->cap *= 2;
     }
-    if (fputs(k->buf, k->out) == EOF || fputc('\n', k->out) == EOF) k->failed = 1;
+    return k->buf;
+}
+
+static void emit(mx_sink *k, cJSON *obj)
+{
+    const char *t = print(k, obj, k->opt->pretty && k->fmt == MX_FMT_TIMELINE);
+    if (!t) return;
+    if (fputs(t, k->out) == EOF || fputc('\n', k->out) == EOF) k->failed = 1;
+}
+
+/* Appends one printed event to the session's text. */
+static void keep_text(sess_out *o, const char *t, char sep)
+{
+    size_t n = strlen(t), need = o->len + n + 2;
+    if (need > o->cap) {
+        size_t nc = o->cap ? o->cap : 1024;
+        while (nc < need) nc *= 2;
+        char *nb = realloc(o->txt, nc);
+        if (!nb) return;
+        o->txt = nb;
+        o->cap = nc;
+    }
+    if (o->nev++) o->txt[o->len++] = sep;
+    memcpy(o->txt + o->len, t, n);
+    o->len += n;
+    o->txt[o->len] = 0;
 }
 
 void mx_sink_session_begin(mx_sink *k, mx_sess *s)
 {
-    sess_out *o = calloc(1, sizeof *o);
-    s->out = o;
-    if (!o || !keeps_doc(k)) return;
-    o->doc = cJSON_CreateObject();
-    o->events = cJSON_CreateArray();
+    (void)k;
+    s->out = calloc(1, sizeof(sess_out));
 }
 
 void mx_sink_session_defer(mx_sink *k, mx_sess *s)
@@ -189,7 +216,6 @@ void mx_sink_session_defer(mx_sink *k, mx_sess *s)
     (void)k;
     if (!o) return;
     o->deferred = 1;
-    if (!o->events) o->events = cJSON_CreateArray();
 }
 
 void mx_sink_session_confirm(mx_sink *k, mx_sess *s)
@@ -198,9 +224,11 @@ void mx_sink_session_confirm(mx_sink *k, mx_sess *s)
     if (!o || !o->deferred) return;
     o->deferred = 0;
     if (keeps_doc(k)) return;                   /* written at the end anyway */
-    for (cJSON *e = o->events ? o->events->child : NULL; e; e = e->next) emit(k, e);
-    cJSON_Delete(o->events);
-    o->events = NULL;
+    if (o->len && (fputs(o->txt, k->out) == EOF || fputc('\n', k->out) == EOF)) k->failed = 1;
+    free(o->txt);
+    o->txt = NULL;
+    o->len = o->cap = 0;
+    o->nev = 0;
 }
 
 static void add_endpoint(cJSON *obj, const char *key, const mx_addr *a, uint16_t port)
@@ -216,9 +244,9 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
 {
     sess_out *o = s->out;
     if (!o) return;
-    if (keeps_doc(k) && o->doc) {
+    if (keeps_doc(k)) {
         char t[40];
-        cJSON *d = o->doc;
+        cJSON *d = cJSON_CreateObject();
         cJSON_AddItemToObject(d, "session", raw_i64((int64_t)s->id));
         if (s->community_id[0]) cJSON_AddStringToObject(d, "community_id", s->community_id);
         add_endpoint(d, "client", &s->cli, s->cli_port);
@@ -228,24 +256,51 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
         mx_iso_time(o->last_us, t, sizeof t);
         cJSON_AddStringToObject(d, "end", t);
         cJSON_AddItemToObject(d, "duration", raw_seconds(o->last_us - s->start_us));
-        cJSON_AddItemToObject(d, "events", o->events);
-        o->events = NULL;
-        switch (k->fmt) {
-        case MX_FMT_TEXT: mx_view_text_session(k->out, d, k->color); break;
-        case MX_FMT_SUMMARY:
-            if (!k->sessions) mx_view_summary_header(k->out);
-            mx_view_summary_session(k->out, d, k->color);
-            break;
-        case MX_FMT_HTML:
-            if (!k->sessions) mx_view_html_begin(k->out);
-            mx_view_html_session(k->out, d);
-            html_row(k, d);
-            break;
-        default: emit(k, d); break;
-        }
-        k->sessions++;
+        const char *head = print(k, d, 0);
         cJSON_Delete(d);
+        if (head) {
+            /* the document is the header's fields, then the events */
+            size_t hl = strlen(head) - 1;       /* without its closing brace */
+            if (k->fmt == MX_FMT_TIMELINE && !k->opt->pretty) {
+                if (fwrite(head, 1, hl, k->out) != hl || fputs(",\"events\":[", k->out) == EOF ||
+                    (o->len && fwrite(o->txt, 1, o->len, k->out) != o->len) || fputs("]}\n", k->out) == EOF)
+                    k->failed = 1;
+                k->sessions++;
+            } else {
+                size_t n = hl + 12 + o->len + 3;
+                char *full = malloc(n);
+                cJSON *doc = NULL;
+                if (full) {
+                    memcpy(full, head, hl);
+                    memcpy(full + hl, ",\"events\":[", 11);
+                    if (o->len) memcpy(full + hl + 11, o->txt, o->len);
+                    memcpy(full + hl + 11 + o->len, "]}", 3);
+                    doc = cJSON_Parse(full);
+                    free(full);
+                }
+                if (doc) {
+                    switch (k->fmt) {
+                    case MX_FMT_TEXT: mx_view_text_session(k->out, doc, k->color); break;
+                    case MX_FMT_SUMMARY:
+                        if (!k->sessions) mx_view_summary_header(k->out);
+                        mx_view_summary_session(k->out, doc, k->color);
+                        break;
+                    case MX_FMT_HTML:
+                        if (!k->sessions) mx_view_html_begin(k->out);
+                        mx_view_html_session(k->out, doc);
+                        html_row(k, doc);
+                        break;
+                    default: emit(k, doc); break;
+                    }
+                    k->sessions++;
+                    cJSON_Delete(doc);
+                } else {
+                    k->failed = 1;
+                }
+            }
+        }
     }
+    free(o->txt);
     free(o);
     s->out = NULL;
 }
@@ -255,9 +310,7 @@ void mx_sink_session_drop(mx_sink *k, mx_sess *s)
     sess_out *o = s->out;
     (void)k;
     if (!o) return;
-    /* the events array is only attached to the document when written */
-    cJSON_Delete(o->events);
-    cJSON_Delete(o->doc);
+    free(o->txt);
     free(o);
     s->out = NULL;
 }
@@ -303,8 +356,10 @@ void mx_ev_end(mx_sess *s, mx_ev *e)
     sess_out *o = s->out;
     mx_sink *k = s->sink;
     if (o) o->last_us = s->cur_us;
-    if (k && o && o->events && (keeps_doc(k) || o->deferred)) {
-        cJSON_AddItemToArray(o->events, J(e));
+    if (k && o && (keeps_doc(k) || o->deferred)) {
+        const char *t = print(k, J(e), 0);
+        if (t) keep_text(o, t, keeps_doc(k) ? ',' : '\n');
+        cJSON_Delete(J(e));
         return;
     }
     if (k) emit(k, J(e));
