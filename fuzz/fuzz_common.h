@@ -21,6 +21,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mx/limits.h"
+
+/* The smallest limits the command line accepts, so every cap is reached. */
+static inline void fuzz_tiny_limits(mx_limits *l)
+{
+    l->max_ooo_bytes = 512;
+    l->max_ooo_segs = 4;
+    l->max_line = 16;
+    l->max_hold = 64;
+    l->max_field = 16;
+    l->max_pending = 2;
+    l->max_mime_parts = 1;
+    l->max_tls_msg = 64;
+}
+
 /* ---- input reader ------------------------------------------------------ */
 
 typedef struct fz_in {
@@ -281,6 +296,7 @@ static inline void fz_check_html(const char *buf, size_t len)
 #ifdef MX_FUZZ_WITH_HARNESS
 #include "harness.h"
 
+
 /* Script:
  *
  *   byte 0: options   bit0 show_user      bit1 implicit TLS
@@ -304,15 +320,9 @@ static inline void fz_run_script(const uint8_t *data, size_t size, int force_tls
     uint8_t opt = fz_u8(&in);
     mx_harness h;
     mxh_init(&h, force_tls || (opt & 2), opt & 1);
-    if (opt & 4) {
-        /* Smallest values the command line accepts; set before any byte is
-         * fed (the parsers read the limits through the session's options). */
-        h.opt.lim.max_line = 16;
-        h.opt.lim.max_hold = 64;
-        h.opt.lim.max_field = 16;
-        h.opt.lim.max_mime_parts = 1;
-        h.opt.lim.max_tls_msg = 64;
-    }
+    /* set before any byte is fed (the parsers read the limits through the
+     * session's options) */
+    if (opt & 4) fuzz_tiny_limits(&h.opt.lim);
     if (opt & 8) h.opt.lim.max_events = 12;
 
     size_t total = 0;

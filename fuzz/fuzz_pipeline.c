@@ -67,16 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mx_limits_default(&cfg.opt.lim);
     cfg.opt.lim.max_flows = 8;
     cfg.opt.lim.max_events = 64;
-    if (opt & 0x20) {
-        cfg.opt.lim.max_ooo_bytes = 512;
-        cfg.opt.lim.max_ooo_segs = 4;
-        cfg.opt.lim.max_line = 16;
-        cfg.opt.lim.max_hold = 64;
-        cfg.opt.lim.max_field = 16;
-        cfg.opt.lim.max_pending = 2;
-        cfg.opt.lim.max_mime_parts = 1;
-        cfg.opt.lim.max_tls_msg = 64;
-    }
+    if (opt & 0x20) fuzz_tiny_limits(&cfg.opt.lim);
     if (opt & 0x40) cfg.opt.lim.idle_timeout_s = 1;
     cfg.opt.show_user = (opt & 0x10) != 0;
     cfg.opt.pretty = fsel == 5;

@@ -325,6 +325,18 @@ static void hex_list(char *buf, size_t cap, const list16 *l, int sort, int skip_
     buf[o] = 0;
 }
 
+/* A list of 16-bit values behind a 1- or 2-byte length (RFC 8446 §3.4). */
+static void u16_list(mx_cur *e, int lenbytes, list16 *out)
+{
+    uint8_t l1;
+    uint16_t l2 = 0;
+    mx_cur s;
+    if (lenbytes == 1) { if (!mx_cur_u8(e, &l1)) return; l2 = l1; }
+    else if (!mx_cur_u16(e, &l2)) return;
+    if (!mx_cur_sub(e, l2, &s)) return;
+    while (mx_cur_has(&s, 2)) { uint16_t v; mx_cur_u16(&s, &v); push16(out, v); }
+}
+
 static int count_ng(const list16 *l)
 {
     int n = 0;
@@ -366,20 +378,14 @@ static void client_hello(mx_tls *t, mx_cur c)
                     }
                 }
                 break;
-            case 10: /* supported_groups */
-                if (mx_cur_u16(&e, &l2) && mx_cur_sub(&e, l2, &s2))
-                    while (mx_cur_has(&s2, 2)) { uint16_t v; mx_cur_u16(&s2, &v); push16(&groups, v); }
-                break;
+            case 10: u16_list(&e, 2, &groups); break;       /* supported_groups */
             case 11: { /* ec_point_formats */
                 uint8_t l1;
                 if (mx_cur_u8(&e, &l1) && mx_cur_sub(&e, l1, &s2))
                     while (mx_cur_has(&s2, 1)) { uint8_t v; mx_cur_u8(&s2, &v); push16(&pf, v); }
                 break;
             }
-            case 13: /* signature_algorithms */
-                if (mx_cur_u16(&e, &l2) && mx_cur_sub(&e, l2, &s2))
-                    while (mx_cur_has(&s2, 2)) { uint16_t v; mx_cur_u16(&s2, &v); push16(&sigs, v); }
-                break;
+            case 13: u16_list(&e, 2, &sigs); break;         /* signature_algorithms */
             case 16: /* ALPN: list of length-prefixed names */
                 if (mx_cur_u16(&e, &l2) && mx_cur_sub(&e, l2, &s2)) {
                     uint8_t nl;
@@ -389,12 +395,7 @@ static void client_hello(mx_tls *t, mx_cur c)
                     }
                 }
                 break;
-            case 43: { /* supported_versions */
-                uint8_t l1;
-                if (mx_cur_u8(&e, &l1) && mx_cur_sub(&e, l1, &s2))
-                    while (mx_cur_has(&s2, 2)) { uint16_t v; mx_cur_u16(&s2, &v); push16(&vers, v); }
-                break;
-            }
+            case 43: u16_list(&e, 1, &vers); break;         /* supported_versions */
             default:
                 break;
             }
