@@ -1,9 +1,15 @@
 /* sink_json.c - JSON output (timeline and ndjson); the only user of cJSON.
  *
- * An event is a cJSON object from mx_ev_begin() to mx_ev_end().  In ndjson
- * mode it is printed at mx_ev_end() and freed; in timeline mode it is kept
- * in the session's document, which is printed when the session ends.
- * Printing goes through one reused buffer (cJSON_PrintPreallocated).
+ * An event is a cJSON object from mx_ev_begin() to mx_ev_end(), printed at
+ * mx_ev_end() through one reused buffer (cJSON_PrintPreallocated): in ndjson
+ * mode straight to the output, in the other modes into the session's text,
+ * which is written when the session ends.
+ *
+ * The event's nodes and texts come from two arenas the sink owns (struct
+ * arena below), reset when the last open event ends: once they have grown to
+ * the size of the largest event, building and printing an event allocates
+ * nothing.  The nodes are cJSON's public struct, linked with cJSON's own
+ * calls, and never handed to cJSON_Delete().
  * Wire bytes reach cJSON only through mx_text_clean().
  */
 #include "mx/sink.h"
@@ -14,7 +20,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- the event arena ---------------------------------------------------- */
+
+enum { NODE_BLK = 256, TEXT_BLK = 32 * 1024, TEXT_KEEP = 1 << 20 };
+
+/* Every node knows its arena, so that mx_ev_* calls need only the handle.
+ * The cJSON struct comes first: a node is linked as a plain cJSON. */
+struct mx_ev {
+    cJSON j;
+    struct arena *a;
+};
+
+typedef struct nblk { struct nblk *next; mx_ev n[NODE_BLK]; } nblk;
+typedef struct tblk { struct tblk *next; size_t cap; char t[]; } tblk;
+
+typedef struct arena {
+    nblk *nfirst, *ncur;        /* node blocks; ncur is being filled     */
+    size_t nused;               /* nodes used in ncur                     */
+    tblk *tfirst, *tcur;        /* text blocks; tcur is being filled      */
+    size_t tused;               /* bytes used in tcur                     */
+    size_t tbytes;              /* capacity of all text blocks            */
+    int open;                   /* events begun and not yet ended         */
+    int failed;                 /* out of memory since the last reset     */
+} arena;
+
 struct mx_sink {
+    arena ar;
     mx_format fmt;
     FILE *out;
     const mx_opts *opt;
@@ -28,6 +59,105 @@ struct mx_sink {
     int64_t ts_sec;             /* second whose text is in ts_prefix */
     char ts_prefix[24];         /* "YYYY-MM-DDTHH:MM:SS"             */
 };
+
+static cJSON *node(arena *a, int type)
+{
+    if (a->nused == NODE_BLK || !a->ncur) {
+        nblk *b = a->ncur ? a->ncur->next : a->nfirst;
+        if (!b) {
+            b = malloc(sizeof *b);
+            if (!b) { a->failed = 1; return NULL; }
+            b->next = NULL;
+            if (a->ncur) a->ncur->next = b; else a->nfirst = b;
+        }
+        a->ncur = b;
+        a->nused = 0;
+    }
+    mx_ev *n = &a->ncur->n[a->nused++];
+    memset(n, 0, sizeof *n);
+    n->j.type = type;
+    n->a = a;
+    return &n->j;
+}
+
+/* n bytes of text space that stay put until the next reset. */
+static char *text(arena *a, size_t n)
+{
+    if (a->tcur && a->tcur->cap - a->tused >= n) {
+        char *p = a->tcur->t + a->tused;
+        a->tused += n;
+        return p;
+    }
+    tblk *b = a->tcur ? a->tcur->next : a->tfirst;
+    if (!b || b->cap < n) {
+        size_t cap = n > TEXT_BLK ? n : TEXT_BLK;
+        tblk *nb = malloc(sizeof *nb + cap);
+        if (!nb) { a->failed = 1; return NULL; }
+        nb->cap = cap;
+        nb->next = b;           /* a block too small for n stays for later */
+        if (a->tcur) a->tcur->next = nb; else a->tfirst = nb;
+        a->tbytes += cap;
+        b = nb;
+    }
+    a->tcur = b;
+    a->tused = n;
+    return b->t;
+}
+
+static void arena_reset(arena *a)
+{
+    a->ncur = a->nfirst;
+    a->nused = 0;
+    a->failed = 0;
+    if (a->tbytes > TEXT_KEEP && a->tfirst) {
+        /* one huge event must not pin its memory for the rest of the run */
+        tblk *b = a->tfirst->next;
+        while (b) { tblk *nx = b->next; free(b); b = nx; }
+        a->tfirst->next = NULL;
+        a->tbytes = a->tfirst->cap;
+    }
+    a->tcur = a->tfirst;
+    a->tused = 0;
+}
+
+static void arena_free(arena *a)
+{
+    for (nblk *b = a->nfirst; b;) { nblk *nx = b->next; free(b); b = nx; }
+    for (tblk *b = a->tfirst; b;) { tblk *nx = b->next; free(b); b = nx; }
+    memset(a, 0, sizeof *a);
+}
+
+/* A string node whose text is copied into the arena (cJSON escapes it when
+ * printing). */
+static cJSON *str_node(arena *a, const char *s, size_t n)
+{
+    char *t = text(a, n + 1);
+    cJSON *v = t ? node(a, cJSON_String | cJSON_IsReference) : NULL;
+    if (!v) return NULL;
+    memcpy(t, s, n);
+    t[n] = 0;
+    v->valuestring = t;
+    return v;
+}
+
+/* A string node that refers to static text. */
+static cJSON *lit_node(arena *a, const char *s)
+{
+    cJSON *v = node(a, cJSON_String | cJSON_IsReference);
+    if (v) v->valuestring = (char *)(uintptr_t)s;
+    return v;
+}
+
+static cJSON *raw_node(arena *a, const char *s, size_t n)
+{
+    char *t = text(a, n + 1);
+    cJSON *v = t ? node(a, cJSON_Raw | cJSON_IsReference) : NULL;
+    if (!v) return NULL;
+    memcpy(t, s, n);
+    t[n] = 0;
+    v->valuestring = t;
+    return v;
+}
 
 /* ---- fast number and time text ---------------------------------------------
  * cJSON prints every number with printf("%1.15g") and reads it back with
@@ -45,16 +175,17 @@ static size_t u64_digits(uint64_t v, char *out)
     return n;
 }
 
-static cJSON *raw_i64(int64_t v)
+static cJSON *raw_i64(arena *a, int64_t v)
 {
     char b[24];
-    if (v < 0) { b[0] = '-'; u64_digits((uint64_t)-(v + 1) + 1, b + 1); }
-    else u64_digits((uint64_t)v, b);
-    return cJSON_CreateRaw(b);
+    size_t n;
+    if (v < 0) { b[0] = '-'; n = 1 + u64_digits((uint64_t)-(v + 1) + 1, b + 1); }
+    else n = u64_digits((uint64_t)v, b);
+    return raw_node(a, b, n);
 }
 
 /* Microseconds as seconds: "0", "0.00142", "12.5". */
-static cJSON *raw_seconds(uint64_t us)
+static cJSON *raw_seconds(arena *a, uint64_t us)
 {
     char b[32];
     size_t n = u64_digits(us / 1000000u, b);
@@ -64,7 +195,7 @@ static cJSON *raw_seconds(uint64_t us)
         for (uint32_t d = 100000; d && frac; d /= 10) { b[n++] = (char)('0' + frac / d); frac %= d; }
         b[n] = 0;
     }
-    return cJSON_CreateRaw(b);
+    return raw_node(a, b, n);
 }
 
 /* ISO-8601 UTC with microseconds; the date and time of day are formatted
@@ -104,7 +235,8 @@ typedef struct sess_out {
     uint64_t last_us;
 } sess_out;
 
-#define J(e) ((cJSON *)(void *)(e))
+#define J(e) (&(e)->j)
+#define EV(c) ((mx_ev *)(void *)(c))   /* c came from node() */
 
 mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt, int color)
 {
@@ -134,6 +266,7 @@ void mx_sink_finish(mx_sink *k)
 void mx_sink_free(mx_sink *k)
 {
     if (!k) return;
+    arena_free(&k->ar);
     free(k->rows);
     free(k->buf);
     free(k);
@@ -231,13 +364,22 @@ void mx_sink_session_confirm(mx_sink *k, mx_sess *s)
     o->nev = 0;
 }
 
-static void add_endpoint(cJSON *obj, const char *key, const mx_addr *a, uint16_t port)
+/* Links v under obj: by key (a literal, referred to) or, in an array, last. */
+static void link(cJSON *obj, const char *key, cJSON *v)
+{
+    if (!obj || !v) return;
+    if (cJSON_IsArray(obj)) cJSON_AddItemToArray(obj, v);
+    else cJSON_AddItemToObjectCS(obj, key, v);
+}
+
+static void add_endpoint(arena *ar, cJSON *obj, const char *key, const mx_addr *a, uint16_t port)
 {
     char ip[64];
     mx_addr_str(a, ip, sizeof ip);
-    cJSON *e = cJSON_AddObjectToObject(obj, key);
-    cJSON_AddStringToObject(e, "ip", ip);
-    cJSON_AddItemToObject(e, "port", raw_i64(port));
+    cJSON *e = node(ar, cJSON_Object);
+    link(obj, key, e);
+    link(e, "ip", str_node(ar, ip, strlen(ip)));
+    link(e, "port", raw_i64(ar, port));
 }
 
 void mx_sink_session_end(mx_sink *k, mx_sess *s)
@@ -246,18 +388,21 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
     if (!o) return;
     if (keeps_doc(k)) {
         char t[40];
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddItemToObject(d, "session", raw_i64((int64_t)s->id));
-        if (s->community_id[0]) cJSON_AddStringToObject(d, "community_id", s->community_id);
-        add_endpoint(d, "client", &s->cli, s->cli_port);
-        add_endpoint(d, "server", &s->srv, s->srv_port);
+        arena *ar = &k->ar;
+        ar->open++;
+        cJSON *d = node(ar, cJSON_Object);
+        link(d, "session", raw_i64(ar, (int64_t)s->id));
+        if (s->community_id[0]) link(d, "community_id", str_node(ar, s->community_id, strlen(s->community_id)));
+        add_endpoint(ar, d, "client", &s->cli, s->cli_port);
+        add_endpoint(ar, d, "server", &s->srv, s->srv_port);
         mx_iso_time(s->start_us, t, sizeof t);
-        cJSON_AddStringToObject(d, "start", t);
+        link(d, "start", str_node(ar, t, strlen(t)));
         mx_iso_time(o->last_us, t, sizeof t);
-        cJSON_AddStringToObject(d, "end", t);
-        cJSON_AddItemToObject(d, "duration", raw_seconds(o->last_us - s->start_us));
-        const char *head = print(k, d, 0);
-        cJSON_Delete(d);
+        link(d, "end", str_node(ar, t, strlen(t)));
+        link(d, "duration", raw_seconds(ar, o->last_us - s->start_us));
+        const char *head = ar->failed || !d ? NULL : print(k, d, 0);
+        if (!head) k->failed = 1;
+        if (--ar->open == 0) arena_reset(ar);
         if (head) {
             /* the document is the header's fields, then the events */
             size_t hl = strlen(head) - 1;       /* without its closing brace */
@@ -320,34 +465,44 @@ void mx_sink_session_drop(mx_sink *k, mx_sess *s)
 mx_ev *mx_ev_begin(mx_sess *s, const char *type, int from)
 {
     char t[40];
+    mx_sink *k = s->sink;
+    arena *a = &k->ar;
     if (s->nevents >= s->opt->lim.max_events && strcmp(type, "session.end") != 0) {
         if (s->events_dropped++ == 0) {
             /* Say once that the cap was reached, then count. */
-            cJSON *l = cJSON_CreateObject();
-            cJSON_AddStringToObject(l, "type", "limit");
-            cJSON_AddItemToObject(l, "session", raw_i64((int64_t)s->id));
-            ts_text(s->sink, s->cur_us, t);
-            cJSON_AddStringToObject(l, "ts", t);
-            cJSON_AddItemToObject(l, "t", raw_seconds(s->cur_us - s->start_us));
-            cJSON_AddItemToObject(l, "frame", raw_i64((int64_t)s->cur_frame));
-            cJSON_AddStringToObject(l, "limit", "max_events");
-            cJSON_AddItemToObject(l, "value", raw_i64(s->opt->lim.max_events));
-            mx_ev_end(s, (mx_ev *)(void *)l);
+            a->open++;
+            mx_ev *l = EV(node(a, cJSON_Object));
+            if (l) {
+                link(J(l), "type", lit_node(a, "limit"));
+                link(J(l), "session", raw_i64(a, (int64_t)s->id));
+                ts_text(k, s->cur_us, t);
+                link(J(l), "ts", str_node(a, t, 27));
+                link(J(l), "t", raw_seconds(a, s->cur_us - s->start_us));
+                link(J(l), "frame", raw_i64(a, (int64_t)s->cur_frame));
+                link(J(l), "limit", lit_node(a, "max_events"));
+                link(J(l), "value", raw_i64(a, s->opt->lim.max_events));
+            }
+            mx_ev_end(s, l);
+            if (!l && --a->open == 0) arena_reset(a);
         }
         return NULL;
     }
     s->nevents++;
-    cJSON *o = cJSON_CreateObject();
-    if (!o) return NULL;
-    cJSON_AddItemToObjectCS(o, "type", cJSON_CreateStringReference(type));
-    cJSON_AddItemToObjectCS(o, "session", raw_i64((int64_t)s->id));
-    ts_text(s->sink, s->cur_us, t);
-    cJSON_AddItemToObjectCS(o, "ts", cJSON_CreateString(t));
-    cJSON_AddItemToObjectCS(o, "t", raw_seconds(s->cur_us - s->start_us));
-    cJSON_AddItemToObjectCS(o, "frame", raw_i64((int64_t)s->cur_frame));
-    if (from == MX_CLIENT) cJSON_AddItemToObjectCS(o, "from", cJSON_CreateStringReference("client"));
-    else if (from == MX_SERVER) cJSON_AddItemToObjectCS(o, "from", cJSON_CreateStringReference("server"));
-    return (mx_ev *)(void *)o;
+    a->open++;
+    cJSON *o = node(a, cJSON_Object);
+    if (!o) {
+        if (--a->open == 0) arena_reset(a);
+        return NULL;
+    }
+    link(o, "type", lit_node(a, type));
+    link(o, "session", raw_i64(a, (int64_t)s->id));
+    ts_text(k, s->cur_us, t);
+    link(o, "ts", str_node(a, t, 27));
+    link(o, "t", raw_seconds(a, s->cur_us - s->start_us));
+    link(o, "frame", raw_i64(a, (int64_t)s->cur_frame));
+    if (from == MX_CLIENT) link(o, "from", lit_node(a, "client"));
+    else if (from == MX_SERVER) link(o, "from", lit_node(a, "server"));
+    return EV(o);
 }
 
 void mx_ev_end(mx_sess *s, mx_ev *e)
@@ -355,37 +510,37 @@ void mx_ev_end(mx_sess *s, mx_ev *e)
     if (!e) return;
     sess_out *o = s->out;
     mx_sink *k = s->sink;
-    if (o) o->last_us = s->cur_us;
-    if (k && o && (keeps_doc(k) || o->deferred)) {
-        const char *t = print(k, J(e), 0);
-        if (t) keep_text(o, t, keeps_doc(k) ? ',' : '\n');
-        cJSON_Delete(J(e));
-        return;
+    arena *a = e->a;
+    if (a->failed) {
+        k->failed = 1;                  /* out of memory: the event is lost */
+    } else {
+        if (o) o->last_us = s->cur_us;
+        if (o && (keeps_doc(k) || o->deferred)) {
+            const char *t = print(k, J(e), 0);
+            if (t) keep_text(o, t, keeps_doc(k) ? ',' : '\n');
+        } else {
+            emit(k, J(e));
+        }
     }
-    if (k) emit(k, J(e));
-    cJSON_Delete(J(e));
+    if (--a->open <= 0) {
+        a->open = 0;
+        arena_reset(a);
+    }
 }
 
-/* Keys given to the mx_ev_* calls are string literals, so the document
- * refers to them instead of copying each one (cJSON's "CS" variant). */
-static void add(mx_ev *e, const char *key, cJSON *v)
-{
-    if (!v) return;
-    if (cJSON_IsArray(J(e))) cJSON_AddItemToArray(J(e), v);
-    else cJSON_AddItemToObjectCS(J(e), key, v);
-}
+static void add(mx_ev *e, const char *key, cJSON *v) { link(J(e), key, v); }
 
 /* The single path from wire bytes to JSON text. */
-static cJSON *wire_string(const uint8_t *p, size_t n, size_t maxin, int *truncated)
+static cJSON *wire_string(arena *a, const uint8_t *p, size_t n, size_t maxin, int *truncated)
 {
-    char stackbuf[4 * 1024];
-    size_t cap = maxin * 3 + 4, outlen;
-    char *buf = cap <= sizeof stackbuf ? stackbuf : malloc(cap);
+    size_t in = n < maxin ? n : maxin, cap = in * 3 + 4, outlen;
+    char *buf = text(a, cap);
     if (!buf) return NULL;
     int fl = mx_text_clean(p, n, maxin, buf, cap, &outlen);
-    cJSON *v = cJSON_CreateString(buf);
-    if (buf != stackbuf) free(buf);
+    a->tused -= cap - (outlen + 1);     /* buf is the arena's last allocation */
     *truncated = (fl & MX_TEXT_TRUNCATED) != 0;
+    cJSON *v = node(a, cJSON_String | cJSON_IsReference);
+    if (v) v->valuestring = buf;
     return v;
 }
 
@@ -393,22 +548,25 @@ void mx_ev_wire(mx_ev *e, const char *key, const uint8_t *p, size_t n, size_t ca
 {
     if (!e) return;
     int tr = 0;
-    add(e, key, wire_string(p, n, cap, &tr));
+    add(e, key, wire_string(e->a, p, n, cap, &tr));
     if (tr && key && !cJSON_IsArray(J(e))) {
-        char k2[96];
-        snprintf(k2, sizeof k2, "%s_truncated", key);
-        cJSON_AddTrueToObject(J(e), k2);
+        size_t kl = strlen(key);
+        char *k2 = text(e->a, kl + sizeof "_truncated");
+        if (!k2) return;
+        memcpy(k2, key, kl);
+        memcpy(k2 + kl, "_truncated", sizeof "_truncated");
+        add(e, k2, node(e->a, cJSON_True));
     }
 }
 
 void mx_ev_str(mx_ev *e, const char *key, const char *s)
 {
-    if (e && s) add(e, key, cJSON_CreateString(s));
+    if (e && s) add(e, key, str_node(e->a, s, strlen(s)));
 }
 
 void mx_ev_lit(mx_ev *e, const char *key, const char *s)
 {
-    if (e && s) add(e, key, cJSON_CreateStringReference(s));
+    if (e && s) add(e, key, lit_node(e->a, s));
 }
 
 void mx_ev_int(mx_ev *e, const char *key, int64_t v)
@@ -417,32 +575,41 @@ void mx_ev_int(mx_ev *e, const char *key, int64_t v)
     /* Above 2^53 a double loses digits: write such values as strings. */
     if (v > (1LL << 53) || v < -(1LL << 53)) {
         char b[32];
-        snprintf(b, sizeof b, "%lld", (long long)v);
-        add(e, key, cJSON_CreateString(b));
+        int n = snprintf(b, sizeof b, "%lld", (long long)v);
+        add(e, key, str_node(e->a, b, (size_t)n));
     } else {
-        add(e, key, raw_i64(v));
+        add(e, key, raw_i64(e->a, v));
     }
 }
 
-void mx_ev_num(mx_ev *e, const char *key, double v) { if (e) add(e, key, cJSON_CreateNumber(v)); }
-void mx_ev_seconds(mx_ev *e, const char *key, uint64_t us) { if (e) add(e, key, raw_seconds(us)); }
-void mx_ev_bool(mx_ev *e, const char *key, int v) { if (e) add(e, key, cJSON_CreateBool(v)); }
-void mx_ev_null(mx_ev *e, const char *key) { if (e) add(e, key, cJSON_CreateNull()); }
+void mx_ev_num(mx_ev *e, const char *key, double v)
+{
+    if (!e) return;
+    cJSON *n = node(e->a, cJSON_Number);
+    if (!n) return;
+    n->valuedouble = v;
+    n->valueint = v >= 2147483647.0 ? 2147483647 : v <= -2147483648.0 ? (-2147483647 - 1) : (int)v;
+    add(e, key, n);
+}
+
+void mx_ev_seconds(mx_ev *e, const char *key, uint64_t us) { if (e) add(e, key, raw_seconds(e->a, us)); }
+void mx_ev_bool(mx_ev *e, const char *key, int v) { if (e) add(e, key, node(e->a, v ? cJSON_True : cJSON_False)); }
+void mx_ev_null(mx_ev *e, const char *key) { if (e) add(e, key, node(e->a, cJSON_NULL)); }
 
 mx_ev *mx_ev_obj(mx_ev *e, const char *key)
 {
     if (!e) return NULL;
-    cJSON *o = cJSON_CreateObject();
+    cJSON *o = node(e->a, cJSON_Object);
     add(e, key, o);
-    return (mx_ev *)(void *)o;
+    return o ? EV(o) : NULL;
 }
 
 mx_ev *mx_ev_arr(mx_ev *e, const char *key)
 {
     if (!e) return NULL;
-    cJSON *o = cJSON_CreateArray();
+    cJSON *o = node(e->a, cJSON_Array);
     add(e, key, o);
-    return (mx_ev *)(void *)o;
+    return o ? EV(o) : NULL;
 }
 
 void mx_ev_push_wire(mx_ev *a, const uint8_t *p, size_t n, size_t cap) { mx_ev_wire(a, NULL, p, n, cap); }
@@ -453,5 +620,5 @@ mx_ev *mx_ev_push_obj(mx_ev *a) { return mx_ev_obj(a, NULL); }
 
 void mx_ev_endpoint(mx_ev *e, const char *key, const mx_addr *a, uint16_t port)
 {
-    if (e) add_endpoint(J(e), key, a, port);
+    if (e) add_endpoint(e->a, J(e), key, a, port);
 }
