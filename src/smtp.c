@@ -85,7 +85,6 @@ typedef struct msg {
     uint8_t have[H__N];
     char top_ctype[96];
     uint8_t nbound;
-    part *parts;
     uint32_t nparts, parts_dropped;
     int32_t cur_part;
     part pending_part;      /* part whose headers are being read */
@@ -98,6 +97,9 @@ typedef struct msg {
     char hdr[HDR_VAL * 2];  /* header being unfolded      */
     char hv[H__N][HDR_VAL];
     char bound[MAX_BOUNDARY_DEPTH][72];
+    /* Kept from one message to the next of the session (see msg_start). */
+    part *parts;            /* nparts used, parts_cap allocated */
+    uint32_t parts_cap;
 } msg;
 
 struct mx_smtp {
@@ -143,6 +145,7 @@ struct mx_smtp {
     uint8_t quit_sent, quit_answered, server_closing;
     uint8_t early;                /* client bytes arrived while it had to wait */
     msg *m;
+    msg *spare;                   /* the last message's memory, for the next */
     /* evidence for the verdict */
     int greeting_code, ehlo_code, helo_code;
     uint64_t greeting_frame, starttls_frame, auth_frame, accepted_frame, tls530_frame;
@@ -236,11 +239,12 @@ mx_smtp *mx_smtp_new(mx_sess *s)
     return m;
 }
 
+/* Ends the current message; its memory is kept for the session's next. */
 static void msg_free(mx_smtp *m)
 {
     if (!m->m) return;
-    free(m->m->parts);
-    free(m->m);
+    if (m->spare) { free(m->spare->parts); free(m->spare); }
+    m->spare = m->m;
     m->m = NULL;
 }
 
@@ -248,6 +252,7 @@ void mx_smtp_free(mx_smtp *m)
 {
     if (!m) return;
     msg_free(m);
+    if (m->spare) { free(m->spare->parts); free(m->spare); }
     free(m->q);
     free(m);
 }
@@ -257,8 +262,14 @@ void mx_smtp_free(mx_smtp *m)
 static msg *msg_start(mx_smtp *m, int bdat)
 {
     msg_free(m);
-    msg *g = malloc(sizeof *g);
-    if (!g) return NULL;
+    msg *g = m->spare;
+    m->spare = NULL;
+    if (!g) {
+        g = malloc(sizeof *g);
+        if (!g) return NULL;
+        g->parts = NULL;
+        g->parts_cap = 0;
+    }
     memset(g, 0, offsetof(msg, line));
     g->bdat = (uint8_t)bdat;
     g->in_headers = 1;
@@ -371,11 +382,19 @@ static void part_commit(mx_smtp *m, msg *g, uint8_t depth)
     if (!pt->ctype[0]) strcpy(pt->ctype, "text/plain");
     if (g->nparts >= m->lim->max_mime_parts) { g->parts_dropped++; g->cur_part = -1; }
     else {
-        if (!g->parts) g->parts = calloc(m->lim->max_mime_parts, sizeof *g->parts);
-        if (g->parts) {
+        if (g->nparts == g->parts_cap) {
+            uint32_t nc = g->parts_cap ? g->parts_cap * 2 : 4;
+            if (nc > m->lim->max_mime_parts) nc = m->lim->max_mime_parts;
+            part *np = realloc(g->parts, nc * sizeof *np);
+            if (np) { g->parts = np; g->parts_cap = nc; }
+        }
+        if (g->nparts < g->parts_cap) {
             pt->depth = depth;
             g->parts[g->nparts] = *pt;
             g->cur_part = (int32_t)g->nparts++;
+        } else {
+            g->parts_dropped++;         /* out of memory: counted as over the cap */
+            g->cur_part = -1;
         }
     }
     memset(pt, 0, sizeof *pt);
