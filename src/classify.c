@@ -26,7 +26,7 @@ struct mx_cflow {
     result r[2];
 };
 
-mx_classifier *mx_classify_new(uint32_t max_packets, char *err, size_t cap)
+mx_classifier *mx_classify_new(uint32_t max_packets, int every_protocol, char *err, size_t cap)
 {
     if (ndpi_get_api_version() != NDPI_API_VERSION) {
         snprintf(err, cap, "nDPI library API %u does not match the headers' %u",
@@ -37,9 +37,20 @@ mx_classifier *mx_classify_new(uint32_t max_packets, char *err, size_t cap)
     if (!c) { snprintf(err, cap, "out of memory"); return NULL; }
     c->mod = ndpi_init_detection_module(ndpi_no_prefs);
     if (!c->mod) { free(c); snprintf(err, cap, "nDPI initialisation failed"); return NULL; }
-    NDPI_PROTOCOL_BITMASK all;
-    NDPI_BITMASK_SET_ALL(all);
-    ndpi_set_protocol_detection_bitmask2(c->mod, &all);
+    /* Every dissector nDPI runs costs time on every packet it is shown; the
+     * IP-address lists alone are several tree look-ups a packet.  On the
+     * mail ports the mail dissectors are all that can answer; only flows off
+     * those ports (--any-port) need nDPI to name any protocol. */
+    NDPI_PROTOCOL_BITMASK sel;
+    if (every_protocol) {
+        NDPI_BITMASK_SET_ALL(sel);
+    } else {
+        NDPI_BITMASK_RESET(sel);
+        NDPI_ADD_PROTOCOL_TO_BITMASK(sel, NDPI_PROTOCOL_MAIL_SMTP);
+        NDPI_ADD_PROTOCOL_TO_BITMASK(sel, NDPI_PROTOCOL_MAIL_SMTPS);
+        NDPI_ADD_PROTOCOL_TO_BITMASK(sel, NDPI_PROTOCOL_TLS);
+    }
+    ndpi_set_protocol_detection_bitmask2(c->mod, &sel);
     ndpi_finalize_initialization(c->mod);
     c->max_packets = max_packets;
     return c;

@@ -601,7 +601,7 @@ mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, siz
     if (!e) { snprintf(err, cap, "out of memory"); return NULL; }
     e->cfg = *cfg;
     e->sink = sink;
-    if (!cfg->no_ndpi && !(e->cls = mx_classify_new(cfg->opt.lim.ndpi_packets, err, cap))) {
+    if (!cfg->no_ndpi && !(e->cls = mx_classify_new(cfg->opt.lim.ndpi_packets, cfg->any_port, err, cap))) {
         free(e);
         return NULL;
     }

@@ -20,8 +20,10 @@
 typedef struct mx_classifier mx_classifier;
 typedef struct mx_cflow mx_cflow;
 
-/* NULL on failure, with a reason in err (e.g. an nDPI API mismatch). */
-mx_classifier *mx_classify_new(uint32_t max_packets, char *err, size_t cap);
+/* every_protocol: run all of nDPI's dissectors (needed to tell what a flow
+ * off the mail ports is); otherwise only SMTP, SMTPS and TLS.
+ * NULL on failure, with a reason in err (e.g. an nDPI API mismatch). */
+mx_classifier *mx_classify_new(uint32_t max_packets, int every_protocol, char *err, size_t cap);
 void mx_classify_free(mx_classifier *c);
 
 mx_cflow *mx_cflow_new(void);
