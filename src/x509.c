@@ -94,7 +94,9 @@ static void put(mx_ev *o, const char *k, const char *v, size_t cap)
 #define SAN_MAX 24
 
 typedef struct cert_entry {
-    unsigned char sha[32];
+    uint64_t key;            /* quick hash of the DER (see der_key)       */
+    uint8_t *der;            /* the DER itself, to confirm a hit          */
+    size_t der_len;
     int used;
     X509 *x;
     char fp[65];
@@ -127,7 +129,7 @@ mx_cert_cache *mx_cert_cache_new(unsigned slots)
 void mx_cert_cache_free(mx_cert_cache *c)
 {
     if (!c) return;
-    for (unsigned i = 0; c->e && i < c->slots; i++) X509_free(c->e[i].x);
+    for (unsigned i = 0; c->e && i < c->slots; i++) { X509_free(c->e[i].x); free(c->e[i].der); }
     free(c->e);
     free(c);
 }
@@ -186,26 +188,59 @@ static void fill(cert_entry *ce, X509 *x)
     (void)buf;
 }
 
+/* A 64-bit hash of a certificate, eight bytes a step.  It only picks the
+ * cache slot and rules out most misses; a hit is confirmed by comparing the
+ * DER, so a certificate made to collide costs a parse, never a wrong answer.
+ * (A SHA-256 here cost more than the rest of the handshake's parsing.) */
+static uint64_t der_key(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001B3ull;
+    h ^= h >> 29;
+    return h * 0xC4CEB9FE1A85EC53ull;
+}
+
+static void entry_clear(cert_entry *ce)
+{
+    X509_free(ce->x);
+    ce->x = NULL;
+    free(ce->der);
+    ce->der = NULL;
+    ce->der_len = 0;
+    ce->used = 0;
+}
+
 /* The parsed certificate for der, from the cache or freshly parsed into a
  * cache slot (or into *tmp when there is no cache).  NULL if unparsable. */
 static cert_entry *lookup(mx_cert_cache *c, const uint8_t *der, size_t len, cert_entry *tmp)
 {
-    unsigned char sha[32];
-    unsigned dl = 0;
-    if (!EVP_Digest(der, len, sha, &dl, EVP_sha256(), NULL)) return NULL;
+    uint64_t key = der_key(der, len);
     cert_entry *ce = tmp;
     if (c && !c->e && !(c->e = calloc(c->slots, sizeof *c->e))) c = NULL;
     if (c) {
-        ce = &c->e[(((unsigned)sha[0] << 8) | sha[1]) & (c->slots - 1)];
-        if (ce->used && memcmp(ce->sha, sha, 32) == 0) { c->hits++; return ce; }
+        ce = &c->e[(key >> 7) & (c->slots - 1)];
+        if (ce->used && ce->key == key && ce->der_len == len && memcmp(ce->der, der, len) == 0) {
+            c->hits++;
+            return ce;
+        }
         c->misses++;
-        X509_free(ce->x);
-        ce->x = NULL;
-        ce->used = 0;
     }
-    if (!c) { X509_free(ce->x); ce->x = NULL; }
-    memcpy(ce->sha, sha, 32);
-    hex(sha, 32, ce->fp);
+    entry_clear(ce);
+    if (c) {
+        /* keep the DER to confirm later hits */
+        if (!(ce->der = malloc(len ? len : 1))) return NULL;
+        memcpy(ce->der, der, len);
+        ce->der_len = len;
+    }
+    ce->key = key;
+    mx_sha256_hex(der, len, ce->fp);
     const unsigned char *p = der;
     ce->x = d2i_X509(NULL, &p, (long)len);
     if (!ce->x) return NULL;
@@ -288,5 +323,5 @@ void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int 
             }
         }
     }
-    if (!cache) { X509_free(tmp[0].x); X509_free(tmp[1].x); }
+    if (!cache) { entry_clear(&tmp[0]); entry_clear(&tmp[1]); }
 }
