@@ -207,6 +207,10 @@ for set in clear starttls; do
         check_mx "mxtrace -F $fmt $set-small.pcap" "$SMALL"
         MEMROWS+=("$fmt|$set|$SMALL|${SIZE[$small]}|$RSS|$(stats_field peak-flows "$ERR")|$SESSIONS|${SIZE[$full]}|${MXRSS[$fmt]}|${MXFLOWS[$fmt]}")
     done
+    # nDPI's share: the same ndjson run without it
+    measure "$RUNS" "$MXTRACE" -r "$full" -F ndjson --no-ndpi -o /dev/null --stats
+    check_mx "mxtrace -F ndjson --no-ndpi $set.pcap" "$SESSIONS"
+    ROWS+=("mxtrace -F ndjson --no-ndpi$(runs_note)|$set.pcap|${SIZE[$full]}|$SECS|${PKTS[$full]}|$RSS|ratio")
     if [ $TSHARK = 1 ]; then
         tf=$full
         if [ $(( SIZE[$full] / 1000000 )) -gt "$TSHARK_MAX_MB" ]; then
