@@ -127,35 +127,27 @@ static void arena_free(arena *a)
     memset(a, 0, sizeof *a);
 }
 
-/* A string node whose text is copied into the arena (cJSON escapes it when
- * printing). */
-static cJSON *str_node(arena *a, const char *s, size_t n)
+/* A node of the given type (string or raw JSON) whose text is copied into
+ * the arena; cJSON escapes a string's text when printing. */
+static cJSON *text_node(arena *a, int type, const char *s, size_t n)
 {
     char *t = text(a, n + 1);
-    cJSON *v = t ? node(a, cJSON_String | cJSON_IsReference) : NULL;
+    cJSON *v = t ? node(a, type | cJSON_IsReference) : NULL;
     if (!v) return NULL;
     memcpy(t, s, n);
     t[n] = 0;
     v->valuestring = t;
     return v;
 }
+
+static cJSON *str_node(arena *a, const char *s, size_t n) { return text_node(a, cJSON_String, s, n); }
+static cJSON *raw_node(arena *a, const char *s, size_t n) { return text_node(a, cJSON_Raw, s, n); }
 
 /* A string node that refers to static text. */
 static cJSON *lit_node(arena *a, const char *s)
 {
     cJSON *v = node(a, cJSON_String | cJSON_IsReference);
     if (v) v->valuestring = (char *)(uintptr_t)s;
-    return v;
-}
-
-static cJSON *raw_node(arena *a, const char *s, size_t n)
-{
-    char *t = text(a, n + 1);
-    cJSON *v = t ? node(a, cJSON_Raw | cJSON_IsReference) : NULL;
-    if (!v) return NULL;
-    memcpy(t, s, n);
-    t[n] = 0;
-    v->valuestring = t;
     return v;
 }
 
