@@ -125,6 +125,13 @@ for sub in sorted(os.listdir(PCAPS)) + ["."]:
             verdicts[v or "(none)"] += 1
             if not v:
                 fail(fn, f"session {sid} ends with no verdict")
+            # On the mail ports nDPI runs only its mail dissectors: its label
+            # is SMTP, SMTPS or TLS (with a sub-protocol), or Unknown.
+            nd = ends[0].get("ndpi")
+            if "--any-port" not in opts and isinstance(nd, dict):
+                label = str(nd.get("protocol", ""))
+                if label.split(".")[0] not in ("SMTP", "SMTPS", "TLS", "Unknown"):
+                    fail(fn, f"session {sid}: nDPI label {label!r} on a mail port")
         if have_tshark:
             t_cmds, t_codes, t_alerts = tshark_view(path, extra)
             # JA3 / JA3S as tshark computes them (where mxtrace saw TLS hellos)
