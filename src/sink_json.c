@@ -291,16 +291,56 @@ static void html_row(mx_sink *k, const cJSON *doc)
     r->ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "ok"));
 }
 
+static int grow(mx_sink *k)
+{
+    if (k->cap >= (1u << 30)) { k->failed = 1; return 0; }
+    char *nb = realloc(k->buf, k->cap * 2);
+    if (!nb) { k->failed = 1; return 0; }
+    k->buf = nb;
+    k->cap *= 2;
+    return 1;
+}
+
+/* cJSON leaves U+0085, U+2028 and U+2029 as raw UTF-8, which readers that
+ * split lines on them (JavaScript, some log shippers) take for line ends.
+ * They can only stand inside strings here, so \uNNNN is an exact rewrite. */
+static int escape_line_separators(mx_sink *k)
+{
+    size_t n = strlen(k->buf), hits = 0;
+    for (const char *p = k->buf; (p = memchr(p, 0xE2, n - (size_t)(p - k->buf))) != NULL; p++)
+        if (p[1] == (char)0x80 && (p[2] == (char)0xA8 || p[2] == (char)0xA9)) hits++;
+    for (const char *p = k->buf; (p = memchr(p, 0xC2, n - (size_t)(p - k->buf))) != NULL; p++)
+        if (p[1] == (char)0x85) hits++;
+    if (!hits) return 1;
+    while (n + hits * 4 + 1 > k->cap)
+        if (!grow(k)) return 0;
+    /* rewrite from the end so every byte moves once */
+    char *src = k->buf + n, *dst = k->buf + n + hits * 4;
+    *dst = 0;
+    while (src > k->buf) {
+        src--;
+        unsigned cp = 0;
+        if (src >= k->buf + 2 && (unsigned char)src[-2] == 0xE2 && (unsigned char)src[-1] == 0x80 &&
+            ((unsigned char)src[0] == 0xA8 || (unsigned char)src[0] == 0xA9)) { cp = 0x2000u + ((unsigned char)src[0] - 0x80u); src -= 2; }
+        else if (src >= k->buf + 1 && (unsigned char)src[-1] == 0xC2 && (unsigned char)src[0] == 0x85) { cp = 0x85; src -= 1; }
+        if (cp) {
+            static const char hx[] = "0123456789abcdef";
+            dst -= 6;
+            dst[0] = '\\'; dst[1] = 'u';
+            dst[2] = hx[(cp >> 12) & 15]; dst[3] = hx[(cp >> 8) & 15]; dst[4] = hx[(cp >> 4) & 15]; dst[5] = hx[cp & 15];
+        } else {
+            *--dst = *src;
+        }
+    }
+    return 1;
+}
+
 /* Prints obj into the sink's reused buffer; NULL if it cannot. */
 static const char *print(mx_sink *k, const cJSON *obj, int pretty)
 {
-    while (!cJSON_PrintPreallocated((cJSON *)obj, k->buf, (int)k->cap, pretty)) {
-        if (k->cap >= (1u << 30)) { k->failed = 1; return NULL; }
-        char *nb = realloc(k->buf, k->cap * 2);
-        if (!nb) { k->failed = 1; return NULL; }
-        k->buf = nb;
-        k->cap *= 2;
-    }
+    while (!cJSON_PrintPreallocated((cJSON *)obj, k->buf, (int)k->cap, pretty))
+        if (!grow(k)) return NULL;
+    if (!escape_line_separators(k)) return NULL;
     return k->buf;
 }
 

@@ -692,6 +692,44 @@ static void auth_response(mx_smtp *m, const uint8_t *l, size_t n)
     mx_ev_end(m->s, ev);
 }
 
+/* SASL mechanisms (IANA registry) whose names may be written: anything else
+ * after AUTH could be a credential typed where the mechanism belongs. */
+static int known_mechanism(const char *m)
+{
+    static const char *const names[] = {
+        "PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "XOAUTH2", "OAUTHBEARER", "NTLM", "GSSAPI",
+        "GSS-SPNEGO", "EXTERNAL", "ANONYMOUS", "SCRAM-SHA-1", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256",
+        "SCRAM-SHA-256-PLUS", "SCRAM-SHA-512", "SCRAM-SHA-512-PLUS", "KERBEROS_V4", "KERBEROS_V5",
+        "GS2-KRB5", "SRP", "OTP", "SKEY", "MSN", "XOAUTH", "APOP", "SECURID", "EAP-AES128",
+        "EAP-AES128-PLUS", "OPENID20", "SAML20", "9798-U-RSA-SHA1-ENC", "DIGEST-SHA-256",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(m, names[i]) == 0) return 1;
+    return 0;
+}
+
+/* A client line that is not a known command is never written: it may be a
+ * credential the parser did not expect (a capture that starts mid-AUTH, a
+ * lost AUTH segment, credentials sent after a refusal).  Only its length and
+ * the kind of characters it holds are told. */
+static void withheld_line(mx_smtp *m, mx_ev *ev, const uint8_t *l, size_t n)
+{
+    int b64 = n >= 4, alnum = 1, text = 1;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = l[i];
+        int an = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!an) alnum = 0;
+        if (!an && c != '+' && c != '/' && c != '=' && c != '-' && c != '_') b64 = 0;
+        if (c < 0x20 || c > 0x7E) text = 0;
+    }
+    mx_ev_bool(ev, "withheld", 1);
+    mx_ev_int(ev, "length", (int64_t)n);
+    mx_ev_str(ev, "chars", b64 ? "base64" : alnum ? "alphanumeric" : text ? "text" : "binary");
+    int cred = b64 || m->last_code == 334 || (m->auth_code >= 400 && m->auth_code < 600) ||
+               m->c_after_gap || (m->s->midstream && !m->any_cmd);
+    mx_ev_bool(ev, "possible_credential", cred);
+}
+
 static int printable_verb(const uint8_t *p, size_t n)
 {
     if (n == 0 || n > 32) return 0;
@@ -730,12 +768,18 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
         }
         return 0;
     }
-    m->any_cmd = 1;
-    m->commands++;
     int pipelined = m->qlen > 0;
     mx_ev *ev = mx_ev_begin(m->s, "smtp.command", MX_CLIENT);
-    if (v == V_UNKNOWN) { WIRE(ev, "verb", l, vl); mx_ev_bool(ev, "known", 0); }
-    else mx_ev_str(ev, "verb", verb_name[v]);
+    if (v == V_UNKNOWN) {
+        mx_ev_str(ev, "verb", verb_name[V_UNKNOWN]);
+        mx_ev_bool(ev, "known", 0);
+        withheld_line(m, ev, l, n);
+        al = 0;
+    } else {
+        mx_ev_str(ev, "verb", verb_name[v]);
+    }
+    m->any_cmd = 1;
+    m->commands++;
     if (v == V_AUTH) {
         const uint8_t *a2 = arg; size_t n2 = al;
         trim(&a2, &n2);
@@ -748,7 +792,13 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
             if (*c >= 'a' && *c <= 'z') *c = (char)(*c - 32);
             else if (!((*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_')) *c = '?';
         }
-        WIRE(ev, "arg", m->auth_mech, strlen(m->auth_mech));
+        if (!known_mechanism(m->auth_mech)) {
+            mx_ev_bool(ev, "withheld", 1);
+            mx_ev_int(ev, "length", (int64_t)ml);
+            mx_ev_bool(ev, "possible_credential", 1);
+            snprintf(m->auth_mech, sizeof m->auth_mech, "%s", ml ? "UNKNOWN" : "");
+        }
+        if (m->auth_mech[0]) WIRE(ev, "arg", m->auth_mech, strlen(m->auth_mech));
         mx_ev_str(ev, "mechanism", m->auth_mech);
         m->auth_step = 0;
         m->auth_expect = 0;

@@ -3,9 +3,10 @@
  * Part of the output layer (with sink_json.c): it reads the same per-session
  * document the timeline writes.  Wire text in these documents is already
  * valid UTF-8 without NUL (mx_text_clean); here it gets the quoting of its
- * format: control characters are shown as \xNN on a terminal, and & < > " '
- * become entities in HTML, so captured bytes can neither move a terminal's
- * cursor nor add markup to the report.
+ * format: control characters are shown as \xNN, and C1 controls, bidi
+ * overrides and isolates and the line separators as \uNNNN, on a terminal and
+ * in HTML alike; & < > " ' become entities in HTML, so captured bytes can
+ * neither move a terminal's cursor, reorder what is shown, nor add markup.
  */
 #include "mx/view.h"
 
@@ -16,11 +17,28 @@
 
 /* ---- quoting ------------------------------------------------------------- */
 
+/* Code points that are valid UTF-8 yet act on a screen: C1 controls
+ * (U+0080-U+009F, U+009B is a CSI), the bidi embeddings and overrides
+ * (U+202A-U+202E), the bidi isolates (U+2066-U+2069) and the line and
+ * paragraph separators (U+2028, U+2029).  Returns the sequence's length and
+ * its code point in *cp, or 0 when the bytes at s are harmless. */
+size_t mx_view_unsafe(const char *s, unsigned *cp)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (u[0] == 0xC2 && u[1] >= 0x80 && u[1] <= 0x9F) { *cp = u[1]; return 2; }
+    if (u[0] == 0xE2 && u[1] == 0x80 && u[2] >= 0xA8 && u[2] <= 0xAE) { *cp = 0x2000u + (u[2] - 0x80u); return 3; }
+    if (u[0] == 0xE2 && u[1] == 0x81 && u[2] >= 0xA6 && u[2] <= 0xA9) { *cp = 0x2040u + (u[2] - 0x80u); return 3; }
+    return 0;
+}
+
 void mx_view_text(FILE *f, const char *s)
 {
     for (; s && *s; s++) {
         unsigned char c = (unsigned char)*s;
+        unsigned cp;
+        size_t k;
         if (c < 0x20 || c == 0x7F) fprintf(f, "\\x%02x", c);
+        else if (c >= 0xC2 && (k = mx_view_unsafe(s, &cp)) != 0) { fprintf(f, "\\u%04x", cp); s += k - 1; }
         else fputc(c, f);
     }
 }
@@ -28,6 +46,8 @@ void mx_view_text(FILE *f, const char *s)
 void mx_view_html(FILE *f, const char *s)
 {
     for (; s && *s; s++) {
+        unsigned cp;
+        size_t k;
         switch (*s) {
         case '&': fputs("&amp;", f); break;
         case '<': fputs("&lt;", f); break;
@@ -35,7 +55,10 @@ void mx_view_html(FILE *f, const char *s)
         case '"': fputs("&quot;", f); break;
         case '\'': fputs("&#39;", f); break;
         default:
-            if ((unsigned char)*s < 0x20 || *s == 0x7F) fprintf(f, "&#x%x;", (unsigned char)*s);
+            /* shown as text: a character reference would still act (and
+             * &#x80;-&#x9f; mean windows-1252 letters in HTML) */
+            if ((unsigned char)*s < 0x20 || *s == 0x7F) fprintf(f, "\\x%02x", (unsigned char)*s);
+            else if ((unsigned char)*s >= 0xC2 && (k = mx_view_unsafe(s, &cp)) != 0) { fprintf(f, "\\u%04x", cp); s += k - 1; }
             else fputc(*s, f);
         }
     }
@@ -108,6 +131,13 @@ static int describe_raw(const cJSON *e, char *buf, size_t cap)
     }
     if (!strcmp(type, "smtp.command")) {
         const char *v = str(e, "verb"), *a = str(e, "arg");
+        if (boolean(e, "withheld") && !a) {
+            const char *ch = str(e, "chars");
+            snprintf(buf, cap, "[%s line of %.0f bytes withheld%s%s%s]", boolean(e, "known") || !str(e, "chars") ? v : "unknown",
+                     num(e, "length", 0), ch ? ", " : "", ch ? ch : "",
+                     boolean(e, "possible_credential") ? ", possible credential" : "");
+            return 0;
+        }
         snprintf(buf, cap, "%s%s%s%s", v ? v : "", a ? " " : "", a ? a : "", boolean(e, "truncated") ? " [truncated]" : "");
         return 0;
     }

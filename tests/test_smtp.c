@@ -242,7 +242,9 @@ int main(void)
         HAS(o, "\"arg_truncated\":true");
         HAS(o, "\"truncated\":true");
         HAS(o, "\"kind\":\"not_smtp_command\"");
-        HAS(o, "\"verb\":\"XFOO\",\"known\":false");
+        HAS(o, "\"verb\":\"UNKNOWN\",\"known\":false,\"withheld\":true,\"length\":8,\"chars\":\"text\"");
+        HASNT(o, "XFOO");
+        HASNT(o, "bar");
         HAS(o, "\"answers\":\"QUIT\"");
         free(o);
     }

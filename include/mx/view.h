@@ -19,6 +19,9 @@ typedef struct mx_view_row {       /* one line of the HTML index */
 double mx_view_num(const struct cJSON *o, const char *k, double dflt);
 
 /* The format's quoting of already-clean UTF-8 text. */
+/* Length of a screen-acting code point at s (C1 control, bidi control,
+ * U+2028/U+2029) with the code point in *cp; 0 if none starts there. */
+size_t mx_view_unsafe(const char *s, unsigned *cp);
 void mx_view_text(FILE *f, const char *s);
 void mx_view_html(FILE *f, const char *s);
 
