@@ -109,6 +109,7 @@ struct mx_smtp {
     uint8_t s_discard;            /* server: skip to next LF        */
     uint8_t c_after_gap, s_after_gap;
     uint8_t greeted, any_cmd, esmtp;
+    uint8_t server_spoke;         /* the server has sent any byte     */
     /* pipelined commands awaiting replies */
     pend *q;
     uint32_t qhead, qlen;
@@ -769,6 +770,9 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
         return 0;
     }
     int pipelined = m->qlen > 0;
+    if (!m->server_spoke && !m->s->midstream && !m->c_after_gap && !m->s_after_gap)
+        mx_sess_anomaly(m->s, MX_CLIENT, "client_spoke_first",
+                        "command sent before the server's greeting (pregreet)");
     mx_ev *ev = mx_ev_begin(m->s, "smtp.command", MX_CLIENT);
     if (v == V_UNKNOWN) {
         mx_ev_str(ev, "verb", verb_name[V_UNKNOWN]);
@@ -1081,7 +1085,15 @@ static void reply_done(mx_smtp *m, int incomplete)
     pend none = { V_UNKNOWN, 0, 0, 0 }, *h = q_head(m), cur;
     int unsolicited = 0, not_seen = 0;
 
-    if (!h) {
+    if (!m->greeted && m->replies == 0 && !m->s->midstream && !m->s_after_gap &&
+        (code == 220 || code == 554 || code == 421)) {
+        /* The first reply on a connection seen from its start, when it is a
+         * greeting's code, is the greeting, whatever the client sent before
+         * it: commands sent early (an early talker, PIPE_CONNECT) stay
+         * queued for the replies that follow it. */
+        none.verb = V_GREETING;
+        cur = none;
+    } else if (!h) {
         /* A greeting is a 220, or a refusal at connect (554, 421) (RFC 5321
          * §4.3.1).  Anything else with no command waiting answers one we
          * did not see (capture started late, or bytes lost), or none. */
@@ -1327,6 +1339,7 @@ static int reply_code(const uint8_t *l, size_t n);
 static size_t server_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
 {
     size_t i = 0;
+    if (n) m->server_spoke = 1;
     while (i < n) {
         if (m->s->app[MX_SERVER] != MX_APP_SMTP) return i;   /* handed off */
         const uint8_t *l = p + i;

@@ -249,6 +249,57 @@ int main(void)
         free(o);
     }
     {
+        /* The client speaks before the 220: the greeting is still the
+         * greeting, and every later reply pairs with its own command. */
+        const char *name = "early-talker";
+        chunk t[] = {
+            C("EHLO c.example\r\n"), S("220 mx.example ESMTP\r\n"),
+            S("250-mx.example\r\n250-PIPELINING\r\n250 STARTTLS\r\n"),
+            C("MAIL FROM:<a@x>\r\n"), S("250 2.1.0 Ok\r\n"),
+            C("RCPT TO:<b@x>\r\n"), S("250 2.1.5 Ok\r\n"),
+            C("DATA\r\n"), S("354 go\r\n"),
+            C("Subject: s\r\n\r\nQUIT\r\nbody\r\n.\r\n"), S("250 2.0.0 Ok: queued as E1\r\n"),
+            C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"kind\":\"client_spoke_first\"");
+        HAS(o, "\"code\":220,\"class\":\"success\",\"lines\":[\"mx.example ESMTP\"],\"answers\":\"<greeting>\"");
+        HAS(o, "\"answers\":\"EHLO\"");
+        HAS(o, "\"STARTTLS\"");
+        HAS(o, "\"code\":354,\"class\":\"intermediate\",\"lines\":[\"go\"],\"answers\":\"DATA\"");
+        HAS(o, "\"queue_id\":\"E1\"");
+        HAS(o, "\"answers\":\"QUIT\"");
+        CHECK(count(o, "\"type\":\"smtp.command\"") == 5, "%s: five commands, message lines are not commands", name);
+        HAS(o, "\"starttls_offered\":true");
+        HAS(o, "\"messages_accepted\":1");
+        HASNT(o, "\"unanswered\"");
+        free(o);
+    }
+    {
+        /* PIPE_CONNECT: EHLO, MAIL and RCPT all before the greeting. */
+        const char *name = "pipe-connect";
+        chunk t[] = {
+            C("EHLO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\n"),
+            S("220 mx\r\n"), S("250 mx\r\n250 ok\r\n250 ok\r\n"),
+            C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"kind\":\"client_spoke_first\"");
+        HAS(o, "\"answers\":\"<greeting>\"");
+        HAS(o, "\"answers\":\"RCPT\"");
+        HAS(o, "\"answers\":\"QUIT\"");
+        HASNT(o, "\"unsolicited\"");
+        free(o);
+    }
+    {
+        /* A normal start says nothing about early talking. */
+        const char *name = "no-early-talk";
+        chunk t[] = { S("220 mx\r\n"), C("EHLO c\r\n"), S("250 mx\r\n"), C("QUIT\r\n"), S("221 bye\r\n"), END };
+        char *o = feed_all(name, t, 0);
+        HASNT(o, "client_spoke_first");
+        free(o);
+    }
+    {
         const char *name = "gap-in-body";
         chunk t[] = {
             S("220 mx\r\n"), C("HELO c\r\n"), S("250 mx\r\n"),
