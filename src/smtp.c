@@ -122,6 +122,7 @@ struct mx_smtp {
     /* BDAT */
     uint64_t chunk_left;
     uint8_t chunk_last;
+    uint8_t chunk_unsure;         /* BDAT had extra tokens: its chunk may never come */
     /* AUTH */
     char auth_mech[24];
     uint32_t auth_step;
@@ -833,7 +834,7 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
     if (pipelined) mx_ev_bool(ev, "pipelined", 1);
     if (m->c_after_gap) { mx_ev_bool(ev, "after_gap", 1); m->c_after_gap = 0; }
 
-    int stop = 0;
+    int stop = 0, bdat_chunk = 0;
     switch (v) {
     case V_HELO: case V_EHLO: case V_LHLO:
         copy_cstr(m->helo, sizeof m->helo, arg, al);
@@ -850,24 +851,46 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
         stop = 1;
         break;
     case V_BDAT: {
+        /* RFC 3030: "BDAT" SP chunk-size [SP "LAST"], chunk-size 1*DIGIT.
+         * Without a size there is no chunk to skip; with a size and other
+         * tokens a server answers 501 and may not read one, so the chunk is
+         * taken only if what follows is not a command. */
         uint64_t sz = 0;
         size_t i = 0;
-        int ok = al > 0;
+        int ok = 1, overflow = 0;
         while (i < al && arg[i] >= '0' && arg[i] <= '9') {
-            if (sz > (UINT64_MAX - 9) / 10) { ok = 0; break; }
-            sz = sz * 10 + (uint64_t)(arg[i] - '0');
+            if (sz > (UINT64_MAX - 9) / 10) overflow = 1;
+            else sz = sz * 10 + (uint64_t)(arg[i] - '0');
             i++;
         }
-        if (i == 0) ok = 0;
         const uint8_t *r = arg + i; size_t rl = al - i;
+        int sep = rl == 0 || is_sp(r[0]);
         trim(&r, &rl);
         int last = rl == 4 && mx_ci_prefix(r, 4, "LAST");
-        mx_ev_int(ev, "size", (int64_t)sz);
-        mx_ev_bool(ev, "last", last);
-        if (!ok) { mx_sess_anomaly(m->s, MX_CLIENT, "bad_bdat_size", NULL); break; }
+        const char *bad = NULL;
+        if (i == 0) bad = al ? "BDAT size is not a decimal number" : "BDAT without a size";
+        else if (overflow) bad = "BDAT size does not fit in 64 bits";
+        else if (!sep) bad = "BDAT size is not a decimal number";
+        if (bad) ok = 0;
+        if (ok) {
+            mx_ev_int(ev, "size", (int64_t)(sz > INT64_MAX ? INT64_MAX : sz));
+            mx_ev_bool(ev, "last", last);
+        }
+        if (!ok) {
+            mx_ev_bool(ev, "malformed", 1);
+            mx_sess_anomaly(m->s, MX_CLIENT, "bad_bdat_size", bad);
+            break;
+        }
+        m->chunk_unsure = 0;
+        if (rl && !last) {
+            mx_ev_bool(ev, "malformed", 1);
+            mx_sess_anomaly(m->s, MX_CLIENT, "bad_bdat_args", "BDAT with tokens other than LAST after the size");
+            m->chunk_unsure = 1;
+        }
         if (!m->m || !m->m->bdat) msg_start(m, 1);
         m->chunk_left = sz;
         m->chunk_last = (uint8_t)last;
+        bdat_chunk = 1;
         break;
     }
     case V_QUIT:
@@ -881,6 +904,10 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
     }
     mx_ev_end(m->s, ev);
 
+    if (v == V_BDAT && !bdat_chunk) {
+        q_push(m, V_BDAT, 0);        /* malformed: answered, no chunk follows */
+        return 0;
+    }
     if (v == V_BDAT && m->m && m->m->bdat) {
         q_push(m, V_BDAT, m->chunk_last);
         if (m->chunk_left) set_cmode(m, CM_CHUNK);
@@ -894,7 +921,17 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
     return stop;
 }
 
-/* Does a known verb start here (followed by a space or the line end)? */
+/* Does a known verb start here (followed by a space or the line end)?
+ * 1 yes, 0 no, -1 too few bytes to tell. */
+static int command_starts(const uint8_t *p, size_t n)
+{
+    size_t k = 0;
+    while (k < n && k < 9 && p[k] != ' ' && p[k] != '\r' && p[k] != '\n') k++;
+    if (k == 9) return 0;
+    if (k == n) return -1;
+    return verb_of(p, k) != V_UNKNOWN;
+}
+
 static int line_starts_command(const uint8_t *p, size_t n)
 {
     size_t k = 0;
@@ -935,6 +972,19 @@ static size_t client_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
             break;
         }
         case CM_CHUNK: {
+            if (m->chunk_unsure) {
+                /* After "BDAT 5 X": a command here means no chunk was sent. */
+                int c = command_starts(p + i, n - i);
+                if (c < 0 && !force) return i;
+                m->chunk_unsure = 0;
+                if (c > 0) {
+                    mx_sess_anomaly(m->s, MX_CLIENT, "bdat_chunk_not_sent",
+                                    "commands follow a malformed BDAT: its chunk was not sent");
+                    m->chunk_left = 0;
+                    set_cmode(m, CM_CMD);
+                    break;
+                }
+            }
             size_t take = n - i < m->chunk_left ? n - i : (size_t)m->chunk_left;
             if (m->m) chunk_scan(m, p + i, take);
             m->chunk_left -= take;

@@ -300,6 +300,68 @@ int main(void)
         free(o);
     }
     {
+        /* "BDAT 5 X": the server answers 501 and reads no chunk; the commands
+         * pipelined after it are commands, not five bytes of message. */
+        const char *name = "bdat-extra-token";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 CHUNKING\r\n"),
+            C("BDAT 5 X\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nBDAT 7 LAST\r\nhello\r\n"),
+            S("501 5.5.4 Syntax: BDAT count [LAST]\r\n250 ok\r\n250 ok\r\n250 2.0.0 Ok: queued as B7\r\n"),
+            C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"kind\":\"bad_bdat_args\"");
+        HAS(o, "\"kind\":\"bdat_chunk_not_sent\"");
+        HAS(o, "\"verb\":\"MAIL\"");
+        HAS(o, "\"code\":501,\"enhanced\":\"5.5.4\",\"class\":\"permanent\",\"lines\":[\"5.5.4 Syntax: BDAT count [LAST]\"],\"answers\":\"BDAT\"");
+        HAS(o, "\"queue_id\":\"B7\"");
+        HAS(o, "\"messages_accepted\":1");
+        HAS(o, "\"answers\":\"QUIT\"");
+        HASNT(o, "withheld");
+        free(o);
+    }
+    {
+        /* Extra tokens but the chunk does follow: it is read as a chunk. */
+        const char *name = "bdat-extra-token-chunk";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 CHUNKING\r\n"),
+            C("MAIL FROM:<a@x>\r\n"), S("250 ok\r\n"), C("RCPT TO:<b@x>\r\n"), S("250 ok\r\n"),
+            C("BDAT 6 X\r\nhello\n"), S("250 ok 6 octets\r\n"),
+            C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"kind\":\"bad_bdat_args\"");
+        HASNT(o, "bdat_chunk_not_sent");
+        HASNT(o, "withheld");
+        HAS(o, "\"answers\":\"QUIT\"");
+        free(o);
+    }
+    {
+        /* No usable size: no chunk at all, the next lines are commands. */
+        const char *name = "bdat-bad-size";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 CHUNKING\r\n"),
+            C("BDAT 99999999999999999999 LAST\r\n"), S("552 5.3.4 too big\r\n"),
+            C("BDAT abc\r\n"), S("501 5.5.4 Syntax\r\n"),
+            C("BDAT 5LAST\r\n"), S("501 5.5.4 Syntax\r\n"),
+            C("BDAT\r\n"), S("501 5.5.4 Syntax\r\n"),
+            C("RSET\r\nMAIL FROM:<a@x>\r\n"), S("250 ok\r\n250 ok\r\n"),
+            C("RCPT TO:<b@x>\r\n"), S("250 ok\r\n"),
+            C("BDAT 5 LAST\r\nab\r\n\n"), S("250 2.0.0 Ok: queued as Z1\r\n"),
+            C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"kind\":\"bad_bdat_size\"");
+        CHECK(count(o, "\"malformed\":true") == 4, "%s: four malformed BDAT", name);
+        HAS(o, "\"verb\":\"RSET\"");
+        HAS(o, "\"queue_id\":\"Z1\"");
+        HAS(o, "\"messages_accepted\":1");
+        HAS(o, "\"answers\":\"QUIT\"");
+        HASNT(o, "withheld");
+        HASNT(o, "\"unsolicited\"");
+        free(o);
+    }
+    {
         const char *name = "gap-in-body";
         chunk t[] = {
             S("220 mx\r\n"), C("HELO c\r\n"), S("250 mx\r\n"),
