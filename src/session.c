@@ -44,6 +44,7 @@ void mx_sess_start_tls(mx_sess *s)
     s->app[MX_CLIENT] = MX_APP_TLS;
     s->app[MX_SERVER] = MX_APP_TLS;
     s->tls_handoff = 1;
+    s->handoff_open[MX_CLIENT] = s->handoff_open[MX_SERVER] = 1;
     if (s->kick) s->kick(s, MX_CLIENT);
 }
 
@@ -55,7 +56,27 @@ size_t mx_sess_feed(mx_sess *s, int dir, const uint8_t *p, size_t n, int force)
         size_t c;
         switch (a) {
         case MX_APP_SMTP: c = mx_smtp_feed(s->smtp, dir, p + used, n - used, force); break;
-        case MX_APP_TLS:  c = mx_tls_feed(s->tls, dir, p + used, n - used, force); break;
+        case MX_APP_TLS:
+            if (s->handoff_open[dir] && s->smtp) {
+                /* The 220 to STARTTLS was given, but is TLS what follows?
+                 * A middlebox that answers STARTTLS itself, or a broken
+                 * server, lets the conversation go on in clear text. */
+                int plain = mx_smtp_looks_plain(dir, p + used, n - used);
+                if (plain < 0 && !force) return used;
+                s->handoff_open[dir] = 0;
+                if (plain > 0 || (s->starttls_plain && plain < 0)) {
+                    if (!s->starttls_plain) {
+                        s->starttls_plain = 1;
+                        s->starttls_plain_frame = s->cur_frame;
+                        mx_sess_anomaly(s, dir, "starttls_not_followed_by_tls",
+                                        "the 220 to STARTTLS was followed by clear-text SMTP, not TLS");
+                    }
+                    mx_smtp_resume(s->smtp, dir);
+                    continue;
+                }
+            }
+            c = mx_tls_feed(s->tls, dir, p + used, n - used, force);
+            break;
         default:          c = n - used; break;
         }
         used += c;

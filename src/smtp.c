@@ -1528,9 +1528,33 @@ void mx_smtp_summary(const mx_smtp *m, mx_ev *o)
     mx_ev_str(o, "client_state", cmode_name[m->cmode]);
 }
 
+int mx_smtp_looks_plain(int dir, const uint8_t *p, size_t n)
+{
+    if (n == 0) return -1;
+    if (p[0] >= 20 && p[0] <= 24) return 0;          /* a TLS record type */
+    if (dir == MX_CLIENT) return command_starts(p, n);
+    for (size_t i = 0; i < 3; i++) {
+        if (i == n) return -1;
+        if (p[i] < '0' || p[i] > '9') return 0;
+    }
+    if (n == 3) return -1;
+    return p[3] == ' ' || p[3] == '-' || p[3] == '\r' || p[3] == '\n';
+}
+
+void mx_smtp_resume(mx_smtp *m, int dir)
+{
+    m->s->app[dir] = MX_APP_SMTP;
+    if (dir == MX_CLIENT) {
+        set_cmode(m, CM_CMD);
+        m->early = 0;
+    }
+}
+
 void mx_smtp_facts(const mx_smtp *m, mx_facts *f)
 {
     if (!m) return;
+    f->starttls_plain = m->s->starttls_plain;
+    f->starttls_plain_frame = m->s->starttls_plain_frame;
     f->greeting_code = m->greeting_code;
     f->greeting_frame = m->greeting_frame;
     f->ehlo_code = m->ehlo_code;

@@ -90,6 +90,7 @@ static const char *last_step(const mx_facts *f)
 
 static void tls_part(const mx_facts *f, mx_verdict *v)
 {
+    if (f->starttls_plain) { v->tls = "starttls_not_followed_by_tls"; return; }
     if (f->implicit_tls || f->starttls_code == 220 || (f->tls_seen && f->client_hello_seen)) {
         if (f->tls_complete) v->tls = "tls_ok";
         else if (f->alert_from == MX_SERVER) v->tls = "tls_rejected_by_server";
@@ -157,7 +158,8 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
     else if (f->fin_first >= 0) { v->ended_by = side(f->fin_first); v->how = "fin"; }
     else { v->ended_by = "capture"; v->how = f->end_reason ? f->end_reason : "end_of_input"; }
 
-    int tls_tried = f->implicit_tls || f->starttls_code == 220 || (f->tls_seen && f->client_hello_seen);
+    int tls_tried = !f->starttls_plain &&
+                    (f->implicit_tls || f->starttls_code == 220 || (f->tls_seen && f->client_hello_seen));
 
     if (f->refused) {
         v->code = "refused";
@@ -245,10 +247,14 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
     if (f->msgs_ok) {
         v->code = "delivered";
         v->ok = 1;
+        char plainp[192];
+        snprintf(plainp, sizeof plainp, ", in clear text: STARTTLS was accepted (220) but the session went on without TLS from frame %llu",
+                 (unsigned long long)f->starttls_plain_frame);
         const char *how_tls = !v->tls ? "" : strcmp(v->tls, "tls_ok") == 0 ? ""
                             : strcmp(v->tls, "starttls_not_offered") == 0 ? ", in clear text: the server did not offer STARTTLS"
                             : strcmp(v->tls, "no_esmtp") == 0 ? ", in clear text: the server does not speak ESMTP (EHLO rejected), so STARTTLS was impossible"
                             : strcmp(v->tls, "starttls_not_used") == 0 ? ", in clear text: STARTTLS was offered but the client did not use it"
+                            : strcmp(v->tls, "starttls_not_followed_by_tls") == 0 ? plainp
                             : ", in clear text";
         char authp[96] = "";
         if (f->auth_code / 100 == 2)
@@ -259,7 +265,12 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
                  f->rcpt_bad ? "; some recipients were rejected" : "");
         if (f->rcpt_bad) v->cause = "some_recipients_rejected";
         if (f->auth_code / 100 == 2 && !tls_tried) v->cause = "cleartext_credentials";
-        if (f->auth_code / 100 == 2 && !tls_tried)
+        if (f->starttls_plain) {
+            v->cause = "starttls_not_followed_by_tls";
+            snprintf(r, rc, "Something between client and server answered STARTTLS and kept the session in clear text "
+                            "(a firewall's SMTP inspection, or a broken server): turn that inspection off or let STARTTLS through%s.",
+                     f->auth_code / 100 == 2 ? "; the AUTH credentials crossed the network in clear text" : "");
+        } else if (f->auth_code / 100 == 2 && !tls_tried)
             snprintf(r, rc, "The AUTH credentials crossed the network in clear text: use STARTTLS or port 465.");
         else if (v->tls && strcmp(v->tls, "tls_ok") != 0)
             snprintf(r, rc, "If the mail must be encrypted, enable STARTTLS on the server and require it on the client.");

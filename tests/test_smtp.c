@@ -362,6 +362,39 @@ int main(void)
         free(o);
     }
     {
+        /* A middlebox answers STARTTLS itself and the session goes on in
+         * clear text: SMTP is followed on, not taken for broken TLS. */
+        const char *name = "starttls-then-cleartext";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 STARTTLS\r\n"),
+            C("STARTTLS\r\n"), S("220 2.0.0 Ready to start TLS\r\n"),
+            C("EHLO c\r\n"), S("250-mx\r\n250 8BITMIME\r\n"),
+            C("MAIL FROM:<a@x>\r\n"), S("250 ok\r\n"), C("RCPT TO:<b@x>\r\n"), S("250 ok\r\n"),
+            C("DATA\r\n"), S("354 go\r\n"), C("Subject: p\r\n\r\nhi\r\n.\r\n"),
+            S("250 2.0.0 Ok: queued as P1\r\n"), C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"kind\":\"starttls_not_followed_by_tls\"");
+        HASNT(o, "cleartext_after_starttls");
+        HASNT(o, "not_tls");
+        HAS(o, "\"queue_id\":\"P1\"");
+        HAS(o, "\"messages_accepted\":1");
+        HAS(o, "\"answers\":\"QUIT\"");
+        free(o);
+    }
+    {
+        /* Injection after the 220 (not SMTP, not TLS) is still reported so. */
+        const char *name = "starttls-then-garbage";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 STARTTLS\r\n"),
+            C("STARTTLS\r\n"), S("220 go\r\n"), C("hello there\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"kind\":\"cleartext_after_starttls\"");
+        HASNT(o, "starttls_not_followed_by_tls");
+        free(o);
+    }
+    {
         const char *name = "gap-in-body";
         chunk t[] = {
             S("220 mx\r\n"), C("HELO c\r\n"), S("250 mx\r\n"),

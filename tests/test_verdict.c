@@ -34,6 +34,17 @@ int main(void)
     CHECK(strstr(v.explanation, "queue id Q1") && strstr(v.explanation, "clear text"), "%s", v.explanation);
     CHECK(!strcmp(v.last_step, "quit") && !strcmp(v.ended_by, "client") && !strcmp(v.how, "quit"), "steps");
 
+    /* STARTTLS accepted, then clear text: delivered, but not over TLS. */
+    f = base();
+    f.starttls_offered = 1; f.starttls_code = 220; f.starttls_plain = 1; f.starttls_plain_frame = 12;
+    f.mail_seen = 1; f.rcpt_ok = 1; f.data_seen = 1; f.msgs_ok = 1; f.quit_sent = f.quit_answered = 1;
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "delivered") && !strcmp(v.tls, "starttls_not_followed_by_tls"), "plain after STARTTLS: %s %s", v.code, v.tls);
+    CHECK(v.cause && !strcmp(v.cause, "starttls_not_followed_by_tls"), "cause %s", v.cause ? v.cause : "-");
+    CHECK(strstr(v.explanation, "frame 12") && strstr(v.explanation, "without TLS"), "%s", v.explanation);
+    CHECK(strstr(v.remedy, "inspection"), "%s", v.remedy);
+    CHECK(!strstr(v.log_line, "TLS success"), "%s", v.log_line);
+
     f = base();
     f.synack_seen = 0; f.greeting_code = 0; f.ehlo_code = 0; f.refused = 1; f.syn_frame = 5; f.refused_frame = 6;
     f.server_port = 587;

@@ -48,6 +48,9 @@ typedef struct mx_sess {
     uint8_t tls_from_start;      /* implicit TLS port (465)             */
     uint8_t tls_handoff;         /* STARTTLS accepted in this packet    */
     uint8_t off_port;            /* not a mail port: followed on nDPI's word */
+    uint8_t handoff_open[2];     /* first bytes after a STARTTLS hand-off not yet judged */
+    uint8_t starttls_plain;      /* SMTP went on in clear text after the 220 */
+    uint64_t starttls_plain_frame;
     enum mx_app app[2];
     mx_smtp *smtp;
     mx_tls *tls;

@@ -25,6 +25,12 @@ void mx_smtp_free(mx_smtp *m);
 size_t mx_smtp_feed(mx_smtp *m, int dir, const uint8_t *p, size_t n, int force);
 void mx_smtp_gap(mx_smtp *m, int dir, uint32_t len);
 void mx_smtp_eof(mx_smtp *m, int dir);
+/* After a STARTTLS hand-off: do these first bytes of dir look like SMTP
+ * (a command line from the client, a reply line from the server) rather
+ * than TLS?  1 yes, 0 no, -1 too few bytes to tell. */
+int mx_smtp_looks_plain(int dir, const uint8_t *p, size_t n);
+/* Takes dir back from TLS: the conversation goes on in clear text. */
+void mx_smtp_resume(mx_smtp *m, int dir);
 struct mx_facts;
 /* Adds what the conversation showed to the verdict's facts. */
 void mx_smtp_facts(const mx_smtp *m, struct mx_facts *f);

@@ -47,6 +47,8 @@ typedef struct mx_facts {
     int esmtp, starttls_offered;
     int starttls_code;        /* 0: not asked                           */
     uint64_t starttls_frame;
+    int starttls_plain;       /* clear-text SMTP went on after the 220 */
+    uint64_t starttls_plain_frame;
     char auth_mech[24];
     int auth_code;
     uint64_t auth_frame;
