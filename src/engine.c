@@ -50,6 +50,14 @@ typedef struct flow {
     uint64_t syn_frame, refused_frame, rst_frame, fin_frame;
     int rst_from, fin_first;
     const char *end_reason;
+    /* The connection is over (FINs, a reset, a refusal) but its session is
+     * written only after LINGER_US of capture time, so that late resets
+     * (both sides resetting, late segments answered by RST) are on it. */
+    uint8_t ending;
+    uint8_t pend_incomplete;
+    const char *pend_reason;
+    uint64_t end_us;
+    uint64_t late_packets;
     uint8_t probation;            /* off the mail ports, awaiting nDPI      */
     mx_cflow *cf;
     dirstate d[2];
@@ -248,6 +256,7 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
 {
     mx_sess *s = &f->sess;
     if (f->state == ST_CLOSED) return;
+    if (f->ending) { reason = f->pend_reason; incomplete = f->pend_incomplete; }
     if (!decide(e, f, 1)) return;
     for (int dir = 0; dir < 2; dir++) {
         mx_stream_ctx c = sctx(e, f, dir);
@@ -284,7 +293,8 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     mx_verdict_write(&verdict, mx_ev_obj(ev, "verdict"));
     mx_ev_str(ev, "reason", reason);
     mx_ev_bool(ev, "incomplete", incomplete);
-    mx_ev_seconds(ev, "duration", e->now_us - s->start_us);
+    mx_ev_seconds(ev, "duration", (f->ending ? f->end_us : e->now_us) - s->start_us);
+    if (f->late_packets) mx_ev_int(ev, "packets_after_close", (int64_t)f->late_packets);
     if (s->midstream) mx_ev_bool(ev, "midstream", 1);
     dir_summary(mx_ev_obj(ev, "client_stats"), &f->d[MX_CLIENT]);
     dir_summary(mx_ev_obj(ev, "server_stats"), &f->d[MX_SERVER]);
@@ -303,7 +313,18 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     if (s->tls) { mx_tls_free(s->tls); s->tls = NULL; }
     for (int dir = 0; dir < 2; dir++) mx_stream_free(&f->d[dir].st);
     f->state = ST_CLOSED;
+    f->ending = 0;
     f->end_reason = reason;
+}
+
+/* The connection ended at this packet: its session is written later. */
+static void session_end_soon(mx_engine *e, flow *f, const char *reason, int incomplete)
+{
+    if (f->state == ST_CLOSED || f->ending) return;
+    f->ending = 1;
+    f->pend_reason = reason;
+    f->pend_incomplete = (uint8_t)incomplete;
+    f->end_us = e->now_us;
 }
 
 static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_src, int off_port)
@@ -311,7 +332,9 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
     if (e->live >= e->cfg.opt.lim.max_flows) {
         /* Evict the least recently active flow. */
         flow *old = e->head;
-        if (old->state != ST_CLOSED) {
+        if (old->ending) {
+            session_close(e, old, NULL, 0);
+        } else if (old->state != ST_CLOSED) {
             e->st.evicted++;
             mx_ev *ev = mx_ev_begin(&old->sess, "limit", MX_NODIR);
             mx_ev_str(ev, "limit", "max_flows");
@@ -415,6 +438,16 @@ static void on_rst(mx_engine *e, flow *f, int dir, const mx_pkt *k)
         exact = d == 0;
         in_window = d >= 0 && (uint32_t)d <= win * 16u;
     }
+    if (f->ending) {
+        /* After the end: a second reset, or late segments answered by one. */
+        mx_ev *ev = mx_ev_begin(s, "tcp.rst", dir);
+        mx_ev_int(ev, "seq", k->seq);
+        mx_ev_bool(ev, "in_window", in_window);
+        mx_ev_bool(ev, "after_close", 1);
+        if (k->paylen) mx_ev_int(ev, "payload_bytes", k->paylen);
+        mx_ev_end(s, ev);
+        return;
+    }
     if (f->rst_from < 0) { f->rst_from = dir; f->rst_frame = e->frame; }
     if (f->state == ST_SYN && dir == MX_SERVER) {
         f->refused_frame = e->frame;
@@ -423,7 +456,7 @@ static void on_rst(mx_engine *e, flow *f, int dir, const mx_pkt *k)
         mx_ev_int(ev, "window", k->win);
         mx_ev_end(s, ev);
         me->rst = 1;
-        session_close(e, f, "refused", 0);
+        session_end_soon(e, f, "refused", 0);
         return;
     }
     mx_ev *ev = mx_ev_begin(s, "tcp.rst", dir);
@@ -437,7 +470,7 @@ static void on_rst(mx_engine *e, flow *f, int dir, const mx_pkt *k)
         return;
     }
     me->rst = 1;
-    session_close(e, f, dir == MX_CLIENT ? "reset_by_client" : "reset_by_server", 0);
+    session_end_soon(e, f, dir == MX_CLIENT ? "reset_by_client" : "reset_by_server", 0);
 }
 
 static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
@@ -499,7 +532,7 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
         mx_ev_int(ev, "seq", end);
         mx_ev_end(s, ev);
     }
-    if (f->d[0].fin && f->d[1].fin) session_close(e, f, "closed", 0);
+    if (f->d[0].fin && f->d[1].fin) session_end_soon(e, f, "closed", 0);
 }
 
 /* ---- packets ----------------------------------------------------------- */
@@ -509,9 +542,11 @@ static void expire(mx_engine *e)
     uint64_t idle = (uint64_t)e->cfg.opt.lim.idle_timeout_s * 1000000ull;
     while (e->head) {
         flow *f = e->head;
-        uint64_t limit = f->state == ST_CLOSED ? LINGER_US : idle;
+        uint64_t limit = f->state == ST_CLOSED || f->ending ? LINGER_US : idle;
         if (f->last_us + limit > e->now_us) break;
-        if (f->state != ST_CLOSED) {
+        if (f->ending) {
+            session_close(e, f, NULL, 0);
+        } else if (f->state != ST_CLOSED) {
             e->st.timed_out++;
             session_close(e, f, "idle_timeout", 1);
         }
@@ -552,6 +587,18 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
     flow *f = flow_find(e, &k, h, &dir);
     int syn_only = (k.flags & (MX_TCP_SYN | MX_TCP_ACK)) == MX_TCP_SYN;
 
+    if (f && f->ending && !syn_only) {
+        /* Late packets of an ended connection: resets are told, the rest
+         * counted.  They do not extend its linger. */
+        if (k.paylen || (k.flags & (MX_TCP_FIN | MX_TCP_RST))) f->late_packets++;
+        if (k.flags & MX_TCP_RST) {
+            f->sess.cur_us = e->now_us;
+            f->sess.cur_frame = e->frame;
+            on_rst(e, f, dir, &k);
+        }
+        return;
+    }
+    if (f && f->ending) session_close(e, f, NULL, 0);      /* port reuse */
     if (f && f->state == ST_CLOSED) {
         if (!syn_only) { f->last_us = e->now_us; return; }  /* straggler */
         flow_remove(e, f);                                  /* port reuse */

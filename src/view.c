@@ -121,7 +121,8 @@ static int describe_raw(const cJSON *e, char *buf, size_t cap)
     if (!strcmp(type, "tcp.synack")) { snprintf(buf, cap, "SYN-ACK"); return 0; }
     if (!strcmp(type, "tcp.fin")) { snprintf(buf, cap, "FIN"); return 0; }
     if (!strcmp(type, "tcp.rst")) {
-        snprintf(buf, cap, "RST%s", boolean(e, "in_window") ? "" : " (outside the window: ignored)");
+        snprintf(buf, cap, "RST%s%s", boolean(e, "after_close") ? " (after the connection ended)" : "",
+                 boolean(e, "in_window") ? "" : " (outside the window: ignored)");
         return 1;
     }
     if (!strcmp(type, "tcp.refused")) { snprintf(buf, cap, "RST: connection refused"); return 1; }
