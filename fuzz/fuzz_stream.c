@@ -75,7 +75,7 @@ static uint8_t derived_byte(uint32_t seq)
 
 static mx_stream_ctx sctx(fctx *f, int dir)
 {
-    mx_stream_ctx c = { &ops, f, dir, &f->lim };
+    mx_stream_ctx c = { &ops, f, dir, &f->lim, 0 };
     return c;
 }
 

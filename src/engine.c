@@ -184,7 +184,7 @@ static const mx_stream_ops stream_ops = { on_data, on_gap, on_limit };
 
 static mx_stream_ctx sctx(mx_engine *e, flow *f, int dir)
 {
-    mx_stream_ctx c = { &stream_ops, f, dir, &e->cfg.opt.lim };
+    mx_stream_ctx c = { &stream_ops, f, dir, &e->cfg.opt.lim, e->now_us };
     return c;
 }
 
@@ -524,6 +524,11 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
         mx_stream_ctx c = sctx(e, f, dir);
         mx_stream_segment(&me->st, &c, k->seq, k->payload, k->caplen, k->paylen, fin);
     }
+    for (int d = 0; d < 2; d++)
+        if (f->d[d].st.ack_wait) {
+            mx_stream_ctx c = sctx(e, f, d);
+            mx_stream_tick(&f->d[d].st, &c);
+        }
     if (fin && !me->fin) {
         me->fin = 1;
         if (f->fin_first < 0) { f->fin_first = dir; f->fin_frame = e->frame; }

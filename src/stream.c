@@ -132,6 +132,9 @@ static void hold(mx_stream *s, const mx_stream_ctx *c, uint32_t seq,
                  const uint8_t *p, uint32_t caplen, uint32_t len, int fin)
 {
     mx_seg **pp;
+    /* The sender's bytes after the acknowledged point came: what is still
+     * missing before them will not (a capture keeps one direction's order). */
+    if (s->ack_wait && sdiff(seq, s->ack_wait_seq) >= 0) s->ack_wait_moved = 1;
     /* Held segments and this one all lie ahead of next_seq (within
      * MAX_DISTANCE), so offsets from it compare without wrapping. */
     uint64_t a0 = seq - s->next_seq, a1 = a0 + caplen;
@@ -206,9 +209,15 @@ void mx_stream_segment(mx_stream *s, const mx_stream_ctx *c, uint32_t seq,
     }
 }
 
+static void declare_acked(mx_stream *s, const mx_stream_ctx *c, uint32_t ack);
+
 void mx_stream_flush(mx_stream *s, const mx_stream_ctx *c)
 {
     if (s->closed) return;
+    if (s->ack_wait) {                 /* never came: lost, as acknowledged */
+        s->ack_wait = 0;
+        declare_acked(s, c, s->ack_wait_seq);
+    }
     while (s->ooo) {
         if (sdiff(s->ooo->seq, s->next_seq) > 0) {
             gap(s, c, s->ooo->seq - s->next_seq, MX_GAP_CLOSE);
@@ -232,7 +241,7 @@ void mx_stream_skip(mx_stream *s, const mx_stream_ctx *c, uint32_t len)
     drain(s, c);
 }
 
-void mx_stream_acked(mx_stream *s, const mx_stream_ctx *c, uint32_t ack)
+static void declare_acked(mx_stream *s, const mx_stream_ctx *c, uint32_t ack)
 {
     if (s->closed || !s->have_seq) return;
     int32_t d = sdiff(ack, s->next_seq);
@@ -249,4 +258,40 @@ void mx_stream_acked(mx_stream *s, const mx_stream_ctx *c, uint32_t ack)
         s->next_seq = upto;
     }
     drain(s, c);
+}
+
+void mx_stream_acked(mx_stream *s, const mx_stream_ctx *c, uint32_t ack)
+{
+    if (s->closed || !s->have_seq) return;
+    int32_t d = sdiff(ack, s->next_seq);
+    if (d <= 0 || d > (int32_t)(1u << 30)) return;
+    /* Bytes after the hole were seen already and are acknowledged too: the
+     * hole is a loss, not a race. */
+    if (s->ooo && sdiff(s->ooo->seq, ack) < 0) {
+        s->ack_wait = 0;
+        declare_acked(s, c, ack);
+        return;
+    }
+    if (!s->ack_wait) {
+        s->ack_wait_moved = 0;
+        s->ack_wait = 1;
+        s->ack_wait_seq = ack;
+        s->ack_wait_pkts = 0;
+        s->ack_wait_us = c->now_us;
+    } else if (sdiff(ack, s->ack_wait_seq) > 0) {
+        s->ack_wait_seq = ack;         /* waits from the first such ACK */
+    }
+}
+
+void mx_stream_tick(mx_stream *s, const mx_stream_ctx *c)
+{
+    if (!s->ack_wait) return;
+    if (s->closed || sdiff(s->next_seq, s->ack_wait_seq) >= 0) { s->ack_wait = 0; return; }
+    s->ack_wait_pkts++;
+    uint64_t waited = c->now_us > s->ack_wait_us ? c->now_us - s->ack_wait_us : 0;
+    if (!s->ack_wait_moved && s->ack_wait_pkts <= c->lim->ack_wait_packets &&
+        waited < (uint64_t)c->lim->ack_wait_ms * 1000u)
+        return;
+    s->ack_wait = 0;
+    declare_acked(s, c, s->ack_wait_seq);
 }

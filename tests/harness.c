@@ -22,7 +22,7 @@ static const mx_stream_ops ops = { h_data, h_gap, NULL };
 
 static mx_stream_ctx sctx(mx_harness *h, int dir)
 {
-    mx_stream_ctx c = { &ops, h, dir, &h->opt.lim };
+    mx_stream_ctx c = { &ops, h, dir, &h->opt.lim, 0 };
     return c;
 }
 

@@ -54,7 +54,7 @@ int main(void)
     {   /* in order, split lines held as tail */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 100);
-        mx_stream_ctx c = { &ops, &k, 0, &lim };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
         seg(&s, &c, 100, "EHLO a\r\nMA");
         CHECK(k.n == 8, "only the whole line consumed (%zu)", k.n);
         seg(&s, &c, 110, "IL FROM:<>\r\n");
@@ -64,7 +64,7 @@ int main(void)
     {   /* reordered and duplicated */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &lim };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
         seg(&s, &c, 4, "cd\n");
         seg(&s, &c, 4, "cd\n");          /* duplicate out of order */
         seg(&s, &c, 0, "ab\nx");         /* fills the hole */
@@ -78,7 +78,7 @@ int main(void)
     {   /* conflicting overlap among held segments */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &lim };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
         seg(&s, &c, 5, "AAAA\n");
         seg(&s, &c, 5, "BBBB\n");
         CHECK(s.conflicts == 1, "conflict counted");
@@ -89,7 +89,7 @@ int main(void)
     {   /* a hole that never fills: reported at flush */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &lim };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
         seg(&s, &c, 0, "ab\n");
         seg(&s, &c, 8, "zz\n");
         mx_stream_flush(&s, &c);
@@ -102,7 +102,7 @@ int main(void)
         mx_limits small = lim;
         small.max_ooo_bytes = 8;
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &small };
+        mx_stream_ctx c = { &ops, &k, 0, &small, 0 };
         seg(&s, &c, 10, "abcd\n");
         seg(&s, &c, 15, "efgh\n");       /* over the cap */
         CHECK(k.limits >= 1, "limit reported");
@@ -113,7 +113,7 @@ int main(void)
     {   /* snaplen: captured part delivered, rest a gap */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &lim };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
         mx_stream_segment(&s, &c, 0, (const uint8_t *)"ab\ncd", 5, 9, 0);
         CHECK(k.gaps == 1 && k.gap_bytes == 4, "snaplen gap");
         CHECK(s.next_seq == 9, "sequence advanced by the wire length");
@@ -124,7 +124,7 @@ int main(void)
         mx_limits small = lim;
         small.max_hold = 16;
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &small };
+        mx_stream_ctx c = { &ops, &k, 0, &small, 0 };
         seg(&s, &c, 0, "0123456789");
         seg(&s, &c, 10, "0123456789");
         seg(&s, &c, 20, "0123456789\n");
@@ -135,10 +135,79 @@ int main(void)
     {   /* sequence wrap-around */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0xFFFFFFFEu);
-        mx_stream_ctx c = { &ops, &k, 0, &lim };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
         seg(&s, &c, 0x00000001u, "cd\n");
         seg(&s, &c, 0xFFFFFFFEu, "ab\n");
         CHECK(k.n == 6 && memcmp(k.got, "ab\ncd\n", 6) == 0, "wrap handled");
+        mx_stream_free(&s);
+    }
+    {   /* capture race: the ACK is written before the data it acknowledges */
+        sink k = { .n = 0 };
+        mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 1000000 };
+        seg(&s, &c, 0, "220 mx\n");
+        mx_stream_acked(&s, &c, 14);                 /* acks 7 bytes not seen yet */
+        mx_stream_tick(&s, &c);
+        c.now_us += 30;
+        CHECK(k.gaps == 0, "an ACK ahead of its data is not a loss at once");
+        seg(&s, &c, 7, "250 ok\n");
+        mx_stream_tick(&s, &c);
+        CHECK(k.gaps == 0 && k.n == 14, "the data came within the wait: delivered (%zu)", k.n);
+        CHECK(!s.ack_wait, "wait over");
+        mx_stream_free(&s);
+    }
+    {   /* loss, and the sender's later bytes already seen: a gap at once */
+        sink k = { .n = 0 };
+        mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 1000000 };
+        seg(&s, &c, 0, "a\n");
+        seg(&s, &c, 6, "d\n");                       /* bytes 2..5 missing */
+        mx_stream_acked(&s, &c, 8);
+        CHECK(k.gaps == 1 && k.gap_bytes == 4, "lost: reported when acked (%u)", k.gap_bytes);
+        mx_stream_free(&s);
+    }
+    {   /* loss, the sender's next segment comes after the ACK: a gap then */
+        sink k = { .n = 0 };
+        mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 1000000 };
+        seg(&s, &c, 0, "a\n");
+        mx_stream_acked(&s, &c, 6);                  /* 4 bytes acked, unseen */
+        mx_stream_tick(&s, &c);
+        CHECK(k.gaps == 0, "waiting");
+        seg(&s, &c, 6, "d\n");
+        mx_stream_tick(&s, &c);
+        CHECK(k.gaps == 1 && k.gap_bytes == 4 && k.n == 8, "sender moved on: lost (%u)", k.gap_bytes);
+        mx_stream_free(&s);
+    }
+    {   /* loss with nothing after it: the wait ends in packets, or in time */
+        for (int by_time = 0; by_time < 2; by_time++) {
+            sink k = { .n = 0 };
+            mx_limits w = lim;
+            w.ack_wait_packets = 4;
+            w.ack_wait_ms = 50;
+            mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
+            mx_stream_ctx c = { &ops, &k, 0, &w, 1000000 };
+            seg(&s, &c, 0, "a\n");
+            mx_stream_acked(&s, &c, 6);
+            int ticks = 0;
+            while (k.gaps == 0 && ticks < 100) {
+                mx_stream_tick(&s, &c);
+                ticks++;
+                c.now_us += by_time ? 20000 : 1;
+            }
+            CHECK(k.gaps == 1 && k.gap_bytes == 4, "declared after the wait (%d)", by_time);
+            CHECK(by_time ? ticks == 4 : ticks == 5, "after %s (%d ticks)", by_time ? "50 ms" : "4 packets", ticks);
+            mx_stream_free(&s);
+        }
+    }
+    {   /* at the end of the direction a pending wait is a loss */
+        sink k = { .n = 0 };
+        mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
+        seg(&s, &c, 0, "a\n");
+        mx_stream_acked(&s, &c, 6);
+        mx_stream_flush(&s, &c);
+        CHECK(k.gaps == 1 && k.gap_bytes == 4, "flushed as lost");
         mx_stream_free(&s);
     }
     return CHECK_DONE();

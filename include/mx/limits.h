@@ -24,6 +24,8 @@ typedef struct mx_limits {
     uint32_t max_mime_parts;   /* MIME parts listed per message              */
     uint32_t max_tls_msg;      /* largest TLS handshake message reassembled  */
     uint32_t ndpi_packets;     /* packets of a flow shown to nDPI            */
+    uint32_t ack_wait_packets; /* acked-but-unseen bytes: packets to wait    */
+    uint32_t ack_wait_ms;      /* ... and capture milliseconds to wait       */
 } mx_limits;
 
 /* Fills *l with the documented defaults. */

@@ -51,6 +51,12 @@ typedef struct mx_stream {
     uint8_t *tail;         /* unconsumed bytes (allocated on first use) */
     uint32_t tail_len;
     uint64_t offset;       /* stream bytes delivered so far          */
+    /* The peer acknowledged bytes not seen yet: a capture race (the ACK
+     * written before the data) or a loss.  Declared lost once the capture
+     * has moved on: after ack_wait_packets packets or ack_wait_ms. */
+    uint8_t ack_wait, ack_wait_moved;
+    uint32_t ack_wait_seq, ack_wait_pkts;
+    uint64_t ack_wait_us;
     /* counters */
     uint64_t bytes, retrans_bytes, gap_bytes;
     uint32_t retrans_segs, ooo_seen, gaps, conflicts, out_of_window;
@@ -61,6 +67,7 @@ typedef struct mx_stream_ctx {
     void *ctx;
     int dir;
     const mx_limits *lim;
+    uint64_t now_us;       /* capture time of the current packet     */
 } mx_stream_ctx;
 
 void mx_stream_init(mx_stream *s);
@@ -78,9 +85,14 @@ void mx_stream_segment(mx_stream *s, const mx_stream_ctx *c, uint32_t seq,
 void mx_stream_kick(mx_stream *s, const mx_stream_ctx *c);
 
 /* The peer acknowledged everything before ack: bytes up to there that were
- * never seen are lost from the capture (not from the connection), so the
- * hole is reported now instead of at the close. */
+ * never seen are lost from the capture (not from the connection).  They are
+ * waited for a little (a capture may write the ACK before the data it
+ * acknowledges) and reported as a gap by mx_stream_tick() when they do not
+ * come, so that the parsers go on instead of waiting for the close. */
 void mx_stream_acked(mx_stream *s, const mx_stream_ctx *c, uint32_t ack);
+/* Once per packet of the connection: ends the wait above when the bytes
+ * came, or when the capture moved on without them. */
+void mx_stream_tick(mx_stream *s, const mx_stream_ctx *c);
 
 /* Declares the next len bytes lost (a gap at the current position). */
 void mx_stream_skip(mx_stream *s, const mx_stream_ctx *c, uint32_t len);
