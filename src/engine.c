@@ -38,6 +38,8 @@ typedef struct dirstate {
     uint8_t syn, fin, rst;
     uint32_t next_sent;       /* highest seq+len sent by this side        */
     uint8_t have_sent;
+    uint8_t have_ack;
+    uint32_t first_ack, last_ack;   /* what this side acknowledged      */
 } dirstate;
 
 typedef struct flow {
@@ -285,6 +287,13 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     mx_addr_str(&s->srv, facts.server, sizeof facts.server);
     facts.server_port = s->srv_port;
     snprintf(facts.dns_name, sizeof facts.dns_name, "%s", s->dns_name);
+    for (int d = 0; d < 2; d++)
+        if (f->d[d].pkts && !f->d[!d].pkts && f->d[d].have_ack) {
+            /* Only one side's packets, and that side acknowledges bytes:
+             * the other side spoke, but its packets are not in the capture. */
+            facts.one_sided = d;
+            facts.peer_acked = f->d[d].last_ack - f->d[d].first_ack;
+        }
     mx_smtp_facts(s->smtp, &facts);
     mx_tls_facts(s->tls, &facts);
     mx_verdict_decide(&facts, &verdict);
@@ -482,6 +491,10 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
     me->pkts++;
     me->wire_bytes += k->paylen;
     me->win = k->win;
+    if (k->flags & MX_TCP_ACK) {
+        if (!me->have_ack) { me->have_ack = 1; me->first_ack = me->last_ack = k->ack; }
+        else if ((int32_t)(k->ack - me->last_ack) > 0) me->last_ack = k->ack;
+    }
 
     if (k->flags & MX_TCP_SYN) {
         if (!(k->flags & MX_TCP_ACK)) {

@@ -110,6 +110,7 @@ struct mx_smtp {
     uint8_t c_after_gap, s_after_gap;
     uint8_t greeted, any_cmd, esmtp;
     uint8_t server_spoke;         /* the server has sent any byte     */
+    uint32_t msgs_sent;           /* messages the client sent (smtp.data) */
     /* pipelined commands awaiting replies */
     pend *q;
     uint32_t qhead, qlen;
@@ -461,6 +462,7 @@ static void emit_data(mx_smtp *m, const char *end)
     msg *g = m->m;
     if (!g) return;
     if (g->hdr_len) header_done(m, g);
+    m->msgs_sent++;
     mx_ev *ev = mx_ev_begin(m->s, "smtp.data", MX_CLIENT);
     mx_ev_str(ev, "transfer", g->bdat ? "BDAT" : "DATA");
     mx_ev_int(ev, "bytes", (int64_t)g->bytes);
@@ -1570,6 +1572,10 @@ void mx_smtp_facts(const mx_smtp *m, mx_facts *f)
     f->rcpt_ok = (int)m->rcpt_ok;
     f->rcpt_bad = (int)m->rcpt_bad;
     f->data_seen = m->data_seen;
+    f->commands = m->commands;
+    f->replies = m->replies;
+    f->msgs_sent = m->msgs_sent;
+    f->last_reply = m->replies ? m->last_code : 0;
     f->msgs_ok = m->msgs_accepted;
     f->msgs_bad = m->msgs_rejected;
     snprintf(f->queue_id, sizeof f->queue_id, "%s", m->last_queue_id);

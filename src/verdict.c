@@ -12,6 +12,7 @@ void mx_facts_init(mx_facts *f)
     f->fin_first = -1;
     f->alert_from = -1;
     f->alert_code = -1;
+    f->one_sided = -1;
 }
 
 /* ---- reply causes ------------------------------------------------------ */
@@ -169,6 +170,33 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
                  f->server_port, f->dns_name[0] ? f->dns_name : "the server name",
                  f->dns_name[0] ? " (it resolved to " : "", f->dns_name[0] ? f->server : "", f->dns_name[0] ? ")" : "");
         snprintf(l, lc, "Connection refused by %s port %u", f->server, f->server_port);
+        return;
+    }
+    if (f->one_sided == MX_CLIENT) {
+        v->code = "one_sided_capture";
+        v->cause = "server_side_not_captured";
+        char msgs[64] = "";
+        if (f->msgs_sent) snprintf(msgs, sizeof msgs, " and %u message%s", f->msgs_sent, f->msgs_sent > 1 ? "s" : "");
+        snprintf(e, ec, "Only the client's packets are in the capture: none from %s. The client sent %u command%s%s, and its "
+                        "acknowledgements show that the server sent %llu bytes, so the server did answer; what it said, and "
+                        "whether the mail was accepted, cannot be seen here.",
+                 f->server, f->commands, f->commands == 1 ? "" : "s", msgs, (unsigned long long)f->peer_acked);
+        snprintf(r, rc, "Capture both directions: the server's packets take another path (asymmetric routing, or a span "
+                        "port that mirrors one direction only). Mirror both directions, or capture on the client or the server.");
+        snprintf(l, lc, "One-sided capture: server's packets missing");
+        return;
+    }
+    if (f->one_sided == MX_SERVER) {
+        v->code = "one_sided_capture";
+        v->cause = "client_side_not_captured";
+        char last[32] = "";
+        if (f->last_reply) snprintf(last, sizeof last, ", the last %d", f->last_reply);
+        snprintf(e, ec, "Only the server's packets are in the capture: none from the client. The server sent %u repl%s%s, and "
+                        "its acknowledgements show that the client sent %llu bytes; the commands themselves cannot be seen here.",
+                 f->replies, f->replies == 1 ? "y" : "ies", last, (unsigned long long)f->peer_acked);
+        snprintf(r, rc, "Capture both directions: the client's packets take another path (asymmetric routing, or a span "
+                        "port that mirrors one direction only). Mirror both directions, or capture on the client or the server.");
+        snprintf(l, lc, "One-sided capture: client's packets missing");
         return;
     }
     if (f->syn_seen && !f->synack_seen && !f->midstream && !f->greeting_code && !f->tls_seen) {

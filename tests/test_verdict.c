@@ -34,6 +34,20 @@ int main(void)
     CHECK(strstr(v.explanation, "queue id Q1") && strstr(v.explanation, "clear text"), "%s", v.explanation);
     CHECK(!strcmp(v.last_step, "quit") && !strcmp(v.ended_by, "client") && !strcmp(v.how, "quit"), "steps");
 
+    /* Only the client's direction captured: not "no answer". */
+    f = base();
+    f.synack_seen = 0; f.greeting_code = 0; f.ehlo_code = 0;
+    f.one_sided = MX_CLIENT; f.peer_acked = 388; f.commands = 5; f.msgs_sent = 1;
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "one_sided_capture") && !v.ok, "one-sided: %s", v.code);
+    CHECK(strstr(v.explanation, "388 bytes") && strstr(v.explanation, "5 commands and 1 message"), "%s", v.explanation);
+    CHECK(strstr(v.remedy, "both directions"), "%s", v.remedy);
+    f = base();
+    f.one_sided = MX_SERVER; f.peer_acked = 55033; f.replies = 7; f.last_reply = 221;
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "one_sided_capture") && !strcmp(v.cause, "client_side_not_captured"), "server side only: %s", v.code);
+    CHECK(strstr(v.explanation, "7 replies, the last 221") && strstr(v.explanation, "55033 bytes"), "%s", v.explanation);
+
     /* STARTTLS accepted, then clear text: delivered, but not over TLS. */
     f = base();
     f.starttls_offered = 1; f.starttls_code = 220; f.starttls_plain = 1; f.starttls_plain_frame = 12;

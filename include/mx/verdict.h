@@ -40,6 +40,8 @@ typedef struct mx_facts {
     int incomplete;
     int implicit_tls;
     char dns_name[256];
+    int one_sided;            /* -1; MX_CLIENT / MX_SERVER: only that side's packets were captured */
+    uint64_t peer_acked;      /* bytes of the unseen side the seen side acknowledged */
     /* SMTP */
     int greeting_code;
     uint64_t greeting_frame;
@@ -53,6 +55,8 @@ typedef struct mx_facts {
     int auth_code;
     uint64_t auth_frame;
     int mail_seen, rcpt_ok, rcpt_bad, data_seen;
+    uint32_t commands, replies, msgs_sent;
+    int last_reply;
     uint32_t msgs_ok, msgs_bad;
     char queue_id[80];
     uint64_t accepted_frame;
