@@ -297,10 +297,12 @@ make_messages() {
     "$PY" "$HERE/mkmsg.py" text "$m/helo.eml" --from sender@testlab.example --to guest@testlab.example \
         --subject "Delivery after HELO" --msgid "helo.0001@client.testlab.example"
     local n
-    for n in early-postfix early-aiosmtpd early-pipelined starttls-clear bdat-malformed plain-465 auth-plain; do
+    for n in early-postfix early-aiosmtpd early-pipelined starttls-clear bdat-malformed plain-465; do
         "$PY" "$HERE/mkmsg.py" text "$m/w-$n.eml" --from sender@testlab.example --to guest@testlab.example \
             --subject "Test $n" --msgid "w-$n.0001@client.testlab.example"
     done
+    "$PY" "$HERE/mkmsg.py" text "$m/w-auth-plain.eml" --from sponsor@testlab.com --to guest@testlab.com \
+        --subject "Test auth-plain" --msgid "w-auth-plain.0001@client.testlab.example"
 }
 
 # ---------------------------------------------------------------- scenarios
@@ -517,7 +519,7 @@ run_w_postfix_bdat() {
     postfix_start
     say "w-bdat-malformed: Postfix (CHUNKING) <- labclient bdat-malformed"
     cap_start "$WORK/w-bdat-malformed.pcap"
-    client bdat-malformed --server "$S4" --port 25 --bind "$C4" --lport 40035 --helo client.testlab.example \
+    client bdat-malformed --server "$S4" --port 25 --bind "$C4" --lport 40050 --helo client.testlab.example \
         --from sender@testlab.example --to guest@testlab.example --msg "$WORK/msg/w-bdat-malformed.eml" ||
         { cat "$WORK/client.log" >&2; die "bdat-malformed client failed"; }
     cat "$WORK/client.log" >&2
@@ -567,7 +569,7 @@ run_w_defer() {
     say "w-defer-no-code: aiosmtpd (defer-no-code) <- swaks"
     lab_start defer-no-code "$S4" 25
     cap_start "$WORK/w-defer-no-code.pcap"
-    expect_rc DEFER_RC swaks_c --server "$S4" --port 25 --local-interface "$C4" --local-port 40036 \
+    expect_rc 6 swaks_c --server "$S4" --port 25 --local-interface "$C4" --local-port 40036 \
         --helo client.testlab.example --from sender@testlab.example --to guest@testlab.example
     cap_stop
     lab_stop
@@ -590,7 +592,7 @@ run_w_auth() {
     say "w-auth-refused: aiosmtpd (auth-mechs) on 587 <- labclient auth (3 connections)"
     lab_start auth-mechs "$S4" 587
     cap_start "$WORK/w-auth-refused.pcap"
-    client auth --server "$S4" --port 587 --bind "$C4" --lport 40038 --helo client.testlab.example \
+    client auth --server "$S4" --port 587 --bind "$C4" --lport 40040 --helo client.testlab.example \
         --from sponsor@testlab.com --to guest@testlab.com --msg "$WORK/msg/w-auth-plain.eml"
     cap_stop
     lab_stop
