@@ -488,6 +488,13 @@ check_early() { # FILE -- fail unless the client spoke before the server's greet
     [ -n "$p" ] && [ "$p" != 25 ] || die "$(basename "$1"): the server spoke first (source port '$p')"
 }
 
+wclient() { # labclient.py, with its transcript shown when it fails
+    local from
+    touch "$WORK/client.log"
+    from=$(wc -l <"$WORK/client.log")
+    client "$@" || { tail -n +"$((from + 1))" "$WORK/client.log" >&2; die "labclient.py $1 failed"; }
+}
+
 wait_port_free() { # PORT -- until nothing listens on PORT in the server namespace
     local i
     for i in $(seq 1 100); do
@@ -505,7 +512,7 @@ run_w_postfix_early() {
     postfix_start "smtpd_delay_reject = no" "smtpd_client_restrictions = sleep 1, permit"
     say "w-early-talker-postfix: Postfix (greeting after 1 s) <- labclient early"
     cap_start "$WORK/w-early-talker-postfix.pcap"
-    client early --server "$S4" --port 25 --bind "$C4" --lport 40031 --helo client.testlab.example \
+    wclient early --server "$S4" --port 25 --bind "$C4" --lport 40031 --helo client.testlab.example \
         --from sender@testlab.example --to guest@testlab.example --msg "$WORK/msg/w-early-postfix.eml"
     cap_stop
     check_early "$WORK/w-early-talker-postfix.pcap"
@@ -519,10 +526,8 @@ run_w_postfix_bdat() {
     postfix_start
     say "w-bdat-malformed: Postfix (CHUNKING) <- labclient bdat-malformed"
     cap_start "$WORK/w-bdat-malformed.pcap"
-    client bdat-malformed --server "$S4" --port 25 --bind "$C4" --lport 40050 --helo client.testlab.example \
-        --from sender@testlab.example --to guest@testlab.example --msg "$WORK/msg/w-bdat-malformed.eml" ||
-        { cat "$WORK/client.log" >&2; die "bdat-malformed client failed"; }
-    cat "$WORK/client.log" >&2
+    wclient bdat-malformed --server "$S4" --port 25 --bind "$C4" --lport 40050 --helo client.testlab.example \
+        --from sender@testlab.example --to guest@testlab.example --msg "$WORK/msg/w-bdat-malformed.eml"
     cap_stop
     finish w-bdat-malformed.pcap
     sleep 1
@@ -535,7 +540,7 @@ run_w_lab_early() {
     if want_w w-early-talker-aiosmtpd; then
         say "w-early-talker-aiosmtpd: aiosmtpd (greet-pause) <- labclient early"
         cap_start "$WORK/w-early-talker-aiosmtpd.pcap"
-        client early --server "$S4" --port 25 --bind "$C4" --lport 40032 --helo client.testlab.example \
+        wclient early --server "$S4" --port 25 --bind "$C4" --lport 40032 --helo client.testlab.example \
             --from sender@testlab.example --to guest@testlab.example --msg "$WORK/msg/w-early-aiosmtpd.eml"
         cap_stop
         check_early "$WORK/w-early-talker-aiosmtpd.pcap"
@@ -544,7 +549,7 @@ run_w_lab_early() {
     if want_w w-early-talker-pipelined; then
         say "w-early-talker-pipelined: aiosmtpd (greet-pause) <- labclient early --early-pipeline"
         cap_start "$WORK/w-early-talker-pipelined.pcap"
-        client early --early-pipeline --server "$S4" --port 25 --bind "$C4" --lport 40033 \
+        wclient early --early-pipeline --server "$S4" --port 25 --bind "$C4" --lport 40033 \
             --helo client.testlab.example --from sender@testlab.example --to guest@testlab.example \
             --msg "$WORK/msg/w-early-pipelined.eml"
         cap_stop
@@ -558,7 +563,7 @@ run_w_starttls_clear() {
     say "w-starttls-cleartext: aiosmtpd (starttls-clear) <- labclient starttls-clear"
     lab_start starttls-clear "$S4" 25
     cap_start "$WORK/w-starttls-cleartext.pcap"
-    client starttls-clear --server "$S4" --port 25 --bind "$C4" --lport 40034 --helo client.testlab.example \
+    wclient starttls-clear --server "$S4" --port 25 --bind "$C4" --lport 40034 --helo client.testlab.example \
         --from sender@testlab.example --to guest@testlab.example --msg "$WORK/msg/w-starttls-clear.eml"
     cap_stop
     lab_stop
@@ -597,7 +602,7 @@ run_w_auth() {
     say "w-auth-refused: aiosmtpd (auth-mechs) on 587 <- labclient auth (3 connections)"
     lab_start auth-mechs "$S4" 587
     cap_start "$WORK/w-auth-refused.pcap"
-    client auth --server "$S4" --port 587 --bind "$C4" --lport 40040 --helo client.testlab.example \
+    wclient auth --server "$S4" --port 587 --bind "$C4" --lport 40040 --helo client.testlab.example \
         --from sponsor@testlab.com --to guest@testlab.com --msg "$WORK/msg/w-auth-plain.eml"
     cap_stop
     lab_stop
