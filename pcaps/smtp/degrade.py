@@ -14,6 +14,11 @@ Usage: degrade.py OPERATION IN [OUT]
   cutpoint   print a byte offset that lies inside a record in the middle of IN
   badrecord  set caplen of a record in the middle of IN to 0x7fffffff
   linktype   set the file header's link type to 147 (LINKTYPE_USER0)
+  ackrace    move three of the server's pure ACKs during DATA ahead of the
+             client segment each acknowledges last (span-port race)
+  ackrace-multi
+             move two of them ahead of the last 2 and 3 client segments each
+             acknowledges
 
 Classic pcap files are read and written directly, so records that are not
 touched keep their exact bytes and timestamps; scapy dissects the frames.
@@ -200,6 +205,84 @@ def op_null(cap, out):
     strip_link(cap, out, LINKTYPE_NULL, lambda fam: struct.pack(cap.e + "I", fam))
 
 
+def ts_us(rec):
+    return rec[0] * 1000000 + rec[1]
+
+
+def body_acks(cap):
+    """The server's pure ACKs between the 354 and the final 250, each with the
+    indexes of the client segments it acknowledges first (those sent after
+    the previous ACK's number), oldest first."""
+    got354 = False
+    segs = []      # (index, end sequence number) of client body segments
+    acks = []      # (index, [indexes of the segments newly acknowledged])
+    last_ack = None
+    for i, rec in enumerate(cap.records):
+        t = tcp_of(rec[3])
+        if t is None:
+            continue
+        data = payload(t)
+        if t.sport == 25 and data.startswith(b"354"):
+            got354 = True
+        elif not got354:
+            continue
+        elif t.dport == 25 and data:
+            segs.append((i, (t.seq + len(data)) & 0xFFFFFFFF))
+        elif t.sport == 25 and not data and t.flags == "A":
+            covered = [j for j, end in segs
+                       if end <= t.ack and (last_ack is None or end > last_ack)]
+            acks.append((i, covered))
+            last_ack = t.ack
+        elif t.sport == 25 and data:
+            break
+    return acks
+
+
+def move_acks(cap, out, moves):
+    """moves: (position among the body ACKs, number of segments to jump)."""
+    acks = body_acks(cap)
+    recs = [list(r) for r in cap.records]
+    order = list(range(len(recs)))
+    for pos, jump in moves:
+        i, covered = acks[pos]
+        if len(covered) < jump:
+            raise SystemExit("ACK at frame %d covers %d segments, need %d" % (i + 1, len(covered), jump))
+        target = covered[-jump]
+        # Only client segments may lie between the target and the ACK.
+        if any(k not in covered for k in range(target, i)):
+            raise SystemExit("frames %d-%d are not all covered by the ACK at frame %d"
+                             % (target + 1, i, i + 1))
+        order.remove(i)
+        order.insert(order.index(target), i)
+        # Written a microsecond before the first segment it now precedes, but
+        # not before the record ahead of it.
+        before = recs[order[order.index(i) - 1]]
+        t = max(ts_us(recs[target]) - 1, ts_us(before))
+        recs[i][0], recs[i][1] = t // 1000000, t % 1000000
+    new = [recs[k] for k in order]
+    for pos, jump in moves:
+        i = acks[pos][0]
+        at = order.index(i)
+        note("input frame %d (ACK %s) is now frame %d, ahead of input frames %s"
+             % (i + 1, "of %d segments" % len(acks[pos][1]), at + 1,
+                ", ".join(str(k + 1) for k in acks[pos][1][-jump:])))
+    cap.write(out, new)
+
+
+def op_ackrace(cap, out):
+    n = len(body_acks(cap))
+    if n < 4:
+        raise SystemExit("too few server ACKs during DATA (%d)" % n)
+    move_acks(cap, out, [(0, 1), (2, 1), (n - 1, 1)])
+
+
+def op_ackrace_multi(cap, out):
+    n = len(body_acks(cap))
+    if n < 4:
+        raise SystemExit("too few server ACKs during DATA (%d)" % n)
+    move_acks(cap, out, [(1, 2), (3, 3)])
+
+
 def op_cutpoint(cap, out):
     rec = cap.records[len(cap.records) // 2]
     note("cut inside frame %d" % (len(cap.records) // 2 + 1))
@@ -231,7 +314,7 @@ def main():
     cap = Pcap(src)
     if op not in ("cutpoint", "badrecord", "linktype") and cap.linktype != LINKTYPE_ETHERNET:
         raise SystemExit("%s: expected an Ethernet capture" % src)
-    fn = globals().get("op_" + op)
+    fn = globals().get("op_" + op.replace("-", "_"))
     if fn is None:
         print(__doc__, file=sys.stderr)
         return 2

@@ -13,8 +13,17 @@ Scenarios:
              RSET, NOOP, VRFY and an unknown command between them (smtplib)
   big        one large message; tolerates the server dropping the connection
   bdat       BDAT chunks (CHUNKING, RFC 3030) over a plain socket
+  early      socket client that sends EHLO (with --early-pipeline also MAIL
+             and RCPT) before the server's greeting, then delivers
+  starttls-clear
+             EHLO, STARTTLS, and after the 220 goes on in clear text
+  bdat-malformed
+             malformed BDAT commands, each followed by valid ones
+  auth       three connections: AUTH GSSAPI (expects 504), AUTH CRAM-MD5,
+             AUTH PLAIN and a delivery (smtplib)
 """
 import argparse
+import select
 import smtplib
 import socket
 import sys
@@ -25,10 +34,14 @@ def log(*a):
 
 
 class SMTP(smtplib.SMTP):
-    """smtplib sends its verbs in lower case; send them in upper case."""
+    """smtplib sends its verbs in lower case; send them in upper case.
+    Other lines (AUTH responses in base64) go out unchanged."""
+
+    VERBS = {"helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "quit", "vrfy", "expn",
+             "help", "starttls", "auth", "xfoo"}
 
     def putcmd(self, cmd, args=""):
-        super().putcmd(cmd.upper(), args)
+        super().putcmd(cmd.upper() if cmd.lower() in self.VERBS else cmd, args)
 
 
 def connect(a):
@@ -131,6 +144,33 @@ class Wire:
         self.send(text.encode() + b"\r\n")
         return self.reply()
 
+    def expect(self, want, got):
+        code, lines = got
+        if code != want:
+            raise SystemExit("expected %d, got %s" % (want, b" | ".join(lines).decode()))
+        return lines
+
+    def quiet(self, seconds):
+        """True when nothing arrives from the server for SECONDS."""
+        if self.buf:
+            return False
+        return not select.select([self.s], [], [], seconds)[0]
+
+
+def dot_body(msg):
+    """The DATA body as sent on the wire: dot-stuffed, ended by CRLF.CRLF."""
+    lines = msg.replace(b"\r\n", b"\n").split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n" for l in lines) + b".\r\n"
+
+
+def wire_data(w, msg):
+    w.expect(354, w.cmd("DATA"))
+    log("> (message, %d octets, and .)" % len(msg))
+    w.send(dot_body(msg))
+    w.expect(250, w.reply())
+
 
 def sc_bdat(a, msg):
     w = Wire(a)
@@ -157,9 +197,149 @@ def sc_bdat(a, msg):
     w.s.close()
 
 
+def sc_early(a, msg):
+    """A client that does not wait for the greeting: the first command (or
+    several, with --early-pipeline) goes out right after the handshake."""
+    w = Wire(a)
+    first = ["EHLO " + a.helo]
+    if a.early_pipeline:
+        first += ["MAIL FROM:<%s>" % a.mail_from] + ["RCPT TO:<%s>" % r for r in a.rcpt]
+    if not w.quiet(0):
+        raise SystemExit("the greeting came before the first command")
+    log("> (before the greeting)", " | ".join(first))
+    w.send("".join(c + "\r\n" for c in first).encode())
+    w.expect(220, w.reply())
+    w.expect(250, w.reply())
+    if a.early_pipeline:
+        for _ in first[1:]:
+            w.expect(250, w.reply())
+    else:
+        w.expect(250, w.cmd("MAIL FROM:<%s>" % a.mail_from))
+        for r in a.rcpt:
+            w.expect(250, w.cmd("RCPT TO:<%s>" % r))
+    wire_data(w, msg)
+    w.expect(221, w.cmd("QUIT"))
+    w.s.close()
+
+
+def sc_starttls_clear(a, msg):
+    """STARTTLS answered with 220, then the session goes on in clear text."""
+    w = Wire(a)
+    w.expect(220, w.reply())
+    lines = w.expect(250, w.cmd("EHLO " + a.helo))
+    if not any(l[4:].upper() == b"STARTTLS" for l in lines):
+        raise SystemExit("server does not offer STARTTLS")
+    w.expect(220, w.cmd("STARTTLS"))
+    w.expect(250, w.cmd("EHLO " + a.helo))
+    w.expect(250, w.cmd("MAIL FROM:<%s>" % a.mail_from))
+    for r in a.rcpt:
+        w.expect(250, w.cmd("RCPT TO:<%s>" % r))
+    wire_data(w, msg)
+    w.expect(221, w.cmd("QUIT"))
+    w.s.close()
+
+
+def bdat_session(a, lport):
+    a.lport = lport
+    w = Wire(a)
+    w.expect(220, w.reply())
+    lines = w.expect(250, w.cmd("EHLO " + a.helo))
+    if not any(l[4:].upper().startswith(b"CHUNKING") for l in lines):
+        raise SystemExit("server does not offer CHUNKING")
+    return w
+
+
+def bdat_envelope(w, a, rset=True):
+    if rset:
+        w.expect(250, w.cmd("RSET"))
+    w.expect(250, w.cmd("MAIL FROM:<%s>" % a.mail_from))
+    for r in a.rcpt:
+        w.expect(250, w.cmd("RCPT TO:<%s>" % r))
+
+
+def sc_bdat_malformed(a, msg):
+    """BDAT commands a server cannot take as they are, each followed by the
+    commands a client would send next; a new connection when the server
+    hangs up. Last a valid BDAT LAST, so one message is accepted."""
+    lport = a.lport
+    w = bdat_session(a, lport)
+    bdat_envelope(w, a, rset=False)
+    for bad in ["BDAT 5 X", "BDAT 99999999999999999999 LAST", "BDAT abc"]:
+        try:
+            w.cmd(bad)
+            bdat_envelope(w, a)
+            continue
+        except ConnectionError as e:
+            log("connection ended:", e)
+        w.s.close()
+        lport += 1
+        w = bdat_session(a, lport)
+        bdat_envelope(w, a, rset=False)
+    # A confused client: announces 221 octets, sends fewer, then goes on with
+    # commands, which the server reads as the rest of the chunk.
+    part = msg[:a.short_part]
+    log("> BDAT 221 LAST (+%d octets)" % len(part))
+    w.send(b"BDAT 221 LAST\r\n" + part)
+    for c in ["RSET", "MAIL FROM:<%s>" % a.mail_from] + ["RCPT TO:<%s>" % r for r in a.rcpt]:
+        if not w.quiet(1.5):
+            break
+        log(">", c)
+        w.send(c.encode() + b"\r\n")
+    # Whatever the server answers now, read it all.
+    while not w.quiet(1.5):
+        try:
+            w.reply()
+        except ConnectionError as e:
+            log("connection ended:", e)
+            w.s.close()
+            lport += 1
+            w = bdat_session(a, lport)
+            break
+    bdat_envelope(w, a)
+    log("> BDAT %d LAST (+%d octets)" % (len(msg), len(msg)))
+    w.send(b"BDAT %d LAST\r\n" % len(msg) + msg)
+    w.expect(250, w.reply())
+    w.expect(221, w.cmd("QUIT"))
+    w.s.close()
+    a.lport = lport
+
+
+def sc_auth(a, msg):
+    """Three connections from one port range: a mechanism the server does not
+    offer, CRAM-MD5, and PLAIN followed by a delivery."""
+    lport = a.lport
+    s = connect(a)
+    log("ehlo", s.ehlo())
+    code, text = s.docmd("AUTH", "GSSAPI")
+    log("auth gssapi", code, text)
+    if code != 504:
+        raise SystemExit("AUTH GSSAPI: expected 504, got %d" % code)
+    log("quit", s.quit())
+
+    a.lport = lport + 1
+    s = connect(a)
+    log("ehlo", s.ehlo())
+    s.user, s.password = a.user, a.password
+    log("auth cram-md5", s.auth("CRAM-MD5", s.auth_cram_md5))
+    log("quit", s.quit())
+
+    a.lport = lport + 2
+    s = connect(a)
+    log("ehlo", s.ehlo())
+    s.user, s.password = a.user, a.password
+    log("auth plain", s.auth("PLAIN", s.auth_plain))
+    log("mail", s.mail(a.mail_from))
+    for r in a.rcpt:
+        log("rcpt", s.rcpt(r))
+    log("data", s.data(msg))
+    log("quit", s.quit())
+    a.lport = lport
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["deliver", "starttls", "helo", "multi", "big", "bdat"])
+    ap.add_argument("scenario", choices=["deliver", "starttls", "helo", "multi", "big", "bdat", "early",
+                                         "starttls-clear", "bdat-malformed", "auth"])
     ap.add_argument("--server", required=True)
     ap.add_argument("--port", type=int, default=25)
     ap.add_argument("--bind", required=True)
@@ -169,12 +349,16 @@ def main():
     ap.add_argument("--to", dest="rcpt", action="append", default=[])
     ap.add_argument("--unknown", default="nobody@testlab.example")
     ap.add_argument("--msg", required=True)
+    ap.add_argument("--early-pipeline", action="store_true")
+    ap.add_argument("--short-part", type=int, default=150)
+    ap.add_argument("--user", default="sponsor@testlab.com")
+    ap.add_argument("--password", default="S3cr3t-Pa55")
     a = ap.parse_args()
     if not a.rcpt:
         a.rcpt = ["guest@testlab.example"]
     with open(a.msg, "rb") as f:
         msg = f.read()
-    globals()["sc_" + a.scenario](a, msg)
+    globals()["sc_" + a.scenario.replace("-", "_")](a, msg)
     return 0
 
 

@@ -10,6 +10,7 @@ The server writes FILE once it listens and runs until SIGTERM/SIGINT.
 import argparse
 import asyncio
 import hashlib
+import hmac
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ import socket
 import sys
 import warnings
 
-from aiosmtpd.smtp import SMTP, AuthResult
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 DEFAULT_354 = "354 End data with <CR><LF>.<CR><LF>"
 
@@ -58,7 +59,27 @@ PROFILES = {
                       helo="250 {host} Hello [{peer}]"),
     # A server that gives up in the middle of DATA.
     "abort-data": dict(MAILSVC, abort_after=12000, abort="421 4.3.0 Service shutting down"),
+    # A greeting pause (as anti-spam servers use): the 220 goes out half a
+    # second after the connection is accepted, so a client that does not wait
+    # for it is seen talking first.
+    "greet-pause": dict(MAILSVC, greet_delay=0.5),
+    # A middlebox that decrypts in place: STARTTLS is answered with 220, but
+    # no TLS follows and the session goes on in clear text. After STARTTLS the
+    # EHLO reply no longer offers it, as after a real TLS handshake.
+    "starttls-clear": dict(MAILSVC, ehlo=["{host} Hello [{peer}]", "SIZE 37748736", "PIPELINING",
+                                          "STARTTLS", "ENHANCEDSTATUSCODES", "8BITMIME", "HELP"],
+                           starttls_clear="220 2.0.0 Ready to start TLS"),
+    # A server that answers MAIL with a line that has no reply code and hangs up.
+    "defer-no-code": dict(MAILSVC, mail="Service temporarily unavailable", close_after_mail=True),
+    # Submission with several AUTH mechanisms offered; GSSAPI is not one of them.
+    "auth-mechs": dict(MAILSVC, hostname="smtp.testlab.com",
+                       ehlo=["{host} Hello [{peer}]", "SIZE 37748736", "PIPELINING",
+                             "ENHANCEDSTATUSCODES", "AUTH PLAIN LOGIN CRAM-MD5", "8BITMIME", "HELP"],
+                       auth=True, auth_optional=True),
 }
+
+# Fixed CRAM-MD5 challenge, so that every run sends the same bytes.
+CRAM_CHALLENGE = "<4711.1736847000@smtp.testlab.com>"
 
 # Accounts known to the submission profile.
 ACCOUNTS = {b"sponsor@testlab.com": b"S3cr3t-Pa55"}
@@ -76,7 +97,8 @@ class Handler:
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
-        caps = [self._fmt(c, session) for c in self.p["ehlo"]]
+        # The server's own profile: STARTTLS can change it for one session.
+        caps = [self._fmt(c, session) for c in server.prof["ehlo"]]
         return ["250-" + c for c in caps[:-1]] + ["250 " + caps[-1]]
 
     async def handle_HELO(self, server, session, envelope, hostname):
@@ -113,6 +135,24 @@ class Handler:
     async def handle_QUIT(self, server, session, envelope):
         return self.p["quit"]
 
+    async def auth_CRAM__MD5(self, server, args):
+        """CRAM-MD5 (RFC 2195): the client answers the challenge with its user
+        name and the HMAC-MD5 of the challenge keyed with its password."""
+        if len(args) > 1:
+            await server.push("501 5.5.2 No initial response allowed")
+            return AuthResult(success=False, handled=True)
+        answer = await server.challenge_auth(CRAM_CHALLENGE)
+        if answer is MISSING:
+            return AuthResult(success=False, handled=True)
+        user, _, digest = answer.rpartition(b" ")
+        secret = ACCOUNTS.get(user)
+        if secret is not None:
+            want = hmac.new(secret, CRAM_CHALLENGE.encode(), "md5").hexdigest().encode()
+            if hmac.compare_digest(want, digest.lower()):
+                return AuthResult(success=True, auth_data=LoginPassword(user, b""))
+        return AuthResult(success=False, handled=False,
+                          message="535 5.7.8 Authentication credentials invalid")
+
 
 class LabSMTP(SMTP):
     # AUTH LOGIN prompts as most servers send them ("Username:", "Password:").
@@ -136,6 +176,12 @@ class LabSMTP(SMTP):
         held, self._held = getattr(self, "_held", b""), b""
         await super().push(held + status)
 
+    async def _handle_client(self):
+        delay = self.prof.get("greet_delay")
+        if delay:
+            await asyncio.sleep(delay)
+        await super()._handle_client()
+
     async def smtp_EHLO(self, hostname):
         if "ehlo_reject" in self.prof:
             await self.push(self.prof["ehlo_reject"])
@@ -143,10 +189,30 @@ class LabSMTP(SMTP):
         await super().smtp_EHLO(hostname)
 
     async def smtp_STARTTLS(self, arg):
+        if "starttls_clear" in self.prof:
+            # Answer as if TLS were starting, then go on in clear text: reset
+            # the session state as RFC 3207 asks, and stop offering STARTTLS.
+            await self.push(self.prof["starttls_clear"])
+            self.session.host_name = None
+            self.session.extended_smtp = False
+            self.envelope = self._create_envelope()
+            self.prof = dict(self.prof, ehlo=[c for c in self.prof["ehlo"] if c != "STARTTLS"])
+            return
         if "starttls" in self.prof:
             await self.push(self.prof["starttls"])
             return
         await super().smtp_STARTTLS(arg)
+
+    async def smtp_MAIL(self, arg):
+        if not self.prof.get("close_after_mail"):
+            await super().smtp_MAIL(arg)
+            return
+        if await self.check_helo_needed():
+            return
+        await self.push(self.prof["mail"])
+        await asyncio.sleep(0.05)
+        self._handler_coroutine.cancel()
+        self.transport.close()
 
     async def smtp_DATA(self, arg):
         limit = self.prof.get("abort_after")
@@ -183,7 +249,8 @@ async def serve(args):
     handler = Handler(prof, args.spool)
     kw = dict(hostname=prof["hostname"], ident=prof["ident"], data_size_limit=37748736)
     if prof.get("auth"):
-        kw.update(auth_require_tls=False, auth_required=True, authenticator=authenticator)
+        kw.update(auth_require_tls=False, auth_required=not prof.get("auth_optional"),
+                  authenticator=authenticator)
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in args.listen else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
