@@ -567,12 +567,8 @@ run_w_starttls_clear() {
         --from sender@testlab.example --to guest@testlab.example --msg "$WORK/msg/w-starttls-clear.eml"
     cap_stop
     lab_stop
-    # Kept in pending/ (outside the folders the tests sweep) until the SMTP
-    # parser follows clear text after an accepted STARTTLS: the tshark
-    # agreement test would fail on it until then.
-    mkdir -p "$HERE/pending"
-    cp "$WORK/w-starttls-cleartext.pcap" "$HERE/pending/"
-    say "pending/w-starttls-cleartext.pcap: $(stat -c %s "$HERE/pending/w-starttls-cleartext.pcap") bytes"
+    cp "$WORK/w-starttls-cleartext.pcap" "$HERE/"
+    say "w-starttls-cleartext.pcap: $(stat -c %s "$HERE/w-starttls-cleartext.pcap") bytes"
 }
 
 run_w_defer() {
