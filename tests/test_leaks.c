@@ -204,7 +204,7 @@ typedef struct mech {
 } mech;
 
 static char bigblob[4800];
-static uint8_t utf16_user[2 * sizeof USER], utf16_dom[12], utf16_ws[12];
+static uint8_t utf16_user[2 * sizeof USER], utf16_dom[2 * sizeof "TESTLAB"], utf16_ws[2 * sizeof "WS01"];
 
 static size_t to_utf16(const char *s, uint8_t *out)
 {
