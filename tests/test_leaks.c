@@ -361,6 +361,18 @@ static int make_mechs(mech *ms)
     m->user[m->nuser++] = SEC(MAILUSER);
     m->user_field = "\"user\":\"alice.leaktest@example.org\"";
 
+    /* ... from a client that separates the fields with spaces, not ^A: the
+     * user name must still not take the token with it */
+    xl = snprintf(xo, sizeof xo, "user=%s auth=Bearer %s", MAILUSER, TOKEN);
+    m = &ms[n++]; memset(m, 0, sizeof *m);
+    m->name = "xoauth2-ir-no-ctrl-a";
+    line_b64(m->cmd, "AUTH XOAUTH2 ", xo, (size_t)xl);
+    m->ir_prefix = strlen("AUTH XOAUTH2 ");
+    m->final = "535 5.7.8 Username and Password not accepted\r\n";
+    m->secret[m->nsecret++] = SEC(TOKEN);
+    m->user[m->nuser++] = SEC(MAILUSER);
+    m->user_field = NULL;
+
     /* OAUTHBEARER (RFC 7628): gs2 header with a=, then key/values */
     char ob[512];
     int obl = snprintf(ob, sizeof ob, "n,a=%s,\001host=mx.test\001port=587\001auth=Bearer %s\001\001", MAILUSER, TOKEN);
@@ -523,6 +535,13 @@ static void check_output(const char *name, const mech *m, const char *o, int sho
 static const char *const known_leaks[][2] = {
     { "login-2step", "334-1-lost" },
     { "login-2step", "pipelined-after-first-334" },
+    { "xoauth2-ir-no-ctrl-a", "normal" },
+    { "xoauth2-ir-no-ctrl-a", "midstream-at-auth" },
+    { "xoauth2-ir-no-ctrl-a", "refused-504-then-credentials" },
+    { "xoauth2-ir-no-ctrl-a", "refused-535-then-credentials" },
+    { "xoauth2-ir-no-ctrl-a", "refused-538-then-credentials" },
+    { "xoauth2-ir-no-ctrl-a", "failed-then-retried" },
+    { "xoauth2-ir-no-ctrl-a", "pipelined" },
 };
 static int only_known;
 
@@ -834,6 +853,15 @@ int main(int argc, char **argv)
      *   C: AUTH LOGIN / S: 334 VXNlcm5hbWU6
      *   C: YWxpY2UubGVha3Rlc3Q=<CRLF>U3VwM3JTM2NyZXRQdyE=<CRLF>   (one segment)
      *   -> "kind":"username","user":"Sup3rS3cretPw!"
+     *
+     * LEAK, xoauth2-ir-no-ctrl-a, every variant that sees the AUTH line,
+     * with show_user=1: the XOAUTH2 user name is taken from "user=" to the
+     * first ^A or the end of the blob; a client that separates the fields
+     * otherwise (here with spaces) gets its bearer token written as part
+     * of "user" (smtp.command, smtp.auth, the session summary).
+     * Reproducer:
+     *   C: AUTH XOAUTH2 base64("user=alice.leaktest@example.org auth=Bearer ya29.Sup3rS3cretTok3n-AbC")
+     *   -> "user":"alice.leaktest@example.org auth=Bearer ya29.Sup3rS3cretTok3n-AbC"
      */
     printf("%d variant run(s) with a leak%s\n", leaks_found, only_known ? " (known leaks only)" : "");
     return CHECK_DONE();
