@@ -6,7 +6,11 @@
  *                one-byte over-read in the code under test hits a redzone.
  *   fz_check_ndjson  aborts unless the text is valid UTF-8 without NUL and
  *                every line is one JSON object with a string "type" (ndjson)
- *                or a "session" member (timeline documents).
+ *                or a "session" member (timeline documents), with no raw
+ *                U+0085, U+2028 or U+2029 (fz_json_line_sep).
+ *   fz_check_text, fz_check_html  the views: also no raw code point that
+ *                acts on a screen (fz_screen_unsafe: C1 controls, bidi
+ *                controls, U+2028/U+2029).
  *   fz_run_script    drives one session through tests/harness.c from a
  *                script (see the comment above it); used by fuzz_smtp and
  *                fuzz_tls.
@@ -121,6 +125,63 @@ static inline size_t fz_utf8_bad(const uint8_t *s, size_t n)
     return n;
 }
 
+/* Code points that are valid UTF-8 yet act on a screen when written raw:
+ * C1 controls U+0080-U+009F (C2 80..C2 9F; U+009B is a CSI), the bidi
+ * embeddings and overrides U+202A-U+202E (E2 80 AA..AE), the bidi isolates
+ * U+2066-U+2069 (E2 81 A6..A9), the line and paragraph separators U+2028,
+ * U+2029 (E2 80 A8, A9).  On text already checked to be UTF-8, C2 and E2
+ * are lead bytes, so the byte patterns are exact.  Returns the offset of
+ * the first, or n. */
+static inline size_t fz_screen_unsafe(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] == 0xC2 && s[i + 1] >= 0x80 && s[i + 1] <= 0x9F) return i;
+        if (s[i] == 0xE2 && i + 2 < n &&
+            ((s[i + 1] == 0x80 && s[i + 2] >= 0xA8 && s[i + 2] <= 0xAE) ||
+             (s[i + 1] == 0x81 && s[i + 2] >= 0xA6 && s[i + 2] <= 0xA9)))
+            return i;
+    }
+    return n;
+}
+
+/* JSON: U+0085 (C2 85), U+2028 and U+2029 (E2 80 A8, A9) written raw are
+ * line ends to JavaScript and some log shippers; the writer escapes them.
+ * Returns the offset of the first, or n. */
+static inline size_t fz_json_line_sep(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] == 0xC2 && s[i + 1] == 0x85) return i;
+        if (s[i] == 0xE2 && i + 2 < n && s[i + 1] == 0x80 && (s[i + 2] == 0xA8 || s[i + 2] == 0xA9)) return i;
+    }
+    return n;
+}
+
+/* The checks above must find what they look for: run once per process. */
+static inline void fz_self_test(void)
+{
+    static int done;
+    if (done) return;
+    done = 1;
+    static const char *const unsafe[] = {
+        "a\xC2\x80", "a\xC2\x85", "a\xC2\x9B[2J", "a\xC2\x9F", "a\xE2\x80\xA8", "a\xE2\x80\xA9",
+        "a\xE2\x80\xAA", "a\xE2\x80\xAE", "a\xE2\x81\xA6", "a\xE2\x81\xA9",
+    };
+    static const char *const safe[] = {
+        "a\xC2\xA0\x62", "a\xC2\xBF", "a\xE2\x80\xA7", "a\xE2\x80\xAF", "a\xE2\x81\xA5", "a\xE2\x81\xAA",
+        "\\u2028 \\u0085", "a\xE2\x82\xAC",
+    };
+    for (size_t i = 0; i < sizeof unsafe / sizeof unsafe[0]; i++)
+        if (fz_screen_unsafe((const uint8_t *)unsafe[i], strlen(unsafe[i])) != 1)
+            FZ_FAIL("self-test: screen-acting code point %zu not found", i);
+    for (size_t i = 0; i < sizeof safe / sizeof safe[0]; i++)
+        if (fz_screen_unsafe((const uint8_t *)safe[i], strlen(safe[i])) != strlen(safe[i]) ||
+            fz_json_line_sep((const uint8_t *)safe[i], strlen(safe[i])) != strlen(safe[i]))
+            FZ_FAIL("self-test: harmless text %zu reported", i);
+    if (fz_json_line_sep((const uint8_t *)"a\xC2\x85", 3) != 1 || fz_json_line_sep((const uint8_t *)"a\xE2\x80\xA8", 4) != 1 ||
+        fz_json_line_sep((const uint8_t *)"a\xE2\x80\xA9", 4) != 1 || fz_json_line_sep((const uint8_t *)"a\xC2\x80", 3) != 3)
+        FZ_FAIL("self-test: JSON line separators");
+}
+
 /* With MX_FUZZ_DUMP set in the environment, the targets print the JSON they
  * produced on stderr (for looking at what a seed or a crash input does). */
 static inline void fz_dump(const char *buf, size_t len)
@@ -141,6 +202,8 @@ static inline size_t fz_check_ndjson(const char *buf, size_t len, int timeline)
     if (memchr(buf, 0, len)) FZ_FAIL("NUL byte in output at %zu", (size_t)((const char *)memchr(buf, 0, len) - buf));
     size_t bad = fz_utf8_bad((const uint8_t *)buf, len);
     if (bad != len) FZ_FAIL("invalid UTF-8 in output at byte %zu", bad);
+    size_t sep = fz_json_line_sep((const uint8_t *)buf, len);
+    if (sep != len) FZ_FAIL("raw U+0085/U+2028/U+2029 in JSON output at byte %zu", sep);
     if (buf[len - 1] != '\n') FZ_FAIL("output does not end with a newline");
     size_t lines = 0, off = 0;
     while (off < len) {
@@ -174,6 +237,8 @@ static inline size_t fz_check_json_seq(const char *buf, size_t len)
     if (memchr(buf, 0, len)) FZ_FAIL("NUL byte in output");
     size_t bad = fz_utf8_bad((const uint8_t *)buf, len);
     if (bad != len) FZ_FAIL("invalid UTF-8 in output at byte %zu", bad);
+    size_t sep = fz_json_line_sep((const uint8_t *)buf, len);
+    if (sep != len) FZ_FAIL("raw U+0085/U+2028/U+2029 in JSON output at byte %zu", sep);
     size_t n = 0, off = 0;
     for (;;) {
         while (off < len && (buf[off] == '\n' || buf[off] == ' ' || buf[off] == '\t' || buf[off] == '\r')) off++;
@@ -191,9 +256,9 @@ static inline size_t fz_check_json_seq(const char *buf, size_t len)
 }
 
 /* Text and summary views: valid UTF-8, no NUL, no control character but
- * the newline -- and, with colour, ESC only as "ESC [ digits/; m".  Wire
- * bytes must never reach a terminal as control characters.  Returns the
- * number of lines. */
+ * the newline -- and, with colour, ESC only as "ESC [ digits/; m" -- and no
+ * C1, bidi or line-separator code point.  Wire bytes must never reach a
+ * terminal as control characters.  Returns the number of lines. */
 static inline size_t fz_check_text(const char *buf, size_t len, int color)
 {
     fz_dump(buf, len);
@@ -201,6 +266,8 @@ static inline size_t fz_check_text(const char *buf, size_t len, int color)
     if (memchr(buf, 0, len)) FZ_FAIL("NUL byte in text output");
     size_t bad = fz_utf8_bad((const uint8_t *)buf, len);
     if (bad != len) FZ_FAIL("invalid UTF-8 in text output at byte %zu", bad);
+    size_t us = fz_screen_unsafe((const uint8_t *)buf, len);
+    if (us != len) FZ_FAIL("raw C1/bidi/line-separator code point in text output at byte %zu", us);
     if (buf[len - 1] != '\n') FZ_FAIL("text output does not end with a newline");
     size_t lines = 0;
     for (size_t i = 0; i < len; i++) {
@@ -217,7 +284,8 @@ static inline size_t fz_check_text(const char *buf, size_t len, int color)
     return lines;
 }
 
-/* HTML report: valid UTF-8, no control character but the newline, every
+/* HTML report: valid UTF-8, no control character but the newline (nor a
+ * C1, bidi or line-separator code point), every
  * '&' starts a character reference, every '<' starts a tag the report
  * itself writes, with well-formed double-quoted attributes.  A wire byte
  * that escaped the quoting shows up as a stray '&', '<', '>' or '"'.
@@ -232,6 +300,8 @@ static inline void fz_check_html(const char *buf, size_t len)
     if (memchr(buf, 0, len)) FZ_FAIL("NUL byte in HTML output");
     size_t bad = fz_utf8_bad((const uint8_t *)buf, len);
     if (bad != len) FZ_FAIL("invalid UTF-8 in HTML output at byte %zu", bad);
+    size_t us = fz_screen_unsafe((const uint8_t *)buf, len);
+    if (us != len) FZ_FAIL("raw C1/bidi/line-separator code point in HTML output at byte %zu", us);
     static const char head[] = "<!DOCTYPE html>\n", tail[] = "</html>\n";
     if (len < sizeof head - 1 + sizeof tail - 1 || memcmp(buf, head, sizeof head - 1) != 0 ||
         memcmp(buf + len - (sizeof tail - 1), tail, sizeof tail - 1) != 0)
@@ -303,6 +373,9 @@ static inline void fz_check_html(const char *buf, size_t len)
  *                     bit2 small line/hold/field/TLS message caps (the
  *                          command-line minimums)
  *                     bit3 max_events 12
+ *                     bits4-6 output: 0 ndjson, 1 text, 2 HTML, 3 summary,
+ *                          4 timeline, 5 pretty timeline, 6-7 ndjson
+ *                     bit7 colours (text and summary)
  *   then operations, until the input ends:
  *     op byte: bit0 = direction (0 client, 1 server), bits1-3 = kind:
  *       0-3  chunk:  [len u8] [len bytes]
@@ -318,8 +391,23 @@ static inline void fz_run_script(const uint8_t *data, size_t size, int force_tls
 {
     fz_in in = { data, size };
     uint8_t opt = fz_u8(&in);
+    static const mx_format formats[8] = { MX_FMT_NDJSON, MX_FMT_TEXT, MX_FMT_HTML, MX_FMT_SUMMARY,
+                                          MX_FMT_TIMELINE, MX_FMT_TIMELINE, MX_FMT_NDJSON, MX_FMT_NDJSON };
+    int fsel = (opt >> 4) & 7, color = (opt & 0x80) != 0;
+    mx_format fmt = formats[fsel];
     mx_harness h;
+    fz_self_test();
     mxh_init(&h, force_tls || (opt & 2), opt & 1);
+    if (fmt != MX_FMT_NDJSON) {
+        /* The views, as mxtrace writes them: the harness's sink has not
+         * written anything yet (the session's output state is the
+         * session's own), so another format's sink can take its place. */
+        mx_sink_free(h.sink);
+        h.opt.pretty = fsel == 5;
+        h.sink = mx_sink_new(fmt, h.out, &h.opt, color);
+        if (!h.sink) abort();
+        h.sess.sink = h.sink;
+    }
     /* set before any byte is fed (the parsers read the limits through the
      * session's options) */
     if (opt & 4) fuzz_tiny_limits(&h.opt.lim);
@@ -373,6 +461,31 @@ static inline void fz_run_script(const uint8_t *data, size_t size, int force_tls
         total += n;
     }
     const char *out = mxh_finish(&h);
+    if (fmt != MX_FMT_NDJSON) {
+        mx_sink_finish(h.sink);
+        if (fflush(h.out) != 0) abort();
+        out = h.buf;
+        size_t n;
+        switch (fmt) {
+        case MX_FMT_TEXT:
+            fz_check_text(out, h.len, color);
+            break;
+        case MX_FMT_SUMMARY:
+            n = fz_check_text(out, h.len, color);
+            if (n != 2) FZ_FAIL("%zu summary lines for one session (plus a header)", n);
+            break;
+        case MX_FMT_HTML:
+            fz_check_html(out, h.len);
+            break;
+        default:
+            n = h.opt.pretty ? fz_check_json_seq(out, h.len) : fz_check_ndjson(out, h.len, 1);
+            if (n != 1) FZ_FAIL("%zu timeline documents for one session", n);
+            break;
+        }
+        if (mx_sink_failed(h.sink)) FZ_FAIL("the writer reports a failed write to a memory stream");
+        mxh_free(&h);
+        return;
+    }
     size_t lines = fz_check_ndjson(out, h.len, 0);
     if (lines == 0) FZ_FAIL("no output at all (session.end is always written)");
     /* The last line is the session.end event (it is exempt from max_events). */

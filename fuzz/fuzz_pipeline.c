@@ -16,8 +16,10 @@
  * Watched ports 25, 587, 2525 and 465 (implicit TLS); max_flows 8,
  * max_events 64; nDPI classification off (see below).  Checks: JSON output
  * is valid UTF-8 and one document per line (ndjson, timeline) or a sequence
- * of documents (pretty); text views carry no control characters; the HTML
- * report has no markup but its own; the engine's counters are consistent.
+ * of documents (pretty), with U+0085/U+2028/U+2029 escaped; text views
+ * carry no control characters, nor C1, bidi or line-separator code points;
+ * the HTML report has no markup but its own and none of those code points
+ * either; the engine's counters are consistent.
  */
 #include "fuzz_common.h"
 #include "mx/engine.h"
@@ -40,6 +42,7 @@ static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    fz_self_test();
     if (size < 2) return 0;
     uint8_t opt = data[0], fsel = data[1] & 7;
     static const mx_format formats[8] = { MX_FMT_NDJSON, MX_FMT_TIMELINE, MX_FMT_TEXT, MX_FMT_SUMMARY,

@@ -74,6 +74,32 @@ def b64(s):
     return base64.b64encode(s if isinstance(s, bytes) else s.encode()).decode()
 
 
+# C1 controls (U+0085, U+009B a CSI, U+0080), bidi controls (U+202E,
+# U+2066, U+2069, U+202A), and a harmless U+00E9
+SCREEN_ODD = ["\u0085", "\u009b31m", "\u202e", "\u2066", "\u2069", "\u0080", "\u00e9", "\u202a"]
+
+
+def screen_controls(opt, odd):
+    """A conversation with the code points of odd in every kind of wire text."""
+    s = Script(opt)
+    s.lines(S, "220 mx%s.example.net ESMTP %s" % (odd[1], odd[2]))
+    s.lines(C, "EHLO c%sd" % odd[0])
+    s.lines(S, "250-mx %s" % odd[5], "250-AUTH PLAIN LOGIN", "250 X%sY" % odd[3])
+    s.lines(C, "AUTH LOGIN")
+    s.lines(S, "334 " + b64("Username:"))
+    s.lines(C, b64("al%sice" % odd[6]))
+    s.lines(S, "334 " + b64("Password:"))
+    s.lines(C, b64("pw"))
+    s.lines(S, "235 2.7.0 ok %s" % odd[7])
+    s.lines(C, "MAIL FROM:<a%sb@example.org>" % odd[4], "RCPT TO:<b@example.net>", "DATA")
+    s.lines(S, "250 Ok", "250 Ok", "354 go")
+    s.chunk(C, ("Subject: s%st%su\r\nFrom: x%s\r\n\r\nbody\r\n.\r\n" % (odd[2], odd[5], odd[0])).encode())
+    s.lines(S, "250 2.0.0 Ok: queued as Q%s1" % odd[6])
+    s.lines(C, "QUIT")
+    s.lines(S, "221 Bye")
+    return s.bytes()
+
+
 def tls_record(ctype, body, version=b"\x03\x03"):
     return bytes([ctype]) + version + struct.pack(">H", len(body)) + body
 
@@ -275,6 +301,16 @@ def smtp_seeds():
     s.chunk(C, client_hello())      # TLS where SMTP was expected
     s.chunk(S, server_hello())
     write("fuzz_smtp", "tls-without-starttls", s.bytes())
+
+    # Code points that act on a screen (C1 controls, bidi controls, U+0085)
+    # in wire text, written in every output (options bits 4-6; bit 7
+    # colours): the views must quote them, JSON must escape U+0085.  (With
+    # U+2028/U+2029 the same script is fuzz/crashes/fuzz_smtp-json-line-
+    # separator-shift: see fuzz/README.md.)
+    for view, name in ((0, "ndjson"), (1, "text"), (2, "html"), (3, "summary"), (4, "timeline"),
+                       (5, "pretty"), (0x81, "text-colour")):
+        opt = (view & 7) << 4 | (0x80 if view & 0x80 else 0) | 1
+        write("fuzz_smtp", "screen-controls-" + name, screen_controls(opt, SCREEN_ODD))
 
     # fuzz_tls: both directions TLS from the first byte
     s = Script(0)
