@@ -306,16 +306,17 @@ static int grow(mx_sink *k)
  * They can only stand inside strings here, so \uNNNN is an exact rewrite. */
 static int escape_line_separators(mx_sink *k)
 {
-    size_t n = strlen(k->buf), hits = 0;
+    /* \u2028 takes 6 bytes for 3 (3 more), \u0085 6 for 2 (4 more) */
+    size_t n = strlen(k->buf), extra = 0;
     for (const char *p = k->buf; (p = memchr(p, 0xE2, n - (size_t)(p - k->buf))) != NULL; p++)
-        if (p[1] == (char)0x80 && (p[2] == (char)0xA8 || p[2] == (char)0xA9)) hits++;
+        if (p[1] == (char)0x80 && (p[2] == (char)0xA8 || p[2] == (char)0xA9)) extra += 3;
     for (const char *p = k->buf; (p = memchr(p, 0xC2, n - (size_t)(p - k->buf))) != NULL; p++)
-        if (p[1] == (char)0x85) hits++;
-    if (!hits) return 1;
-    while (n + hits * 4 + 1 > k->cap)
+        if (p[1] == (char)0x85) extra += 4;
+    if (!extra) return 1;
+    while (n + extra + 1 > k->cap)
         if (!grow(k)) return 0;
     /* rewrite from the end so every byte moves once */
-    char *src = k->buf + n, *dst = k->buf + n + hits * 4;
+    char *src = k->buf + n, *dst = k->buf + n + extra;
     *dst = 0;
     while (src > k->buf) {
         src--;

@@ -667,9 +667,12 @@ static void auth_user_from(mx_smtp *m, const uint8_t *b64, size_t n)
         const uint8_t *sp = memchr(dec, ' ', (size_t)dl);
         if (sp) { u = dec; ul = (size_t)(sp - dec); }
     } else if (strcmp(mech, "XOAUTH2") == 0) {  /* user=...^Aauth=Bearer ...^A^A */
+        /* the user ends at ^A; a blob without one (or other bytes that
+         * cannot be in an address) ends at the first of them, so the
+         * token that follows is never taken into the name */
         if (dl > 5 && memcmp(dec, "user=", 5) == 0) {
-            const uint8_t *e = memchr(dec, 1, (size_t)dl);
-            u = dec + 5; ul = e ? (size_t)(e - u) : (size_t)dl - 5;
+            u = dec + 5;
+            while (u + ul < dec + dl && u[ul] > 0x20 && u[ul] != 0x7F) ul++;
         }
     }
     if (u) copy_cstr(m->auth_user, sizeof m->auth_user, u, ul);
@@ -684,8 +687,16 @@ static void auth_response(mx_smtp *m, const uint8_t *l, size_t n)
         mx_ev_str(ev, "kind", "cancel");
     } else {
         const char *kind = "response";
-        if (m->auth_expect == 1) { kind = "username"; auth_user_from(m, l, n); }
-        else if (m->auth_expect == 2) kind = "password";
+        if (m->auth_expect == 1) {
+            kind = "username";
+            auth_user_from(m, l, n);
+            /* The next line is the password unless a new "Username:" comes:
+             * the client may send both before the server's 334 Password:,
+             * or that 334 may be lost from the capture. */
+            m->auth_expect = 2;
+        } else if (m->auth_expect == 2 || (strcmp(m->auth_mech, "LOGIN") == 0 && m->auth_user[0])) {
+            kind = "password";
+        }
         else if (strcmp(m->auth_mech, "PLAIN") == 0 || strcmp(m->auth_mech, "XOAUTH2") == 0 ||
                  strcmp(m->auth_mech, "CRAM-MD5") == 0) { kind = "credentials"; auth_user_from(m, l, n); }
         mx_ev_str(ev, "kind", kind);
@@ -822,11 +833,12 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
             const uint8_t *ir = sp2 + 1; size_t il = n2 - ml - 1;
             trim(&ir, &il);
             mx_ev_bool(ev, "initial_response", 1);
-            if (strcmp(m->auth_mech, "LOGIN") == 0) m->auth_expect = 1;
             if (!(il == 1 && ir[0] == '=')) auth_user_from(m, ir, il);
             if (m->s->opt->show_user && m->auth_user[0])
                 WIRE(ev, "user", m->auth_user, strlen(m->auth_user));
-            m->auth_expect = 0;
+            /* LOGIN with the user name given here: what follows is the
+             * password, whether or not its 334 is seen. */
+            m->auth_expect = strcmp(m->auth_mech, "LOGIN") == 0 ? 2 : 0;
         }
     } else if (al) {
         WIRE(ev, "arg", arg, al);

@@ -395,6 +395,25 @@ int main(void)
         free(o);
     }
     {
+        /* Raw U+2028/U+2029/U+0085 are escaped in JSON and every event is
+         * still one well-formed line. */
+        const char *name = "line-separators";
+        chunk t[] = { S("220 mx ES\xE2\x80\xA8MTP \xE2\x80\xA9 x\xC2\x85y\r\n"), C("QUIT\r\n"), S("221 bye\r\n"), END };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"lines\":[\"mx ES\\u2028MTP \\u2029 x\\u0085y\"]");
+        HASNT(o, "\xE2\x80\xA8");
+        HASNT(o, "{{");
+        int lines_ok = 1;
+        for (const char *p = o; *p; ) {
+            if (strncmp(p, "{\"type\":", 8) != 0) lines_ok = 0;
+            const char *nl = strchr(p, '\n');
+            if (!nl) break;
+            p = nl + 1;
+        }
+        CHECK(lines_ok, "%s: every line is an event", name);
+        free(o);
+    }
+    {
         const char *name = "gap-in-body";
         chunk t[] = {
             S("220 mx\r\n"), C("HELO c\r\n"), S("250 mx\r\n"),
