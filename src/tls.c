@@ -216,6 +216,15 @@ typedef struct tls_dir {
     uint32_t first_enc_len;  /* length of the first encrypted record */
     uint8_t last_hs;         /* last handshake message from this side */
     uint8_t any_hs;
+    /* after lost bytes (or a capture that starts inside a record): looking
+     * for the next record header, resync_pos bytes after the hole so far */
+    uint8_t resync, started;
+    uint64_t resync_pos;
+    uint8_t hs_skip;         /* the rest of this handshake record is lost */
+    uint8_t hs_check;        /* first handshake record after a hole: its
+                                first message must look like one */
+    uint8_t after_hole, midstream;
+    uint16_t rec_ver;        /* version in this side's last record header */
 } tls_dir;
 
 struct mx_tls {
@@ -615,7 +624,7 @@ static void handshake_msg(mx_tls *t, int dir, uint8_t type, mx_cur body)
 static void handshake_bytes(mx_tls *t, int dir, const uint8_t *p, size_t n)
 {
     tls_dir *d = &t->d[dir];
-    if (d->hs_dropped) return;
+    if (d->hs_dropped || d->hs_skip) return;
     if (!d->hs && !(d->hs = malloc(t->lim->max_tls_msg))) return;
     if (d->hs_len + n > t->lim->max_tls_msg) {
         mx_sess_anomaly(t->s, dir, "limit.max_tls_msg", "handshake message over max_tls_msg");
@@ -628,6 +637,15 @@ static void handshake_bytes(mx_tls *t, int dir, const uint8_t *p, size_t n)
     while (d->hs_len - off >= 4) {
         uint8_t type = d->hs[off];
         uint32_t len = ((uint32_t)d->hs[off + 1] << 16) | ((uint32_t)d->hs[off + 2] << 8) | d->hs[off + 3];
+        if (d->hs_check) {
+            /* after a hole the record may carry the rest of a lost message */
+            if (strcmp(hs_name(type), "unknown") == 0 || len + 4 > t->lim->max_tls_msg) {
+                d->hs_skip = 1;
+                d->hs_len = 0;
+                return;
+            }
+            d->hs_check = 0;
+        }
         if (len + 4 > t->lim->max_tls_msg) {
             mx_sess_anomaly(t->s, dir, "limit.max_tls_msg", "handshake message over max_tls_msg");
             d->hs_dropped = 1;
@@ -652,8 +670,10 @@ static void alert(mx_tls *t, int dir, uint8_t level, uint8_t desc, int encrypted
     }
     mx_ev_bool(ev, "encrypted", encrypted);
     /* After a completed handshake an encrypted alert is almost always the
-     * close_notify that ends the connection. */
-    int late = encrypted && t->complete;
+     * close_notify that ends the connection; so it is in a capture that
+     * starts after the handshake (no handshake message seen): records were
+     * already encrypted when it began. */
+    int late = encrypted && (t->complete || (t->s->midstream && t->last_from < 0));
     if (late) mx_ev_str(ev, "probably", "close_notify");
     if (t->last_from >= 0) {
         mx_ev_str(ev, "after", hs_name(t->last_type));
@@ -673,6 +693,64 @@ static void alert(mx_tls *t, int dir, uint8_t level, uint8_t desc, int encrypted
     }
 }
 
+/* Largest record body: 2^14 bytes of plaintext and 2048 of expansion
+ * (RFC 5246 §6.2.3; TLS 1.3 allows only 256, RFC 8446 §5.2). */
+#define MAX_RECORD (16384 + 2048)
+
+/* Could a record start with these 5 bytes?  Content type 20-24, version
+ * 3.0-3.4 (once the ServerHello is known: the negotiated one, 3.3 under
+ * TLS 1.3, or the one this side's records used so far), a length possible
+ * for the type. */
+static int plausible_header(const mx_tls *t, const tls_dir *d, const uint8_t *h)
+{
+    unsigned len = (unsigned)h[3] << 8 | h[4];
+    if (h[0] < 20 || h[0] > 24 || h[1] != 3 || h[2] > 4 || len == 0 || len > MAX_RECORD) return 0;
+    if (h[0] == 20 && len != 1) return 0;          /* ChangeCipherSpec is one byte */
+    if (h[0] == 21 && len < 2) return 0;
+    if (t->have_sh) {
+        unsigned v = (unsigned)h[1] << 8 | h[2];
+        unsigned want = t->tls13 ? 0x0303 : t->version;
+        if (v != want && v != d->rec_ver) return 0;
+    }
+    return 1;
+}
+
+/* Looking for a record boundary again (after lost bytes, or in a capture
+ * that starts inside a connection): skips bytes of p[0..n) until a record
+ * header is accepted there (d->resync cleared) and returns how many it
+ * skipped.  The first byte after the hole is taken on its own header: a
+ * lost segment most often ends where a record ends, and a chance look-alike
+ * at one given position is rare.  Further in, where every position is
+ * tried, the record must be followed by a second plausible header.  When
+ * the bytes to decide have not arrived, *wait is set and the rest stays
+ * unconsumed, to be offered again with more; unless no more will come
+ * before a hole or the end (final), or the record is too long for the
+ * stream to hold it (then its header alone decides). */
+static size_t resync_scan(mx_tls *t, tls_dir *d, const uint8_t *p, size_t n, int final, int *wait)
+{
+    size_t k;
+    *wait = 0;
+    for (k = 0; k + 5 <= n; k++) {
+        const uint8_t *h = p + k;
+        if (!plausible_header(t, d, h)) continue;
+        if (d->resync_pos + k == 0) break;
+        size_t need = 5 + ((size_t)h[3] << 8 | h[4]) + 5;
+        if (need > t->lim->max_hold) break;
+        if (k + need <= n) {
+            if (plausible_header(t, d, h + need - 5)) break;
+            continue;
+        }
+        if (!final) *wait = 1;
+        return k;          /* wait here, or (final) take it as it is */
+    }
+    if (k + 5 > n) {       /* no header in what is there */
+        if (final) return n;
+        *wait = 1;
+        return k;
+    }
+    return k;
+}
+
 /* A whole record header was read. */
 static int record_start(mx_tls *t, int dir)
 {
@@ -680,7 +758,15 @@ static int record_start(mx_tls *t, int dir)
     uint8_t type = d->hdr[0];
     uint16_t len = (uint16_t)((d->hdr[3] << 8) | d->hdr[4]);
     /* RFC 8446 §5.2: at most 2^14 + 256 bytes of ciphertext (older: + 2048) */
-    if (type < 20 || type > 24 || d->hdr[1] != 3 || len > 16384 + 2048) {
+    if (type < 20 || type > 24 || d->hdr[1] != 3 || len > MAX_RECORD) {
+        if (d->after_hole) {
+            /* the boundary taken after a hole was wrong: look again */
+            mx_sess_anomaly(t->s, dir, "tls_resync_failed",
+                            "the record header taken after lost bytes was not followed by another: looking again");
+            d->resync = 1;
+            d->resync_pos = 5;
+            return 1;
+        }
         d->not_tls = 1;
         if (d->records == 0 && !t->s->tls_from_start)
             mx_sess_anomaly(t->s, dir, "cleartext_after_starttls",
@@ -694,8 +780,10 @@ static int record_start(mx_tls *t, int dir)
     d->records++;
     d->rtype = type;
     d->rlen = len;
+    d->rec_ver = (uint16_t)(d->hdr[1] << 8 | d->hdr[2]);
     d->body_left = len;
     d->alen = 0;
+    d->hs_skip = 0;
     if (type == 20) {                    /* ChangeCipherSpec */
         if (!t->tls13) {
             mx_ev *ev = mx_ev_begin(t->s, "tls.change_cipher_spec", dir);
@@ -729,21 +817,57 @@ static int record_start(mx_tls *t, int dir)
     return 1;
 }
 
+/* First bytes (or hole) of a direction: an implicit-TLS connection whose
+ * start is not in the capture may begin inside a record. */
+static void dir_start(mx_tls *t, tls_dir *d)
+{
+    if (d->started) return;
+    d->started = 1;
+    if (t->s->midstream && t->s->tls_from_start) {
+        d->resync = 1;
+        d->midstream = 1;
+    }
+}
+
+/* A header was accepted after a hole: say how far it was. */
+static void resynced(mx_tls *t, int dir)
+{
+    tls_dir *d = &t->d[dir];
+    d->resync = 0;
+    if (d->midstream && !d->after_hole && d->resync_pos == 0) return;   /* started on a boundary */
+    char detail[160];
+    snprintf(detail, sizeof detail, "records followed again from a record header %llu bytes %s",
+             (unsigned long long)d->resync_pos, d->after_hole ? "after the lost bytes" : "into the capture");
+    mx_sess_anomaly(t->s, dir, "tls_resync", detail);
+}
+
 size_t mx_tls_feed(mx_tls *t, int dir, const uint8_t *p, size_t n, int force)
 {
-    (void)force;
     if (!t) return n;
     tls_dir *d = &t->d[dir];
     size_t i = 0;
-    d->bytes += n;
-    if (d->not_tls) return n;
+    dir_start(t, d);
+    if (d->not_tls) { d->bytes += n; return n; }
+    /* forced with less than the stream can hold: a hole or the end comes
+     * next, these bytes are all there will be */
+    int final = force && n < t->lim->max_hold;
     while (i < n) {
+        if (d->resync) {
+            int wait;
+            size_t k = resync_scan(t, d, p + i, n - i, final, &wait);
+            i += k;
+            d->resync_pos += k;
+            if (wait) break;
+            if (i < n) resynced(t, dir);
+            continue;
+        }
         if (d->body_left) {
             size_t take = n - i < d->body_left ? n - i : d->body_left;
             if (d->rtype == 22 && !d->encrypted) handshake_bytes(t, dir, p + i, take);
             /* an alert of exactly 2 bytes is in clear whatever we thought:
-             * an encrypted one carries at least a 16-byte tag */
-            else if (d->rtype == 21 && (!d->encrypted || d->rlen == 2)) {
+             * an encrypted one carries at least a 16-byte tag or MAC; any
+             * other length is encrypted, whatever we thought */
+            else if (d->rtype == 21 && d->rlen == 2) {
                 for (size_t k = 0; k < take && d->alen < 2; k++) d->alert[d->alen++] = p[i + k];
                 if (d->alen == 2 && d->body_left == take) alert(t, dir, d->alert[0], d->alert[1], 0);
             } else if (d->rtype == 21 && d->body_left == take) {
@@ -756,18 +880,41 @@ size_t mx_tls_feed(mx_tls *t, int dir, const uint8_t *p, size_t n, int force)
         d->hdr[d->hlen++] = p[i++];
         if (d->hlen < 5) continue;
         d->hlen = 0;
-        if (!record_start(t, dir)) return n;
+        if (!record_start(t, dir)) { i = n; break; }
     }
-    return n;
+    if (force && i == 0) i = n;            /* cannot happen: the stream holds enough to decide */
+    d->bytes += i;
+    return i;
 }
 
 void mx_tls_gap(mx_tls *t, int dir, uint32_t len)
 {
     if (!t) return;
     tls_dir *d = &t->d[dir];
-    if (len <= d->body_left && d->rtype != 22) { d->body_left -= len; return; }
-    d->not_tls = 1;            /* lost the record boundary */
-    mx_sess_anomaly(t->s, dir, "tls_gap", "bytes lost inside TLS: records no longer followed");
+    dir_start(t, d);
+    if (d->not_tls || !len) return;
+    if (!d->resync && d->hlen == 0 && len <= d->body_left) {
+        /* inside a record: its end, and so the next header, are still known */
+        d->body_left -= len;
+        if (d->rtype == 21) d->alen = 3;                     /* the alert's bytes are not all there */
+        if (d->rtype == 22 && !d->encrypted) {
+            d->hs_len = 0;                                   /* the message being assembled is lost */
+            d->hs_skip = 1;
+            d->hs_check = 1;
+            mx_sess_anomaly(t->s, dir, "tls_gap", "bytes lost inside a handshake record: the message they cut is lost");
+        }
+        return;
+    }
+    /* the record boundary is lost: look for the next header */
+    d->resync = 1;
+    d->resync_pos = 0;
+    d->after_hole = 1;
+    d->hlen = 0;
+    d->body_left = 0;
+    d->hs_len = 0;
+    d->hs_skip = 0;
+    d->hs_check = 1;
+    mx_sess_anomaly(t->s, dir, "tls_gap", "bytes lost inside TLS: looking for the next record header");
 }
 
 void mx_tls_eof(mx_tls *t, int dir)
