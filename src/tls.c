@@ -242,6 +242,10 @@ struct mx_tls {
     int alert_from, alert_code, alert_level, alert_encrypted;
     uint8_t probable_reject, saw_close_notify, alert_after_type;
     uint8_t cert_seen, weak;
+    /* client certificates: asked for by the server (CertificateRequest),
+     * the client's answer (its Certificate message, possibly empty) */
+    uint8_t cert_requested, client_cert_msg, client_cert_count, client_kx;
+    uint64_t cert_request_frame, client_cert_frame;
     mx_cert_checks checks;
     char ja3[33], ja4[64], ja3s[33];
 };
@@ -552,7 +556,11 @@ static void server_hello(mx_tls *t, mx_cur c)
 
 /* ---- Certificate and the rest --------------------------------------------- */
 
-static void certificate(mx_tls *t, mx_cur c)
+/* A Certificate message from either side.  The server's chain is the one
+ * checked against the server's names and kept for the summary; the client's
+ * (its answer to a CertificateRequest, empty when it has none) is shown as
+ * its own and never replaces the server's. */
+static void certificate(mx_tls *t, int dir, mx_cur c)
 {
     uint32_t total;
     const uint8_t *der[16];
@@ -570,6 +578,18 @@ static void certificate(mx_tls *t, mx_cur c)
         len[n] = l;
         n++;
         mx_cur_skip(&c, l);
+    }
+    if (dir == MX_CLIENT) {
+        mx_cert_checks scratch;
+        mx_ev *ev = mx_ev_begin(t->s, "tls.certificate", MX_CLIENT);
+        mx_ev_int(ev, "certificates", n);
+        if (t->cert_requested) mx_ev_bool(ev, "requested", 1);
+        if (n) mx_cert_chain(ev, der, len, n, t->s->cur_us, NULL, NULL, 0, t->lim->max_field, t->s->certs, &scratch);
+        mx_ev_end(t->s, ev);
+        t->client_cert_msg = 1;
+        t->client_cert_count = (uint8_t)n;
+        t->client_cert_frame = t->s->cur_frame;
+        return;
     }
     const char *names[4], *src[4];
     int nn = 0;
@@ -602,11 +622,16 @@ static void server_key_exchange(mx_tls *t, mx_cur c)
 static void handshake_msg(mx_tls *t, int dir, uint8_t type, mx_cur body)
 {
     tls_dir *d = &t->d[dir];
+    if (type == 13 && dir == MX_SERVER && !t->cert_requested) {
+        t->cert_requested = 1;
+        t->cert_request_frame = t->s->cur_frame;
+    }
+    if (type == 16 && dir == MX_CLIENT) t->client_kx = 1;
     switch (type) {
     case 1: if (dir == MX_CLIENT) client_hello(t, body); break;
     case 2: if (dir == MX_SERVER) server_hello(t, body); break;
-    case 11: certificate(t, body); break;
-    case 12: server_key_exchange(t, body); break;
+    case 11: certificate(t, dir, body); break;
+    case 12: if (dir == MX_SERVER) server_key_exchange(t, body); break;
     default: {
         mx_ev *ev = mx_ev_begin(t->s, "tls.handshake", dir);
         mx_ev_str(ev, "message", hs_name(type));
@@ -986,6 +1011,12 @@ void mx_tls_summary(const mx_tls *t, mx_ev *o)
         mx_ev_bool(c, "self_signed", t->checks.self_signed);
         if (t->checks.names_checked) mx_ev_bool(c, "name_mismatch", t->checks.name_mismatch > 0);
     }
+    if (t->cert_requested || t->client_cert_msg) {
+        mx_ev *c = mx_ev_obj(o, "client_certificate");
+        mx_ev_bool(c, "requested", t->cert_requested);
+        if (t->client_cert_msg) mx_ev_int(c, "certificates", t->client_cert_count);
+        else mx_ev_bool(c, "sent", 0);
+    }
     if (t->weak) mx_ev_bool(o, "weak_cipher", 1);
     if (t->have_sh && t->version < 0x0303) mx_ev_bool(o, "obsolete_version", 1);
     for (int i = 0; i < 2; i++) {
@@ -1032,4 +1063,9 @@ void mx_tls_facts(const mx_tls *t, mx_facts *f)
     snprintf(f->cert_not_after, sizeof f->cert_not_after, "%s", t->checks.not_after);
     snprintf(f->cert_names, sizeof f->cert_names, "%s", t->checks.uncovered);
     snprintf(f->sni, sizeof f->sni, "%s", t->sni);
+    f->client_cert_requested = t->cert_requested;
+    f->cert_request_frame = t->cert_request_frame;
+    f->client_cert_frame = t->client_cert_frame;
+    f->client_cert_empty = t->cert_requested &&
+                           (t->client_cert_msg ? t->client_cert_count == 0 : t->client_kx);
 }
