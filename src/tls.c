@@ -221,6 +221,7 @@ typedef struct tls_dir {
     uint8_t resync, started;
     uint64_t resync_pos;
     uint8_t hs_skip;         /* the rest of this handshake record is lost */
+    uint32_t hs_discard;     /* bytes still to come of a message a hole cut */
     uint8_t hs_check;        /* first handshake record after a hole: its
                                 first message must look like one */
     uint8_t after_hole, midstream;
@@ -650,6 +651,13 @@ static void handshake_bytes(mx_tls *t, int dir, const uint8_t *p, size_t n)
 {
     tls_dir *d = &t->d[dir];
     if (d->hs_dropped || d->hs_skip) return;
+    if (d->hs_discard) {
+        size_t k = n < d->hs_discard ? n : d->hs_discard;
+        d->hs_discard -= (uint32_t)k;
+        p += k;
+        n -= k;
+        if (!n) return;
+    }
     if (!d->hs && !(d->hs = malloc(t->lim->max_tls_msg))) return;
     if (d->hs_len + n > t->lim->max_tls_msg) {
         mx_sess_anomaly(t->s, dir, "limit.max_tls_msg", "handshake message over max_tls_msg");
@@ -722,6 +730,10 @@ static void alert(mx_tls *t, int dir, uint8_t level, uint8_t desc, int encrypted
  * (RFC 5246 §6.2.3; TLS 1.3 allows only 256, RFC 8446 §5.2). */
 #define MAX_RECORD (16384 + 2048)
 
+/* A TLS stream has a header at least every 5 + MAX_RECORD bytes: looking
+ * twice that far in vain means the bytes are not TLS. */
+#define RESYNC_MAX (2 * (5 + MAX_RECORD))
+
 /* Could a record start with these 5 bytes?  Content type 20-24, version
  * 3.0-3.4 (once the ServerHello is known: the negotiated one, 3.3 under
  * TLS 1.3, or the one this side's records used so far), a length possible
@@ -750,17 +762,19 @@ static int plausible_header(const mx_tls *t, const tls_dir *d, const uint8_t *h)
  * the bytes to decide have not arrived, *wait is set and the rest stays
  * unconsumed, to be offered again with more; unless no more will come
  * before a hole or the end (final), or the record is too long for the
- * stream to hold it (then its header alone decides). */
+ * stream to hold it (then its header alone decides).  After RESYNC_MAX
+ * bytes without a header it gives up (*wait = -1). */
 static size_t resync_scan(mx_tls *t, tls_dir *d, const uint8_t *p, size_t n, int final, int *wait)
 {
     size_t k;
     *wait = 0;
     for (k = 0; k + 5 <= n; k++) {
+        if (d->resync_pos + k >= RESYNC_MAX) { *wait = -1; return k; }
         const uint8_t *h = p + k;
         if (!plausible_header(t, d, h)) continue;
         if (d->resync_pos + k == 0) break;
         size_t need = 5 + ((size_t)h[3] << 8 | h[4]) + 5;
-        if (need > t->lim->max_hold) break;
+        if (need >= t->lim->max_hold) break;   /* held, it would fill the stream's tail */
         if (k + need <= n) {
             if (plausible_header(t, d, h + need - 5)) break;
             continue;
@@ -784,10 +798,10 @@ static int record_start(mx_tls *t, int dir)
     uint16_t len = (uint16_t)((d->hdr[3] << 8) | d->hdr[4]);
     /* RFC 8446 §5.2: at most 2^14 + 256 bytes of ciphertext (older: + 2048) */
     if (type < 20 || type > 24 || d->hdr[1] != 3 || len > MAX_RECORD) {
-        if (d->after_hole) {
+        if (d->after_hole || d->midstream) {
             /* the boundary taken after a hole was wrong: look again */
             mx_sess_anomaly(t->s, dir, "tls_resync_failed",
-                            "the record header taken after lost bytes was not followed by another: looking again");
+                            "the record boundary taken after lost bytes or at the start of the capture was wrong: looking again");
             d->resync = 1;
             d->resync_pos = 5;
             return 1;
@@ -854,6 +868,16 @@ static void dir_start(mx_tls *t, tls_dir *d)
     }
 }
 
+/* No header where one should have been: the bytes are not TLS. */
+static void resync_failed(mx_tls *t, int dir)
+{
+    tls_dir *d = &t->d[dir];
+    d->not_tls = 1;
+    d->resync = 0;
+    mx_sess_anomaly(t->s, dir, "not_tls", d->after_hole ? "no TLS record header in the bytes after the lost ones"
+                                                        : "implicit-TLS port but the bytes are not TLS");
+}
+
 /* A header was accepted after a hole: say how far it was. */
 static void resynced(mx_tls *t, int dir)
 {
@@ -882,6 +906,11 @@ size_t mx_tls_feed(mx_tls *t, int dir, const uint8_t *p, size_t n, int force)
             size_t k = resync_scan(t, d, p + i, n - i, final, &wait);
             i += k;
             d->resync_pos += k;
+            if (wait < 0) {
+                resync_failed(t, dir);
+                i = n;
+                break;
+            }
             if (wait) break;
             if (i < n) resynced(t, dir);
             continue;
@@ -922,10 +951,25 @@ void mx_tls_gap(mx_tls *t, int dir, uint32_t len)
         /* inside a record: its end, and so the next header, are still known */
         d->body_left -= len;
         if (d->rtype == 21) d->alen = 3;                     /* the alert's bytes are not all there */
-        if (d->rtype == 22 && !d->encrypted) {
-            d->hs_len = 0;                                   /* the message being assembled is lost */
-            d->hs_skip = 1;
-            d->hs_check = 1;
+        if (d->rtype == 22 && !d->encrypted && !d->hs_dropped && !d->hs_skip) {
+            /* the message being assembled is lost; if its header came
+             * before the hole and its end comes after, so does the place
+             * where the next one starts */
+            uint32_t left = 0;                           /* bytes of it after where the hole starts */
+            int known = 0;
+            if (d->hs_discard) { left = d->hs_discard; known = 1; }
+            else if (d->hs_len >= 4) {
+                left = 4 + (((uint32_t)d->hs[1] << 16) | ((uint32_t)d->hs[2] << 8) | d->hs[3]) - d->hs_len;
+                known = 1;
+            }
+            if (known && len <= left) {
+                d->hs_discard = left - len;
+            } else {
+                d->hs_discard = 0;
+                d->hs_skip = 1;                          /* the rest of this record is not readable */
+                d->hs_check = 1;
+            }
+            d->hs_len = 0;
             mx_sess_anomaly(t->s, dir, "tls_gap", "bytes lost inside a handshake record: the message they cut is lost");
         }
         return;
@@ -938,6 +982,7 @@ void mx_tls_gap(mx_tls *t, int dir, uint32_t len)
     d->body_left = 0;
     d->hs_len = 0;
     d->hs_skip = 0;
+    d->hs_discard = 0;
     d->hs_check = 1;
     mx_sess_anomaly(t->s, dir, "tls_gap", "bytes lost inside TLS: looking for the next record header");
 }
@@ -946,6 +991,8 @@ void mx_tls_eof(mx_tls *t, int dir)
 {
     if (!t || dir != MX_SERVER) return;   /* once, after both directions */
     tls_dir *c = &t->d[MX_CLIENT], *s = &t->d[MX_SERVER];
+    for (int i = 0; i < 2; i++)
+        if (t->d[i].resync && t->d[i].resync_pos) resync_failed(t, i);
     /* TLS 1.3: the client answered the server's flight with one record too
      * short to be its Finished, and nothing more came: most likely an alert
      * rejecting the certificate. */

@@ -94,7 +94,8 @@ static void tls12_complete(buf *c1, buf *s1, buf *c2, buf *s2)
 }
 
 /* Like mxh_run/mxh_feed_all, for a connection whose start is not in the
- * capture (midstream) when asked; the verdict from the facts into *v. */
+ * capture (midstream) when asked, and with holes in either direction (dir
+ * -1: client, -3: server); the verdict from the facts into *v. */
 static char *run(const mxh_chunk *cs, int midstream, int mode, int which, size_t at, mx_verdict *v)
 {
     mx_harness h;
@@ -102,7 +103,7 @@ static char *run(const mxh_chunk *cs, int midstream, int mode, int which, size_t
     h.sess.midstream = (uint8_t)midstream;
     for (int i = 0; cs[i].dir != -2; i++) {
         const mxh_chunk *c = &cs[i];
-        if (c->dir == -1) { mxh_gap(&h, MX_CLIENT, (uint32_t)c->n); continue; }
+        if (c->dir == -1 || c->dir == -3) { mxh_gap(&h, c->dir == -1 ? MX_CLIENT : MX_SERVER, (uint32_t)c->n); continue; }
         if (mode == 2) {
             for (size_t k = 0; k < c->n; k++) mxh_feed(&h, c->dir, c->p + k, 1);
         } else if (mode == 1 && i == which) {
@@ -431,6 +432,97 @@ int main(void)
         CHECK(same, "%s: same events however fed", name);
         CHECK(strstr(o, "\"kind\":\"not_tls\"") != NULL, "%s: not TLS", name);
         free(o);
+    }
+    {   /* a hole inside the server's handshake record: the certificate it
+         * cut is lost, the rest of it in the next record is not taken for a
+         * message, and the ServerHelloDone after it is still read */
+        const char *name = "gap-in-handshake-record";
+        buf ch = { .n = 0 }, c1 = { .n = 0 }, sh = { .n = 0 }, s1 = { .n = 0 };
+        client_hello(&ch, 0);
+        records(&c1, &ch, 1000, 22);
+        server_hello(&sh, 0xC030, 0);
+        size_t cert_at = sh.n;
+        u8(&sh, 11); u24(&sh, 3 + 3 + 900); u24(&sh, 3 + 900); u24(&sh, 900);
+        for (int i = 0; i < 900; i++) u8(&sh, 0x41);
+        u8(&sh, 14); u24(&sh, 0);
+        records(&s1, &sh, 300, 22);             /* records of 300 bytes: the certificate spans four */
+        size_t cut = 5 + cert_at + 100;         /* 100 bytes into the certificate, in the first record */
+        size_t lost = 150;
+        mxh_chunk t[] = {
+            { MX_CLIENT, (const char *)c1.b, c1.n }, { MX_SERVER, (const char *)s1.b, cut }, { -3, NULL, lost },
+            { MX_SERVER, (const char *)s1.b + cut + lost, s1.n - cut - lost }, { -2, NULL, 0 },
+        };
+        int same;
+        char *o = feed_all(name, t, 0, &same, NULL);
+        CHECK(same, "%s: same events however fed", name);
+        CHECK(strstr(o, "\"type\":\"tls.server_hello\"") != NULL, "%s: ServerHello before the hole", name);
+        CHECK(strstr(o, "\"type\":\"tls.certificate\"") == NULL, "%s: the cut certificate is not made up", name);
+        CHECK(strstr(o, "\"message\":\"server_hello_done\"") != NULL, "%s: ServerHelloDone after it", name);
+        CHECK(strstr(o, "bytes lost inside a handshake record") != NULL, "%s: reported", name);
+        CHECK(strstr(o, "\"message\":\"unknown\"") == NULL && strstr(o, "limit.max_tls_msg") == NULL,
+              "%s: no message parsed from the middle of the lost one", name);
+        free(o);
+    }
+    {   /* a hole across the end of one handshake message and the start of
+         * the next: the rest of that record cannot be read, the next record
+         * can */
+        const char *name = "gap-across-handshake-messages";
+        buf ch = { .n = 0 }, c1 = { .n = 0 }, sh = { .n = 0 }, s1 = { .n = 0 }, m2 = { .n = 0 };
+        client_hello(&ch, 0);
+        records(&c1, &ch, 1000, 22);
+        server_hello(&sh, 0xC030, 0);
+        size_t cert_at = sh.n;
+        u8(&sh, 11); u24(&sh, 3 + 3 + 50); u24(&sh, 3 + 50); u24(&sh, 50);
+        for (int i = 0; i < 50; i++) u8(&sh, 0x41);
+        u8(&sh, 12); u24(&sh, 40); for (int i = 0; i < 40; i++) u8(&sh, 0x42);  /* ServerKeyExchange */
+        records(&s1, &sh, 1000, 22);
+        u8(&m2, 13); u24(&m2, 4); u8(&m2, 1); u8(&m2, 1); u16(&m2, 0);          /* CertificateRequest */
+        u8(&m2, 14); u24(&m2, 0);
+        records(&s1, &m2, 1000, 22);
+        size_t cut = 5 + cert_at + 30, lost = 40;      /* the certificate's end, the key exchange's header */
+        mxh_chunk t[] = {
+            { MX_CLIENT, (const char *)c1.b, c1.n }, { MX_SERVER, (const char *)s1.b, cut }, { -3, NULL, lost },
+            { MX_SERVER, (const char *)s1.b + cut + lost, s1.n - cut - lost }, { -2, NULL, 0 },
+        };
+        int same;
+        char *o = feed_all(name, t, 0, &same, NULL);
+        CHECK(same, "%s: same events however fed", name);
+        CHECK(strstr(o, "\"type\":\"tls.certificate\"") == NULL && strstr(o, "tls.server_key_exchange") == NULL,
+              "%s: neither cut message is made up", name);
+        CHECK(strstr(o, "\"message\":\"certificate_request\"") != NULL && strstr(o, "\"message\":\"server_hello_done\"") != NULL,
+              "%s: the next record is read", name);
+        CHECK(strstr(o, "\"client_certificate\":{\"requested\":true") != NULL, "%s: the request counts", name);
+        free(o);
+    }
+    {   /* a capture that starts inside a connection on a TLS port whose
+         * bytes are not TLS at all */
+        const char *name = "midstream-not-tls";
+        mxh_chunk t[] = { { MX_CLIENT, "EHLO x\r\nMAIL FROM:<a@b>\r\n", 25 }, { -2, NULL, 0 } };
+        int same;
+        char *o = feed_all(name, t, 1, &same, NULL);
+        CHECK(same, "%s: same events however fed", name);
+        CHECK(strstr(o, "\"kind\":\"not_tls\"") != NULL, "%s: reported at the end", name);
+        free(o);
+    }
+    {   /* after a hole, more bytes than a record can span without a header */
+        const char *name = "gap-then-no-tls";
+        buf c1 = { .n = 0 }, s1 = { .n = 0 }, c2 = { .n = 0 }, s2 = { .n = 0 };
+        tls12_complete(&c1, &s1, &c2, &s2);
+        size_t n = 40000;
+        uint8_t *g = malloc(n);
+        for (size_t i = 0; i < n; i++) g[i] = (uint8_t)(0x80 | ((i * 53) & 0x7F));
+        memcpy(g + 39000, "\x17\x03\x03\x00\x05\x80\x80\x80\x80\x80\x17\x03\x03\x00\x01", 15);   /* too late */
+        mxh_chunk t[] = {
+            { MX_CLIENT, (const char *)c1.b, c1.n }, { MX_SERVER, (const char *)s1.b, s1.n },
+            { MX_CLIENT, (const char *)c2.b, c2.n }, { MX_SERVER, (const char *)s2.b, s2.n },
+            { -1, NULL, 100 }, { MX_CLIENT, (const char *)g, n }, { -2, NULL, 0 },
+        };
+        char *o = run(t, 0, 0, 0, 0, NULL), *b = run(t, 0, 2, 0, 0, NULL);
+        char *no = mxh_normalise(o), *nb = mxh_normalise(b);
+        CHECK(strcmp(no, nb) == 0, "%s: whole and byte by byte give the same events", name);
+        CHECK(strstr(o, "no TLS record header in the bytes after the lost ones") != NULL, "%s: given up", name);
+        CHECK(strstr(o, "tls_resync\"") == NULL, "%s: no boundary taken", name);
+        free(o); free(b); free(no); free(nb); free(g);
     }
     {   /* the server asks for a client certificate; the client answers with
          * an empty Certificate; the server refuses with handshake_failure */
