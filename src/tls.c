@@ -441,7 +441,7 @@ static void client_hello(mx_tls *t, mx_cur c)
         else { a0 = hx[f0 >> 4]; a1 = hx[f1 & 15]; }
     }
     int nc = count_ng(&ciphers), ne = count_ng(&exts);
-    char part_a[16], clist[1024], elist[1200], slist[800], h1[65], h2[65];
+    char part_a[32], clist[1024], elist[1200], slist[800], h1[65], h2[65];
     snprintf(part_a, sizeof part_a, "t%s%c%02d%02d%c%c", vv, t->sni[0] ? 'd' : 'i', nc > 99 ? 99 : nc, ne > 99 ? 99 : ne, a0, a1);
     hex_list(clist, sizeof clist, &ciphers, 1, 0);
     hex_list(elist, sizeof elist, &exts, 1, 1);
