@@ -216,6 +216,16 @@ typedef struct tls_dir {
     uint32_t first_enc_len;  /* length of the first encrypted record */
     uint8_t last_hs;         /* last handshake message from this side */
     uint8_t any_hs;
+    /* after lost bytes (or a capture that starts inside a record): looking
+     * for the next record header, resync_pos bytes after the hole so far */
+    uint8_t resync, started;
+    uint64_t resync_pos;
+    uint8_t hs_skip;         /* the rest of this handshake record is lost */
+    uint32_t hs_discard;     /* bytes still to come of a message a hole cut */
+    uint8_t hs_check;        /* first handshake record after a hole: its
+                                first message must look like one */
+    uint8_t after_hole, midstream;
+    uint16_t rec_ver;        /* version in this side's last record header */
 } tls_dir;
 
 struct mx_tls {
@@ -233,6 +243,10 @@ struct mx_tls {
     int alert_from, alert_code, alert_level, alert_encrypted;
     uint8_t probable_reject, saw_close_notify, alert_after_type;
     uint8_t cert_seen, weak;
+    /* client certificates: asked for by the server (CertificateRequest),
+     * the client's answer (its Certificate message, possibly empty) */
+    uint8_t cert_requested, client_cert_msg, client_cert_count, client_kx;
+    uint64_t cert_request_frame, client_cert_frame;
     mx_cert_checks checks;
     char ja3[33], ja4[64], ja3s[33];
 };
@@ -427,7 +441,7 @@ static void client_hello(mx_tls *t, mx_cur c)
         else { a0 = hx[f0 >> 4]; a1 = hx[f1 & 15]; }
     }
     int nc = count_ng(&ciphers), ne = count_ng(&exts);
-    char part_a[16], clist[1024], elist[1200], slist[800], h1[65], h2[65];
+    char part_a[32], clist[1024], elist[1200], slist[800], h1[65], h2[65];
     snprintf(part_a, sizeof part_a, "t%s%c%02d%02d%c%c", vv, t->sni[0] ? 'd' : 'i', nc > 99 ? 99 : nc, ne > 99 ? 99 : ne, a0, a1);
     hex_list(clist, sizeof clist, &ciphers, 1, 0);
     hex_list(elist, sizeof elist, &exts, 1, 1);
@@ -543,7 +557,11 @@ static void server_hello(mx_tls *t, mx_cur c)
 
 /* ---- Certificate and the rest --------------------------------------------- */
 
-static void certificate(mx_tls *t, mx_cur c)
+/* A Certificate message from either side.  The server's chain is the one
+ * checked against the server's names and kept for the summary; the client's
+ * (its answer to a CertificateRequest, empty when it has none) is shown as
+ * its own and never replaces the server's. */
+static void certificate(mx_tls *t, int dir, mx_cur c)
 {
     uint32_t total;
     const uint8_t *der[16];
@@ -561,6 +579,18 @@ static void certificate(mx_tls *t, mx_cur c)
         len[n] = l;
         n++;
         mx_cur_skip(&c, l);
+    }
+    if (dir == MX_CLIENT) {
+        mx_cert_checks scratch;
+        mx_ev *ev = mx_ev_begin(t->s, "tls.certificate", MX_CLIENT);
+        mx_ev_int(ev, "certificates", n);
+        if (t->cert_requested) mx_ev_bool(ev, "requested", 1);
+        if (n) mx_cert_chain(ev, der, len, n, t->s->cur_us, NULL, NULL, 0, t->lim->max_field, t->s->certs, &scratch);
+        mx_ev_end(t->s, ev);
+        t->client_cert_msg = 1;
+        t->client_cert_count = (uint8_t)n;
+        t->client_cert_frame = t->s->cur_frame;
+        return;
     }
     const char *names[4], *src[4];
     int nn = 0;
@@ -593,11 +623,16 @@ static void server_key_exchange(mx_tls *t, mx_cur c)
 static void handshake_msg(mx_tls *t, int dir, uint8_t type, mx_cur body)
 {
     tls_dir *d = &t->d[dir];
+    if (type == 13 && dir == MX_SERVER && !t->cert_requested) {
+        t->cert_requested = 1;
+        t->cert_request_frame = t->s->cur_frame;
+    }
+    if (type == 16 && dir == MX_CLIENT) t->client_kx = 1;
     switch (type) {
     case 1: if (dir == MX_CLIENT) client_hello(t, body); break;
     case 2: if (dir == MX_SERVER) server_hello(t, body); break;
-    case 11: certificate(t, body); break;
-    case 12: server_key_exchange(t, body); break;
+    case 11: certificate(t, dir, body); break;
+    case 12: if (dir == MX_SERVER) server_key_exchange(t, body); break;
     default: {
         mx_ev *ev = mx_ev_begin(t->s, "tls.handshake", dir);
         mx_ev_str(ev, "message", hs_name(type));
@@ -615,7 +650,14 @@ static void handshake_msg(mx_tls *t, int dir, uint8_t type, mx_cur body)
 static void handshake_bytes(mx_tls *t, int dir, const uint8_t *p, size_t n)
 {
     tls_dir *d = &t->d[dir];
-    if (d->hs_dropped) return;
+    if (d->hs_dropped || d->hs_skip) return;
+    if (d->hs_discard) {
+        size_t k = n < d->hs_discard ? n : d->hs_discard;
+        d->hs_discard -= (uint32_t)k;
+        p += k;
+        n -= k;
+        if (!n) return;
+    }
     if (!d->hs && !(d->hs = malloc(t->lim->max_tls_msg))) return;
     if (d->hs_len + n > t->lim->max_tls_msg) {
         mx_sess_anomaly(t->s, dir, "limit.max_tls_msg", "handshake message over max_tls_msg");
@@ -628,6 +670,15 @@ static void handshake_bytes(mx_tls *t, int dir, const uint8_t *p, size_t n)
     while (d->hs_len - off >= 4) {
         uint8_t type = d->hs[off];
         uint32_t len = ((uint32_t)d->hs[off + 1] << 16) | ((uint32_t)d->hs[off + 2] << 8) | d->hs[off + 3];
+        if (d->hs_check) {
+            /* after a hole the record may carry the rest of a lost message */
+            if (strcmp(hs_name(type), "unknown") == 0 || len + 4 > t->lim->max_tls_msg) {
+                d->hs_skip = 1;
+                d->hs_len = 0;
+                return;
+            }
+            d->hs_check = 0;
+        }
         if (len + 4 > t->lim->max_tls_msg) {
             mx_sess_anomaly(t->s, dir, "limit.max_tls_msg", "handshake message over max_tls_msg");
             d->hs_dropped = 1;
@@ -652,8 +703,10 @@ static void alert(mx_tls *t, int dir, uint8_t level, uint8_t desc, int encrypted
     }
     mx_ev_bool(ev, "encrypted", encrypted);
     /* After a completed handshake an encrypted alert is almost always the
-     * close_notify that ends the connection. */
-    int late = encrypted && t->complete;
+     * close_notify that ends the connection; so it is in a capture that
+     * starts after the handshake (no handshake message seen): records were
+     * already encrypted when it began. */
+    int late = encrypted && (t->complete || (t->s->midstream && t->last_from < 0));
     if (late) mx_ev_str(ev, "probably", "close_notify");
     if (t->last_from >= 0) {
         mx_ev_str(ev, "after", hs_name(t->last_type));
@@ -673,6 +726,70 @@ static void alert(mx_tls *t, int dir, uint8_t level, uint8_t desc, int encrypted
     }
 }
 
+/* Largest record body: 2^14 bytes of plaintext and 2048 of expansion
+ * (RFC 5246 §6.2.3; TLS 1.3 allows only 256, RFC 8446 §5.2). */
+#define MAX_RECORD (16384 + 2048)
+
+/* A TLS stream has a header at least every 5 + MAX_RECORD bytes: looking
+ * twice that far in vain means the bytes are not TLS. */
+#define RESYNC_MAX (2 * (5 + MAX_RECORD))
+
+/* Could a record start with these 5 bytes?  Content type 20-24, version
+ * 3.0-3.4 (once the ServerHello is known: the negotiated one, 3.3 under
+ * TLS 1.3, or the one this side's records used so far), a length possible
+ * for the type. */
+static int plausible_header(const mx_tls *t, const tls_dir *d, const uint8_t *h)
+{
+    unsigned len = (unsigned)h[3] << 8 | h[4];
+    if (h[0] < 20 || h[0] > 24 || h[1] != 3 || h[2] > 4 || len == 0 || len > MAX_RECORD) return 0;
+    if (h[0] == 20 && len != 1) return 0;          /* ChangeCipherSpec is one byte */
+    if (h[0] == 21 && len < 2) return 0;
+    if (t->have_sh) {
+        unsigned v = (unsigned)h[1] << 8 | h[2];
+        unsigned want = t->tls13 ? 0x0303 : t->version;
+        if (v != want && v != d->rec_ver) return 0;
+    }
+    return 1;
+}
+
+/* Looking for a record boundary again (after lost bytes, or in a capture
+ * that starts inside a connection): skips bytes of p[0..n) until a record
+ * header is accepted there (d->resync cleared) and returns how many it
+ * skipped.  The first byte after the hole is taken on its own header: a
+ * lost segment most often ends where a record ends, and a chance look-alike
+ * at one given position is rare.  Further in, where every position is
+ * tried, the record must be followed by a second plausible header.  When
+ * the bytes to decide have not arrived, *wait is set and the rest stays
+ * unconsumed, to be offered again with more; unless no more will come
+ * before a hole or the end (final), or the record is too long for the
+ * stream to hold it (then its header alone decides).  After RESYNC_MAX
+ * bytes without a header it gives up (*wait = -1). */
+static size_t resync_scan(mx_tls *t, tls_dir *d, const uint8_t *p, size_t n, int final, int *wait)
+{
+    size_t k;
+    *wait = 0;
+    for (k = 0; k + 5 <= n; k++) {
+        if (d->resync_pos + k >= RESYNC_MAX) { *wait = -1; return k; }
+        const uint8_t *h = p + k;
+        if (!plausible_header(t, d, h)) continue;
+        if (d->resync_pos + k == 0) break;
+        size_t need = 5 + ((size_t)h[3] << 8 | h[4]) + 5;
+        if (need >= t->lim->max_hold) break;   /* held, it would fill the stream's tail */
+        if (k + need <= n) {
+            if (plausible_header(t, d, h + need - 5)) break;
+            continue;
+        }
+        if (!final) *wait = 1;
+        return k;          /* wait here, or (final) take it as it is */
+    }
+    if (k + 5 > n) {       /* no header in what is there */
+        if (final) return n;
+        *wait = 1;
+        return k;
+    }
+    return k;
+}
+
 /* A whole record header was read. */
 static int record_start(mx_tls *t, int dir)
 {
@@ -680,7 +797,15 @@ static int record_start(mx_tls *t, int dir)
     uint8_t type = d->hdr[0];
     uint16_t len = (uint16_t)((d->hdr[3] << 8) | d->hdr[4]);
     /* RFC 8446 §5.2: at most 2^14 + 256 bytes of ciphertext (older: + 2048) */
-    if (type < 20 || type > 24 || d->hdr[1] != 3 || len > 16384 + 2048) {
+    if (type < 20 || type > 24 || d->hdr[1] != 3 || len > MAX_RECORD) {
+        if (d->after_hole || d->midstream) {
+            /* the boundary taken after a hole was wrong: look again */
+            mx_sess_anomaly(t->s, dir, "tls_resync_failed",
+                            "the record boundary taken after lost bytes or at the start of the capture was wrong: looking again");
+            d->resync = 1;
+            d->resync_pos = 5;
+            return 1;
+        }
         d->not_tls = 1;
         if (d->records == 0 && !t->s->tls_from_start)
             mx_sess_anomaly(t->s, dir, "cleartext_after_starttls",
@@ -694,8 +819,10 @@ static int record_start(mx_tls *t, int dir)
     d->records++;
     d->rtype = type;
     d->rlen = len;
+    d->rec_ver = (uint16_t)(d->hdr[1] << 8 | d->hdr[2]);
     d->body_left = len;
     d->alen = 0;
+    d->hs_skip = 0;
     if (type == 20) {                    /* ChangeCipherSpec */
         if (!t->tls13) {
             mx_ev *ev = mx_ev_begin(t->s, "tls.change_cipher_spec", dir);
@@ -729,21 +856,72 @@ static int record_start(mx_tls *t, int dir)
     return 1;
 }
 
+/* First bytes (or hole) of a direction: an implicit-TLS connection whose
+ * start is not in the capture may begin inside a record. */
+static void dir_start(mx_tls *t, tls_dir *d)
+{
+    if (d->started) return;
+    d->started = 1;
+    if (t->s->midstream && t->s->tls_from_start) {
+        d->resync = 1;
+        d->midstream = 1;
+    }
+}
+
+/* No header where one should have been: the bytes are not TLS. */
+static void resync_failed(mx_tls *t, int dir)
+{
+    tls_dir *d = &t->d[dir];
+    d->not_tls = 1;
+    d->resync = 0;
+    mx_sess_anomaly(t->s, dir, "not_tls", d->after_hole ? "no TLS record header in the bytes after the lost ones"
+                                                        : "implicit-TLS port but the bytes are not TLS");
+}
+
+/* A header was accepted after a hole: say how far it was. */
+static void resynced(mx_tls *t, int dir)
+{
+    tls_dir *d = &t->d[dir];
+    d->resync = 0;
+    if (d->midstream && !d->after_hole && d->resync_pos == 0) return;   /* started on a boundary */
+    char detail[160];
+    snprintf(detail, sizeof detail, "records followed again from a record header %llu bytes %s",
+             (unsigned long long)d->resync_pos, d->after_hole ? "after the lost bytes" : "into the capture");
+    mx_sess_anomaly(t->s, dir, "tls_resync", detail);
+}
+
 size_t mx_tls_feed(mx_tls *t, int dir, const uint8_t *p, size_t n, int force)
 {
-    (void)force;
     if (!t) return n;
     tls_dir *d = &t->d[dir];
     size_t i = 0;
-    d->bytes += n;
-    if (d->not_tls) return n;
+    dir_start(t, d);
+    if (d->not_tls) { d->bytes += n; return n; }
+    /* forced with less than the stream can hold: a hole or the end comes
+     * next, these bytes are all there will be */
+    int final = force && n < t->lim->max_hold;
     while (i < n) {
+        if (d->resync) {
+            int wait;
+            size_t k = resync_scan(t, d, p + i, n - i, final, &wait);
+            i += k;
+            d->resync_pos += k;
+            if (wait < 0) {
+                resync_failed(t, dir);
+                i = n;
+                break;
+            }
+            if (wait) break;
+            if (i < n) resynced(t, dir);
+            continue;
+        }
         if (d->body_left) {
             size_t take = n - i < d->body_left ? n - i : d->body_left;
             if (d->rtype == 22 && !d->encrypted) handshake_bytes(t, dir, p + i, take);
             /* an alert of exactly 2 bytes is in clear whatever we thought:
-             * an encrypted one carries at least a 16-byte tag */
-            else if (d->rtype == 21 && (!d->encrypted || d->rlen == 2)) {
+             * an encrypted one carries at least a 16-byte tag or MAC; any
+             * other length is encrypted, whatever we thought */
+            else if (d->rtype == 21 && d->rlen == 2) {
                 for (size_t k = 0; k < take && d->alen < 2; k++) d->alert[d->alen++] = p[i + k];
                 if (d->alen == 2 && d->body_left == take) alert(t, dir, d->alert[0], d->alert[1], 0);
             } else if (d->rtype == 21 && d->body_left == take) {
@@ -756,24 +934,65 @@ size_t mx_tls_feed(mx_tls *t, int dir, const uint8_t *p, size_t n, int force)
         d->hdr[d->hlen++] = p[i++];
         if (d->hlen < 5) continue;
         d->hlen = 0;
-        if (!record_start(t, dir)) return n;
+        if (!record_start(t, dir)) { i = n; break; }
     }
-    return n;
+    if (force && i == 0) i = n;            /* cannot happen: the stream holds enough to decide */
+    d->bytes += i;
+    return i;
 }
 
 void mx_tls_gap(mx_tls *t, int dir, uint32_t len)
 {
     if (!t) return;
     tls_dir *d = &t->d[dir];
-    if (len <= d->body_left && d->rtype != 22) { d->body_left -= len; return; }
-    d->not_tls = 1;            /* lost the record boundary */
-    mx_sess_anomaly(t->s, dir, "tls_gap", "bytes lost inside TLS: records no longer followed");
+    dir_start(t, d);
+    if (d->not_tls || !len) return;
+    if (!d->resync && d->hlen == 0 && len <= d->body_left) {
+        /* inside a record: its end, and so the next header, are still known */
+        d->body_left -= len;
+        if (d->rtype == 21) d->alen = 3;                     /* the alert's bytes are not all there */
+        if (d->rtype == 22 && !d->encrypted && !d->hs_dropped && !d->hs_skip) {
+            /* the message being assembled is lost; if its header came
+             * before the hole and its end comes after, so does the place
+             * where the next one starts */
+            uint32_t left = 0;                           /* bytes of it after where the hole starts */
+            int known = 0;
+            if (d->hs_discard) { left = d->hs_discard; known = 1; }
+            else if (d->hs_len >= 4) {
+                left = 4 + (((uint32_t)d->hs[1] << 16) | ((uint32_t)d->hs[2] << 8) | d->hs[3]) - d->hs_len;
+                known = 1;
+            }
+            if (known && len <= left) {
+                d->hs_discard = left - len;
+            } else {
+                d->hs_discard = 0;
+                d->hs_skip = 1;                          /* the rest of this record is not readable */
+                d->hs_check = 1;
+            }
+            d->hs_len = 0;
+            mx_sess_anomaly(t->s, dir, "tls_gap", "bytes lost inside a handshake record: the message they cut is lost");
+        }
+        return;
+    }
+    /* the record boundary is lost: look for the next header */
+    d->resync = 1;
+    d->resync_pos = 0;
+    d->after_hole = 1;
+    d->hlen = 0;
+    d->body_left = 0;
+    d->hs_len = 0;
+    d->hs_skip = 0;
+    d->hs_discard = 0;
+    d->hs_check = 1;
+    mx_sess_anomaly(t->s, dir, "tls_gap", "bytes lost inside TLS: looking for the next record header");
 }
 
 void mx_tls_eof(mx_tls *t, int dir)
 {
     if (!t || dir != MX_SERVER) return;   /* once, after both directions */
     tls_dir *c = &t->d[MX_CLIENT], *s = &t->d[MX_SERVER];
+    for (int i = 0; i < 2; i++)
+        if (t->d[i].resync && t->d[i].resync_pos) resync_failed(t, i);
     /* TLS 1.3: the client answered the server's flight with one record too
      * short to be its Finished, and nothing more came: most likely an alert
      * rejecting the certificate. */
@@ -839,6 +1058,12 @@ void mx_tls_summary(const mx_tls *t, mx_ev *o)
         mx_ev_bool(c, "self_signed", t->checks.self_signed);
         if (t->checks.names_checked) mx_ev_bool(c, "name_mismatch", t->checks.name_mismatch > 0);
     }
+    if (t->cert_requested || t->client_cert_msg) {
+        mx_ev *c = mx_ev_obj(o, "client_certificate");
+        mx_ev_bool(c, "requested", t->cert_requested);
+        if (t->client_cert_msg) mx_ev_int(c, "certificates", t->client_cert_count);
+        else mx_ev_bool(c, "sent", 0);
+    }
     if (t->weak) mx_ev_bool(o, "weak_cipher", 1);
     if (t->have_sh && t->version < 0x0303) mx_ev_bool(o, "obsolete_version", 1);
     for (int i = 0; i < 2; i++) {
@@ -885,4 +1110,9 @@ void mx_tls_facts(const mx_tls *t, mx_facts *f)
     snprintf(f->cert_not_after, sizeof f->cert_not_after, "%s", t->checks.not_after);
     snprintf(f->cert_names, sizeof f->cert_names, "%s", t->checks.uncovered);
     snprintf(f->sni, sizeof f->sni, "%s", t->sni);
+    f->client_cert_requested = t->cert_requested;
+    f->cert_request_frame = t->cert_request_frame;
+    f->client_cert_frame = t->client_cert_frame;
+    f->client_cert_empty = t->cert_requested &&
+                           (t->client_cert_msg ? t->client_cert_count == 0 : t->client_kx);
 }

@@ -141,6 +141,15 @@ static void tls_alert_remedy(const mx_facts *f, mx_verdict *v)
     }
 }
 
+/* The server's fatal alert answers the client's missing certificate: it
+ * asked for one, got none, and refused (RFC 5246 §7.4.6: handshake_failure;
+ * RFC 8446 §4.4.2.4: certificate_required; older: no_certificate). */
+static int client_cert_refusal(const mx_facts *f)
+{
+    return f->client_cert_requested && f->client_cert_empty &&
+           (f->alert_code == 40 || f->alert_code == 41 || f->alert_code == 42 || f->alert_code == 116);
+}
+
 void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
 {
     memset(v, 0, sizeof *v);
@@ -216,19 +225,29 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
     }
     if (tls_tried && !f->tls_complete && f->alert_from < 0 && f->rst_from < 0 && f->fin_first < 0) {
         v->code = "incomplete";
-        snprintf(e, ec, "The capture ends (%s) during the TLS handshake, after the %s.",
-                 f->end_reason ? f->end_reason : "end_of_input",
-                 f->cert_seen ? "server's certificate" : f->server_hello_seen ? "ServerHello" : "ClientHello");
+        /* name only the handshake steps that were seen */
+        if (!f->client_hello_seen && !f->server_hello_seen && f->midstream)
+            snprintf(e, ec, "The capture starts inside the TLS connection, after its handshake, and ends (%s) while the connection is open.",
+                     f->end_reason ? f->end_reason : "end_of_input");
+        else
+            snprintf(e, ec, "The capture ends (%s) during the TLS handshake, %s.",
+                     f->end_reason ? f->end_reason : "end_of_input",
+                     f->cert_seen ? "after the server's certificate" : f->server_hello_seen ? "after the ServerHello"
+                     : f->client_hello_seen ? "after the ClientHello" : "before any handshake message");
         snprintf(l, lc, "TLS handshake incomplete in the capture");
         return;
     }
     if (tls_tried && !f->tls_complete && (f->alert_from >= 0 || f->tls_seen)) {
-        const char *step = f->alert_after ? f->alert_after : "the server's flight";
+        char after_c[96] = "before any handshake message", after_s[96] = "before any handshake message";
+        if (f->alert_after) {
+            snprintf(after_c, sizeof after_c, "right after the client's %s", f->alert_after);
+            snprintf(after_s, sizeof after_s, "right after the server's %s", f->alert_after);
+        }
         if (f->alert_from == MX_CLIENT && !f->alert_encrypted) {
             v->code = "tls_rejected_by_client";
             v->cause = f->alert_name;
-            snprintf(e, ec, "TLS failed: the client sent a fatal %s (%d) alert at frame %llu, right after the server's %s; it did not accept the server's certificate%s%s%s.",
-                     f->alert_name, f->alert_code, (unsigned long long)f->alert_frame, step,
+            snprintf(e, ec, "TLS failed: the client sent a fatal %s (%d) alert at frame %llu, %s; it did not accept the server's certificate%s%s%s.",
+                     f->alert_name, f->alert_code, (unsigned long long)f->alert_frame, after_s,
                      f->cert_subject_cn[0] ? " (" : "", f->cert_subject_cn, f->cert_subject_cn[0] ? ")" : "");
             tls_alert_remedy(f, v);
             snprintf(l, lc, "TLS failed: alert %s (%d) from client", f->alert_name, f->alert_code);
@@ -240,11 +259,22 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
             tls_alert_remedy(f, v);
             v->cause = "encrypted_alert";
             snprintf(l, lc, "TLS failed: client closed the TLS 1.3 handshake with an encrypted alert");
+        } else if (f->alert_from == MX_SERVER && !f->alert_encrypted && client_cert_refusal(f)) {
+            v->code = "tls_rejected_by_server";
+            v->cause = "client_certificate_required";
+            char sent[64] = "went on to its key exchange without one";
+            if (f->client_cert_frame)
+                snprintf(sent, sizeof sent, "sent an empty Certificate (frame %llu)", (unsigned long long)f->client_cert_frame);
+            snprintf(e, ec, "TLS failed: the server required a client certificate and the client sent none: the server asked for one (CertificateRequest, frame %llu), the client %s, and the server answered with a fatal %s (%d) alert at frame %llu.",
+                     (unsigned long long)f->cert_request_frame, sent, f->alert_name ? f->alert_name : "?", f->alert_code,
+                     (unsigned long long)f->alert_frame);
+            snprintf(r, rc, "Configure the client with a certificate and key that the server accepts (issued by a CA the server trusts for clients), or stop requiring client certificates on the server for this port.");
+            snprintf(l, lc, "TLS failed: client certificate required, none sent");
         } else if (f->alert_from == MX_SERVER) {
             v->code = "tls_rejected_by_server";
             v->cause = f->alert_name;
-            snprintf(e, ec, "TLS failed: the server sent a fatal %s (%d) alert at frame %llu, right after the client's %s.",
-                     f->alert_name ? f->alert_name : "?", f->alert_code, (unsigned long long)f->alert_frame, step);
+            snprintf(e, ec, "TLS failed: the server sent a fatal %s (%d) alert at frame %llu, %s.",
+                     f->alert_name ? f->alert_name : "?", f->alert_code, (unsigned long long)f->alert_frame, after_c);
             tls_alert_remedy(f, v);
             if (v->cause && strcmp(v->cause, "no_shared_cipher") == 0)
                 snprintf(l, lc, "TLS failed: no shared cipher");

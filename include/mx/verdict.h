@@ -80,6 +80,10 @@ typedef struct mx_facts {
     char cert_subject_cn[256], cert_not_after[32];
     char cert_names[160];     /* names the certificate was checked for  */
     char sni[256];
+    /* the server asked for a client certificate (CertificateRequest); the
+     * client sent none: an empty Certificate, or its key exchange without one */
+    int client_cert_requested, client_cert_empty;
+    uint64_t cert_request_frame, client_cert_frame;
 } mx_facts;
 
 typedef struct mx_verdict {

@@ -2,6 +2,8 @@
 # make.sh - regenerate the SMTP-over-TLS captures in this directory.
 #
 # Run as root on Debian 12:   bash pcaps/tls/make.sh
+# Only the captures derived from the committed ones (no root, no network):
+#                              bash pcaps/tls/make.sh derive
 #
 # Every capture is real traffic between real TLS stacks (Postfix, aiosmtpd,
 # OpenSSL via swaks / openssl s_client / Python, GnuTLS, the JDK) across a
@@ -38,6 +40,16 @@ RCPT_TO=bob@testlab.example
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'make.sh: %s\n' "$*" >&2; exit 1; }
+
+# --------------------------------------------------------------------------
+# derived captures: edited copies of real ones (degrade.py says how)
+# --------------------------------------------------------------------------
+derive() {
+    log "derived captures"
+    "$PY" "$HERE/degrade.py" cutrecord "$OUT/s7-smtps-465-tls12.pcap" "$OUT/s7-lost-client-bytes.pcap"
+}
+
+if [ "${1:-}" = derive ]; then derive; exit 0; fi
 
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 
@@ -529,6 +541,7 @@ s9-no-shared-cipher.pcap                   -      $SRV_IP:2:40
 s12-name-mismatch.pcap                     0x0303 $CLI_IP:2:42
 self-signed.pcap                           0x0303 $CLI_IP:2:48
 starttls-tls12-noverify-selfsigned-ok.pcap 0x0303 $SRV_IP:enc
+s7-lost-client-bytes.pcap                  0x0303 $SRV_IP:enc
 "
 
 TSHARK_DECODE=(-d tcp.port==587,smtp -d tcp.port==465,tls)
@@ -576,6 +589,7 @@ main() {
     # is encrypted in tls13-rejected.pcap (TLS 1.3)
     log "alerts received by Postfix, from its log:"
     grep -o 'postfix/[a-z]*/*smtpd.*alert number [0-9]*' "$WORK/postfix/maillog" | sed 's/^/   /' >&2 || true
+    derive
     check_captures || die "capture check failed"
     log "done"
 }
