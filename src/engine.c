@@ -45,7 +45,8 @@ typedef struct flow {
     struct flow *prev, *next;     /* activity list                          */
     uint32_t hash;
     enum tcp_state state;
-    uint64_t last_us;
+    uint64_t last_us;             /* on the idle clock                      */
+    uint64_t max_us;              /* latest packet time of the flow         */
     uint32_t syn_count;
     uint64_t syn_frame, refused_frame, rst_frame, fin_frame;
     int rst_from, fin_first;
@@ -68,7 +69,11 @@ struct mx_engine {
     flow *head, *tail;            /* least recently active first */
     uint64_t next_id;
     mx_engine_stats st;
-    uint64_t now_us, frame;
+    /* pkt_us: the current packet's own capture time, which every event
+     * carries; now_us: the latest time seen, a clock that never runs back,
+     * for idle timeouts (capture time may step back, and several files
+     * may be given in any order) */
+    uint64_t now_us, pkt_us, frame;
 };
 
 /* ---- flow table -------------------------------------------------------- */
@@ -284,7 +289,7 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     mx_verdict_write(&verdict, mx_ev_obj(ev, "verdict"));
     mx_ev_str(ev, "reason", reason);
     mx_ev_bool(ev, "incomplete", incomplete);
-    mx_ev_seconds(ev, "duration", e->now_us - s->start_us);
+    mx_ev_seconds(ev, "duration", f->max_us - s->start_us);
     if (s->midstream) mx_ev_bool(ev, "midstream", 1);
     dir_summary(mx_ev_obj(ev, "client_stats"), &f->d[MX_CLIENT]);
     dir_summary(mx_ev_obj(ev, "server_stats"), &f->d[MX_SERVER]);
@@ -334,8 +339,9 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
     } else {
         s->cli = k->dst; s->cli_port = k->dport; s->srv = k->src; s->srv_port = k->sport;
     }
-    s->start_us = e->now_us;
-    s->cur_us = e->now_us;
+    s->start_us = e->pkt_us;
+    s->cur_us = e->pkt_us;
+    f->max_us = e->pkt_us;
     s->cur_frame = e->frame;
     s->kick = kick;
     s->kick_ctx = e;
@@ -444,7 +450,7 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
 {
     mx_sess *s = &f->sess;
     dirstate *me = &f->d[dir];
-    s->cur_us = e->now_us;
+    s->cur_us = e->pkt_us;
     s->cur_frame = e->frame;
     me->pkts++;
     me->wire_bytes += k->paylen;
@@ -525,7 +531,8 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
 {
     mx_pkt k;
     e->st.packets++;
-    if (ts_us > e->now_us) e->now_us = ts_us;   /* time never runs back */
+    e->pkt_us = ts_us;
+    if (ts_us > e->now_us) e->now_us = ts_us;   /* the idle clock never runs back */
     e->frame = frame;
     expire(e);
 
@@ -573,6 +580,10 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
         list_append(e, f);
     }
     f->last_us = e->now_us;
+    /* a packet stamped before the session's first keeps its own time: the
+     * session then starts there, so that no event is before its start */
+    if (e->pkt_us < f->sess.start_us) f->sess.start_us = e->pkt_us;
+    if (e->pkt_us > f->max_us) f->max_us = e->pkt_us;
     if (f->cf) mx_cflow_packet(e->cls, f->cf, k.l3, k.l3len, e->now_us);
     if (f->probation && !decide(e, f, 0)) return;
     tcp_packet(e, f, dir, &k);
