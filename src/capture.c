@@ -346,7 +346,7 @@ typedef struct source {
     time_t last;
     uint64_t packets;           /* records read from this file          */
     uint64_t cut;               /* headers cut short by the snap length */
-    uint32_t cut_snaplen;
+    uint32_t cut_kept;          /* the most bytes kept of such a packet */
     int rc;
     int open;                   /* records may be read                  */
     /* the packet read last */
@@ -567,7 +567,7 @@ static void dispatch(mx_engine *e, source *s, uint64_t frame)
     mx_engine_packet(e, s->pkt_lt, s->us, s->data, s->caplen, len, frame);
     if (st->truncated != cut) {
         s->cut++;
-        if (s->snaplen) s->cut_snaplen = s->snaplen;
+        if (s->caplen > s->cut_kept) s->cut_kept = s->caplen;
     }
     if (s->show_progress && (frame & 0xFFFF) == 0) progress(s, frame);
 }
@@ -575,13 +575,10 @@ static void dispatch(mx_engine *e, source *s, uint64_t frame)
 static void close_source(source *s)
 {
     if (s->show_progress) fprintf(stderr, "\r%*s\r", 70, "");
-    if (s->cut) {
-        char snap[48] = "";
-        if (s->cut_snaplen) snprintf(snap, sizeof snap, " (%u bytes)", s->cut_snaplen);
-        fprintf(stderr, "mxtrace: %s: %llu packet%s cut by the capture's snap length%s inside %s link, IP or "
-                "TCP header%s: not decoded\n", s->name, (unsigned long long)s->cut, s->cut == 1 ? "" : "s", snap,
-                s->cut == 1 ? "its" : "their", s->cut == 1 ? "" : "s");
-    }
+    if (s->cut)
+        fprintf(stderr, "mxtrace: %s: %llu packet%s cut by the capture's snap length inside the link, IP or "
+                "TCP header (%u bytes kept at most): not decoded; capture with a larger snap length\n", s->name,
+                (unsigned long long)s->cut, s->cut == 1 ? "" : "s", s->cut_kept);
     if (s->have_prog) pcap_freecode(&s->prog);
     for (uint32_t i = 0; i < s->nifs; i++)
         if (s->ifs[i].have_prog) pcap_freecode(&s->ifs[i].prog);

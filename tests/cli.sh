@@ -68,5 +68,59 @@ grep -q '"type":"limit".*"limit":"max_events"' "$T/f" && ok || ko "max_events no
 grep -q '"events_dropped":' "$T/f" && ok || ko "dropped events not counted"
 grep -q '"type":"session.end"' "$T/f" && ok || ko "session.end dropped by the cap"
 
+# keys of each event: type and ts (session and frame numbers differ by run)
+keys() { sed -E 's/^\{"type":"([^"]+)","session":[0-9]+,"ts":"([^"]+)".*/\1 \2/' "$@"; }
+
+# pcapng whose interfaces differ in link type (mergecap of Ethernet and
+# Linux cooked captures): every session of both, as each file alone gives it
+"$MX" -r "$P/merged-eth-sll.pcapng" -F ndjson >"$T/m" 2>"$T/merr"; rc=$?
+[ "$rc" = 0 ] && [ ! -s "$T/merr" ] && ok || ko "merged pcapng: exit $rc: $(cat "$T/merr")"
+"$MX" -r "$P/s1-plain-delivery.pcap" -F ndjson 2>/dev/null | keys >"$T/m1"
+"$MX" -r "$P/s4-sll.pcap" -F ndjson 2>/dev/null | keys >>"$T/m1"
+keys "$T/m" >"$T/m2"
+[ -s "$T/m1" ] && cmp -s "$T/m1" "$T/m2" && ok || ko "merged pcapng: events differ from the two files read alone"
+[ "$(grep -c '"type":"session.end"' "$T/m")" = 2 ] && ok || ko "merged pcapng: not two sessions"
+[ "$(grep -c '"type":"session.end".*"code":"delivered"' "$T/m")" = 2 ] && ok || ko "merged pcapng: a session not delivered"
+# pcapng from standard input reads like the file
+"$MX" -r - -F ndjson <"$P/merged-eth-sll.pcapng" >"$T/m3" 2>/dev/null
+cmp -s "$T/m" "$T/m3" && ok || ko "pcapng on stdin differs from file"
+# a pcapng cut short: damaged, what came before is written
+head -c 30000 "$P/merged-eth-sll.pcapng" >"$T/cut.pcapng"
+expect 3 "cut.pcapng: damaged capture after packet [0-9]*: truncated block" -r "$T/cut.pcapng" -F ndjson
+grep -q '"type":"session.end".*"reason":"end_of_input"' "$T/out" && ok || ko "cut pcapng: session not written"
+printf '\n\r\r\n\034\000\000\000' >"$T/short.pcapng"
+expect 2 "short.pcapng: cannot read: file ends inside its header" -r "$T/short.pcapng"
+
+# a snap length that cuts the TCP header: one line naming the file, counted
+expect 0 "s1-snaplen40.pcap: 63 packets cut by the capture's snap length inside the link, IP or TCP header (40 bytes kept at most)" \
+  -r "$P/s1-snaplen40.pcap" -F ndjson
+"$MX" -r "$P/s1-snaplen40.pcap" -r "$P/s1-snaplen40.pcap" --stats -F ndjson >/dev/null 2>"$T/err"
+[ "$(grep -c 'cut by the capture' "$T/err")" = 2 ] && ok || ko "snaplen: not one line per file"
+grep -q 'truncated 126 ' "$T/err" && ok || ko "snaplen: cut packets not counted in --stats"
+
+# more than 15 IPv6 extension headers are walked: the same story as without
+"$MX" -r "$P/ipv6.pcap" -F ndjson --no-ndpi >"$T/x1" 2>/dev/null
+"$MX" -r "$P/ipv6-20-ext-headers.pcap" -F ndjson --no-ndpi >"$T/x2" 2>/dev/null
+[ -s "$T/x1" ] && cmp -s "$T/x1" "$T/x2" && ok || ko "IPv6 with 20 extension headers differs"
+
+# time is the packet's own: a frame stamped before the one ahead of it
+# (frame 11, 1 ms before frame 10) keeps its time, and t stays its offset
+"$MX" -r "$P/s1-clock-back.pcap" -F ndjson >"$T/cb" 2>/dev/null
+grep -q '"type":"smtp.command","session":1,"ts":"2026-11-22T13:35:54.309392Z","t":0.00474,"frame":11,' "$T/cb" && ok || ko "clock back: frame 11 lost its own time"
+grep -q '"type":"smtp.reply","session":1,"ts":"2026-11-22T13:35:54.310392Z","t":0.00574,"frame":10,' "$T/cb" && ok || ko "clock back: frame 10 changed"
+
+# several files in reverse time order: each event keeps its packet's time
+# (s4 was captured after s1); files are read in the order given
+"$MX" -r "$P/s4-auth-login-ok.pcap" -r "$P/s1-plain-delivery.pcap" -F ndjson >"$T/rv" 2>/dev/null
+"$MX" -r "$P/s4-auth-login-ok.pcap" -F ndjson 2>/dev/null | keys >"$T/rv1"
+"$MX" -r "$P/s1-plain-delivery.pcap" -F ndjson 2>/dev/null | keys >>"$T/rv1"
+keys "$T/rv" >"$T/rv2"
+[ -s "$T/rv1" ] && cmp -s "$T/rv1" "$T/rv2" && ok || ko "reverse order: events lost their own time"
+grep '"session":1,' "$T/rv" | head -1 | grep -q '"ts":"2026-11-22T13:35:57' && ok || ko "reverse order: files not read in the order given"
+# --merge reads them side by side in time order, numbered in that order
+"$MX" --merge -r "$P/s4-auth-login-ok.pcap" -r "$P/s1-plain-delivery.pcap" -F ndjson >"$T/mg" 2>/dev/null
+"$MX" -r "$P/s1-plain-delivery.pcap" -r "$P/s4-auth-login-ok.pcap" -F ndjson >"$T/mg1" 2>/dev/null
+cmp -s "$T/mg" "$T/mg1" && ok || ko "--merge: not the files in time order"
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -14,6 +14,11 @@ Usage: degrade.py OPERATION IN [OUT]
   cutpoint   print a byte offset that lies inside a record in the middle of IN
   badrecord  set caplen of a record in the middle of IN to 0x7fffffff
   linktype   set the file header's link type to 147 (LINKTYPE_USER0)
+  clockback  stamp the client's MAIL command 1 ms before the frame ahead of
+             it, as a capture host's clock stepping back looks
+  ext6       put 20 IPv6 extension headers (hop-by-hop, then 19 destination
+             options, each 8 bytes of padding) before the TCP header of
+             every IPv6 TCP frame
 
 Classic pcap files are read and written directly, so records that are not
 touched keep their exact bytes and timestamps; scapy dissects the frames.
@@ -220,6 +225,39 @@ def op_linktype(cap, out):
     struct.pack_into(cap.e + "I", data, 20, LINKTYPE_USER0)
     with open(out, "wb") as f:
         f.write(bytes(data))
+
+
+def op_clockback(cap, out):
+    recs = [list(r) for r in cap.records]
+    for i, rec in enumerate(cap.records):
+        t = tcp_of(rec[3])
+        if i > 0 and t is not None and payload(t).startswith(b"MAIL"):
+            prev = recs[i - 1][0] * 1000000 + recs[i - 1][1] - 1000
+            recs[i][0:2] = [prev // 1000000, prev % 1000000]
+            note("frame %d stamped %d.%06d, 1 ms before frame %d" % (i + 1, prev // 1000000, prev % 1000000, i))
+            cap.write(out, recs)
+            return
+    raise SystemExit("no MAIL command found")
+
+
+def op_ext6(cap, out):
+    # Bytes are edited in place: the TCP checksum covers the addresses and
+    # the TCP length only, so it stays valid.
+    n = 20
+    recs = []
+    for rec in cap.records:
+        pkt = rec[3]
+        if len(pkt) >= 54 and pkt[12:14] == b"\x86\xdd" and pkt[20] == 6:
+            chain = b""
+            for k in range(n):
+                nxt = 6 if k == n - 1 else 60
+                chain += bytes([nxt, 0, 1, 4, 0, 0, 0, 0])     # PadN, 4 bytes
+            plen = struct.unpack(">H", pkt[18:20])[0] + 8 * n
+            pkt = pkt[:18] + struct.pack(">H", plen) + bytes([0]) + pkt[21:54] + chain + pkt[54:]
+            recs.append([rec[0], rec[1], rec[2] + 8 * n, pkt, rec[4]])
+        else:
+            recs.append(rec)
+    cap.write(out, recs)
 
 
 def main():
