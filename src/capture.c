@@ -492,6 +492,13 @@ static int read_next(source *s)
     return 0;
 }
 
+/* pcapng link types are LINKTYPE_* values; libpcap's compiler and names
+ * take DLT_* values, which differ for raw IP only. */
+static int dlt_of(int linktype)
+{
+    return linktype == MX_LINK_RAW ? DLT_RAW : linktype;
+}
+
 /* pcapng: the state of the interface of the packet read last, set up the
  * first time the interface is seen.  NULL when out of memory. */
 static ifstate *iface_state(source *s)
@@ -508,7 +515,7 @@ static ifstate *iface_state(source *s)
     ifstate *is = &s->ifs[s->iface];
     if (is->seen) return is;
     is->seen = 1;
-    const char *ln = pcap_datalink_val_to_name(s->pkt_lt);
+    const char *ln = pcap_datalink_val_to_name(dlt_of(s->pkt_lt));
     if (!mx_link_supported(s->pkt_lt)) {
         fprintf(stderr, "mxtrace: %s: interface %u: unsupported link type %d (%s): its packets are skipped\n",
                 s->name, s->iface, s->pkt_lt, ln ? ln : "unknown");
@@ -516,7 +523,7 @@ static ifstate *iface_state(source *s)
         return is;
     }
     if (s->filter) {
-        pcap_t *dead = pcap_open_dead(s->pkt_lt, s->snaplen ? (int)(s->snaplen & 0x7FFFFFFF) : 262144);
+        pcap_t *dead = pcap_open_dead(dlt_of(s->pkt_lt), s->snaplen ? (int)(s->snaplen & 0x7FFFFFFF) : 262144);
         if (!dead || pcap_compile(dead, &is->prog, s->filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
             fprintf(stderr, "mxtrace: %s: interface %u: bad filter for link type %s: %s\n", s->name, s->iface,
                     ln ? ln : "unknown", dead ? pcap_geterr(dead) : "out of memory");

@@ -71,25 +71,44 @@ grep -q '"type":"session.end"' "$T/f" && ok || ko "session.end dropped by the ca
 # keys of each event: type and ts (session and frame numbers differ by run)
 keys() { sed -E 's/^\{"type":"([^"]+)","session":[0-9]+,"ts":"([^"]+)".*/\1 \2/' "$@"; }
 
-# pcapng whose interfaces differ in link type (mergecap of Ethernet and
-# Linux cooked captures): every session of both, as each file alone gives it
-"$MX" -r "$P/merged-eth-sll.pcapng" -F ndjson >"$T/m" 2>"$T/merr"; rc=$?
+# pcapng whose interfaces differ in link type (mergecap of Ethernet, Linux
+# cooked and raw IP captures): every session of each, as each alone gives it
+"$MX" -r "$P/merged-eth-sll-raw.pcapng" -F ndjson >"$T/m" 2>"$T/merr"; rc=$?
 [ "$rc" = 0 ] && [ ! -s "$T/merr" ] && ok || ko "merged pcapng: exit $rc: $(cat "$T/merr")"
 "$MX" -r "$P/s1-plain-delivery.pcap" -F ndjson 2>/dev/null | keys >"$T/m1"
 "$MX" -r "$P/s4-sll.pcap" -F ndjson 2>/dev/null | keys >>"$T/m1"
+"$MX" -r "$P/s5-auth-login-fail.pcap" -F ndjson 2>/dev/null | keys >>"$T/m1"
 keys "$T/m" >"$T/m2"
 [ -s "$T/m1" ] && cmp -s "$T/m1" "$T/m2" && ok || ko "merged pcapng: events differ from the two files read alone"
-[ "$(grep -c '"type":"session.end"' "$T/m")" = 2 ] && ok || ko "merged pcapng: not two sessions"
-[ "$(grep -c '"type":"session.end".*"code":"delivered"' "$T/m")" = 2 ] && ok || ko "merged pcapng: a session not delivered"
+[ "$(grep -c '"type":"session.end"' "$T/m")" = 3 ] && ok || ko "merged pcapng: not three sessions"
+[ "$(grep -c '"type":"session.end".*"code":"delivered"' "$T/m")" = 2 ] && ok || ko "merged pcapng: a delivery lost"
+grep -q '"type":"session.end".*"code":"auth_failed"' "$T/m" && ok || ko "merged pcapng: the raw-IP session lost"
 # pcapng from standard input reads like the file
-"$MX" -r - -F ndjson <"$P/merged-eth-sll.pcapng" >"$T/m3" 2>/dev/null
+"$MX" -r - -F ndjson <"$P/merged-eth-sll-raw.pcapng" >"$T/m3" 2>/dev/null
 cmp -s "$T/m" "$T/m3" && ok || ko "pcapng on stdin differs from file"
 # a pcapng cut short: damaged, what came before is written
-head -c 30000 "$P/merged-eth-sll.pcapng" >"$T/cut.pcapng"
+head -c 30000 "$P/merged-eth-sll-raw.pcapng" >"$T/cut.pcapng"
 expect 3 "cut.pcapng: damaged capture after packet [0-9]*: truncated block" -r "$T/cut.pcapng" -F ndjson
 grep -q '"type":"session.end".*"reason":"end_of_input"' "$T/out" && ok || ko "cut pcapng: session not written"
 printf '\n\r\r\n\034\000\000\000' >"$T/short.pcapng"
 expect 2 "short.pcapng: cannot read: file ends inside its header" -r "$T/short.pcapng"
+
+# sections may follow one another (cat of pcapng files): a second section
+# whose interface has an unsupported link type is named, the rest is read
+{ cat "$P/s1.pcapng"
+  printf '\012\015\015\012\034\000\000\000\115\074\053\032\001\000\000\000\377\377\377\377\377\377\377\377\034\000\000\000'
+  printf '\001\000\000\000\024\000\000\000\223\000\000\000\000\000\000\000\024\000\000\000'
+  printf '\006\000\000\000\044\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\004\000\000\000\004\000\000\000abcd\044\000\000\000'
+} >"$T/two-sections.pcapng"
+expect 2 "two-sections.pcapng: interface 1: unsupported link type 147 (unknown): its packets are skipped" \
+  -r "$T/two-sections.pcapng" -F ndjson
+grep -q '"type":"session.end".*"code":"delivered"' "$T/out" && ok || ko "two sections: the first section's session lost"
+
+# the filter is compiled for each interface's link type (raw IP is
+# LINKTYPE_RAW in the file, DLT_RAW to libpcap): the two sessions on 587
+"$MX" -r "$P/merged-eth-sll-raw.pcapng" -F ndjson tcp port 587 >"$T/fp" 2>"$T/err"; rc=$?
+[ "$rc" = 0 ] && [ "$(grep -c '"type":"session.start".*"port":587' "$T/fp")" = 2 ] && \
+  [ "$(grep -c '"type":"session.start"' "$T/fp")" = 2 ] && ok || ko "filter on merged pcapng: exit $rc $(cat "$T/err")"
 
 # a snap length that cuts the TCP header: one line naming the file, counted
 expect 0 "s1-snaplen40.pcap: 63 packets cut by the capture's snap length inside the link, IP or TCP header (40 bytes kept at most)" \
