@@ -122,11 +122,15 @@ grep -q 'truncated 126 ' "$T/err" && ok || ko "snaplen: cut packets not counted 
 "$MX" -r "$P/ipv6-20-ext-headers.pcap" -F ndjson --no-ndpi >"$T/x2" 2>/dev/null
 [ -s "$T/x1" ] && cmp -s "$T/x1" "$T/x2" && ok || ko "IPv6 with 20 extension headers differs"
 
-# time is the packet's own: a frame stamped before the one ahead of it
-# (frame 11, 1 ms before frame 10) keeps its time, and t stays its offset
-"$MX" -r "$P/s1-clock-back.pcap" -F ndjson >"$T/cb" 2>/dev/null
-grep -q '"type":"smtp.command","session":1,"ts":"2026-11-22T13:35:54.309392Z","t":0.00474,"frame":11,' "$T/cb" && ok || ko "clock back: frame 11 lost its own time"
+# time is the packet's own: the capture's clock steps back 10 s at frame
+# 11 (MAIL); every frame keeps its time, the session starts at its earliest
+# packet so that t stays >= 0, and the idle clock (latest time seen) does
+# not take the step for 10 s of silence
+"$MX" -r "$P/s1-clock-back.pcap" -F ndjson --idle-timeout 1 >"$T/cb" 2>/dev/null
 grep -q '"type":"smtp.reply","session":1,"ts":"2026-11-22T13:35:54.310392Z","t":0.00574,"frame":10,' "$T/cb" && ok || ko "clock back: frame 10 changed"
+grep -q '"type":"smtp.command","session":1,"ts":"2026-11-22T13:35:44.310903Z","t":0,"frame":11,' "$T/cb" && ok || ko "clock back: frame 11 lost its own time"
+grep -q '"type":"smtp.reply","session":1,"ts":"2026-11-22T13:35:44.317047Z","t":0.006144,"frame":12,' "$T/cb" && ok || ko "clock back: frame 12 lost its own time"
+grep -q '"type":"session.end".*"reason":"closed"' "$T/cb" && ! grep -q idle_timeout "$T/cb" && ok || ko "clock back: taken for an idle timeout"
 
 # several files in reverse time order: each event keeps its packet's time
 # (s4 was captured after s1); files are read in the order given

@@ -14,8 +14,8 @@ Usage: degrade.py OPERATION IN [OUT]
   cutpoint   print a byte offset that lies inside a record in the middle of IN
   badrecord  set caplen of a record in the middle of IN to 0x7fffffff
   linktype   set the file header's link type to 147 (LINKTYPE_USER0)
-  clockback  stamp the client's MAIL command 1 ms before the frame ahead of
-             it, as a capture host's clock stepping back looks
+  clockback  stamp every frame from the client's MAIL command on 10 s
+             earlier, as a capture host's clock stepped back writes them
   ext6       put 20 IPv6 extension headers (hop-by-hop, then 19 destination
              options, each 8 bytes of padding) before the TCP header of
              every IPv6 TCP frame
@@ -228,13 +228,17 @@ def op_linktype(cap, out):
 
 
 def op_clockback(cap, out):
+    # From the client's MAIL command on, every frame is stamped 10 s
+    # earlier, as a capture host whose clock is stepped back writes them.
+    step = 10 * 1000000
     recs = [list(r) for r in cap.records]
     for i, rec in enumerate(cap.records):
         t = tcp_of(rec[3])
         if i > 0 and t is not None and payload(t).startswith(b"MAIL"):
-            prev = recs[i - 1][0] * 1000000 + recs[i - 1][1] - 1000
-            recs[i][0:2] = [prev // 1000000, prev % 1000000]
-            note("frame %d stamped %d.%06d, 1 ms before frame %d" % (i + 1, prev // 1000000, prev % 1000000, i))
+            for r in recs[i:]:
+                us = r[0] * 1000000 + r[1] - step
+                r[0:2] = [us // 1000000, us % 1000000]
+            note("frames %d-%d stamped 10 s earlier" % (i + 1, len(recs)))
             cap.write(out, recs)
             return
     raise SystemExit("no MAIL command found")
