@@ -4,7 +4,8 @@
  * The selector picks one of the supported link types (or, for the last slot,
  * an unsupported one); the packet is copied into an exact-size buffer.
  * Checks: the payload and L3 slices lie inside the captured bytes, caplen <=
- * paylen, flags fit in six bits, the link-type verdict agrees with
+ * paylen, flags fit in six bits, MX_DEC_TRUNCATED only when the wire length
+ * exceeds the captured bytes, the link-type verdict agrees with
  * mx_link_supported(), and mx_addr_str() writes a terminated string.  UDP
  * from port 53 goes on to mx_dns_response() (the engine's DNS table), whose
  * entries must be terminated printable ASCII and found again by address.
@@ -72,6 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if ((rc == MX_DEC_BAD_LINK) != !mx_link_supported(lt))
         FZ_FAIL("link type %d: verdict %d disagrees with mx_link_supported", lt, rc);
+    /* "cut by the snap length" only for a packet longer on the wire */
+    if (rc == MX_DEC_TRUNCATED && extra == 0) FZ_FAIL("truncated, but nothing was cut");
     if (rc == MX_DEC_OK) {
         const uint8_t *end = pkt + n;
         if (k.caplen > k.paylen) FZ_FAIL("caplen %u > paylen %u", k.caplen, k.paylen);

@@ -666,12 +666,61 @@ def pipeline_seeds():
         opt = 0x80 if fmt == 2 else 0                     # text view with colours
         write("fuzz_pipeline", "tls-" + name[:-5], bytes([opt, fmt]) + data[24:])
 
+# ---- fuzz_pcapng --------------------------------------------------------
+
+def ng_block(e, btype, body):
+    body += b"\0" * (-len(body) % 4)
+    n = 12 + len(body)
+    return struct.pack(e + "II", btype, n) + body + struct.pack(e + "I", n)
+
+
+def ng_shb(e):
+    return ng_block(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+
+
+def ng_opt(e, code, val):
+    return struct.pack(e + "HH", code, len(val)) + val + b"\0" * (-len(val) % 4)
+
+
+def ng_idb(e, lt, snap=0, opts=b""):
+    return ng_block(e, 1, struct.pack(e + "HHI", lt, 0, snap) + opts + (ng_opt(e, 0, b"") if opts else b""))
+
+
+def ng_epb(e, ifc, ts, pkt, wire=None):
+    return ng_block(e, 6, struct.pack(e + "IIIII", ifc, ts >> 32, ts & 0xFFFFFFFF, len(pkt),
+                                      len(pkt) if wire is None else wire) + pkt)
+
+
+def pcapng_seeds():
+    seg = tcp(40001, 25, 1000, 2000, 0x18, b"EHLO client.example\r\n")
+    v4 = ipv4(V4C, V4S, seg)
+    le = "<"
+    ns = ng_opt(le, 9, b"\x09") + ng_opt(le, 14, struct.pack("<q", 3))
+    write("fuzz_pcapng", "eth-then-raw-ns",
+          ng_shb(le) + ng_idb(le, 1) + ng_epb(le, 0, 1700000000 * 1000000, eth(v4)) +
+          ng_block(le, 5, bytes(16)) +                          # statistics: skipped
+          ng_idb(le, 101, 65535, ns) + ng_epb(le, 1, 1700000000 * 10**9, v4))
+    be = ">"
+    sll = struct.pack(">HHH8sH", 0, 1, 6, bytes(8), 0x0800)
+    write("fuzz_pcapng", "two-sections-be-sll-spb-opb",
+          ng_shb(le) + ng_idb(le, 1) + ng_epb(le, 0, 5, eth(v4), 1500) +
+          ng_shb(be) + ng_idb(be, 113, 128, ng_opt(be, 9, b"\x94")) +
+          ng_epb(be, 0, 3 << 20, sll + v4) +
+          ng_block(be, 3, struct.pack(">I", len(sll + v4)) + sll + v4) +
+          ng_block(be, 2, struct.pack(">HHIIII", 0, 0, 0, 9, len(sll + v4), len(sll + v4)) + sll + v4))
+    write("fuzz_pcapng", "cut-block", (ng_shb(le) + ng_idb(le, 1) + ng_epb(le, 0, 1, eth(v4)))[:-9])
+    write("fuzz_pcapng", "ipv6-ext-chain",
+          ng_shb(le) + ng_idb(le, 229) +
+          ng_epb(le, 0, 1, ipv6(V6C, V6S, seg, nh=60, ext=b"".join(
+              bytes([60 if i < 19 else 6, 0, 1, 4, 0, 0, 0, 0]) for i in range(20)))))
+
 
 def main():
     smtp_seeds()
     decode_seeds()
     stream_seeds()
     pipeline_seeds()
+    pcapng_seeds()
 
 
 if __name__ == "__main__":

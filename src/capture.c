@@ -1,12 +1,296 @@
-/* capture.c - libpcap adapter (see capture.h). */
+/* capture.c - capture files: libpcap for pcap, a block reader for pcapng
+ * (see capture.h for why). */
+#define _GNU_SOURCE             /* fopencookie */
 #include "mx/capture.h"
 
 #include <errno.h>
 #include <pcap/pcap.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <time.h>
+
+/* ======================================================================
+ * pcapng block reader
+ * ====================================================================== */
+
+#define NG_SHB 0x0A0D0D0Au
+#define NG_IDB 0x00000001u
+#define NG_OPB 0x00000002u     /* obsolete Packet Block */
+#define NG_SPB 0x00000003u
+#define NG_EPB 0x00000006u
+#define NG_BOM 0x1A2B3C4Du     /* byte-order magic */
+
+typedef struct ng_iface {
+    int linktype;
+    uint32_t snaplen;
+    uint8_t res;               /* if_tsresol exponent                     */
+    uint8_t res2;              /* 1: negative power of 2, 0: of 10        */
+    int64_t tsoffset;          /* if_tsoffset, seconds                    */
+} ng_iface;
+
+struct mx_pcapng {
+    FILE *f;
+    uint8_t pre[8];
+    size_t npre, ppos;
+    uint64_t off;
+    int big;                   /* this section is big-endian              */
+    int have_shb;
+    ng_iface *ifs;             /* the current section's interfaces        */
+    uint32_t nifs, capifs;
+    uint32_t if_base;          /* file-wide number of the section's first */
+    uint32_t if_total;
+    uint8_t *buf;
+    size_t cap;
+    uint64_t last_us;
+    char err[160];
+};
+
+mx_pcapng *mx_pcapng_new(FILE *f, const uint8_t *pre, size_t npre)
+{
+    mx_pcapng *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->f = f;
+    if (npre > sizeof r->pre) npre = sizeof r->pre;
+    if (npre) memcpy(r->pre, pre, npre);
+    r->npre = npre;
+    return r;
+}
+
+void mx_pcapng_free(mx_pcapng *r)
+{
+    if (!r) return;
+    free(r->ifs);
+    free(r->buf);
+    free(r);
+}
+
+const char *mx_pcapng_error(const mx_pcapng *r) { return r->err; }
+uint64_t mx_pcapng_offset(const mx_pcapng *r) { return r->off; }
+
+static size_t ng_read(mx_pcapng *r, uint8_t *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n && r->ppos < r->npre) p[got++] = r->pre[r->ppos++];
+    if (got < n) got += fread(p + got, 1, n - got, r->f);
+    r->off += got;
+    return got;
+}
+
+static uint16_t ng16(const mx_pcapng *r, const uint8_t *p)
+{
+    return r->big ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[1] << 8 | p[0]);
+}
+
+static uint32_t ng32(const mx_pcapng *r, const uint8_t *p)
+{
+    return r->big ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+                  : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+static uint64_t ng64(const mx_pcapng *r, const uint8_t *p)
+{
+    uint64_t a = ng32(r, p), b = ng32(r, p + 4);
+    return r->big ? a << 32 | b : b << 32 | a;
+}
+
+/* Keeps the reason for a message and gives rc. */
+#define ng_fail(r, rc, ...) (snprintf((r)->err, sizeof (r)->err, __VA_ARGS__), (rc))
+
+/* Reads the rest of a block whose 8-byte header (and, for a section header,
+ * the byte-order magic: have bytes in all) was read; checks the trailing
+ * length.  On success r->buf holds the body after those bytes. */
+static int ng_body(mx_pcapng *r, uint32_t len, size_t have, int rc_short)
+{
+    if (len % 4 || len < have + 4)
+        return ng_fail(r, MX_NG_DAMAGED, "block with an impossible length (%llu bytes)", (unsigned long long)len);
+    if (len > MX_PCAPNG_MAX_BLOCK)
+        return ng_fail(r, MX_NG_DAMAGED, "block of %llu bytes, more than the 16 MiB accepted", (unsigned long long)len);
+    size_t want = len - have;
+    if (want > r->cap) {
+        uint8_t *nb = realloc(r->buf, want);
+        if (!nb) return ng_fail(r, MX_NG_DAMAGED, "out of memory for a block of %llu bytes", (unsigned long long)len);
+        r->buf = nb;
+        r->cap = want;
+    }
+    if (ng_read(r, r->buf, want) != want)
+        return ng_fail(r, rc_short, "truncated block (%llu bytes declared)", (unsigned long long)len);
+    if (ng32(r, r->buf + want - 4) != len)
+        return ng_fail(r, MX_NG_DAMAGED, "block lengths at its start and end differ (%llu)", (unsigned long long)len);
+    return MX_NG_PACKET;
+}
+
+static int ng_shb(mx_pcapng *r, const uint8_t *hdr)
+{
+    uint8_t bom[4];
+    int first = !r->have_shb;
+    int rc_short = first ? MX_NG_NOT_PCAPNG : MX_NG_DAMAGED;
+    if (ng_read(r, bom, 4) != 4)
+        return ng_fail(r, rc_short, first ? "file ends inside its header" : "truncated section header");
+    if (bom[0] == 0x1A && bom[1] == 0x2B && bom[2] == 0x3C && bom[3] == 0x4D) r->big = 1;
+    else if (bom[0] == 0x4D && bom[1] == 0x3C && bom[2] == 0x2B && bom[3] == 0x1A) r->big = 0;
+    else return ng_fail(r, rc_short, first ? "not a pcap or pcapng capture" : "section header with a bad byte-order magic");
+    uint32_t len = ng32(r, hdr + 4);
+    if (len < 28) return ng_fail(r, rc_short, "section header with an impossible length (%llu bytes)", (unsigned long long)len);
+    int rc = ng_body(r, len, 12, rc_short);
+    if (rc != MX_NG_PACKET) {
+        if (first && rc_short == MX_NG_NOT_PCAPNG && strstr(r->err, "truncated"))
+            snprintf(r->err, sizeof r->err, "file ends inside its header");
+        return rc;
+    }
+    uint16_t major = ng16(r, r->buf);
+    if (major != 1) return ng_fail(r, first ? MX_NG_NOT_PCAPNG : MX_NG_DAMAGED, "pcapng version %u is not known", (unsigned)major);
+    r->have_shb = 1;
+    r->nifs = 0;              /* a section's interfaces are its own */
+    r->if_base = r->if_total;
+    return 0;
+}
+
+static int ng_idb(mx_pcapng *r, const uint8_t *b, size_t blen)
+{
+    if (blen < 8) return ng_fail(r, MX_NG_DAMAGED, "interface block too short (%llu bytes)", (unsigned long long)blen);
+    if (r->nifs == r->capifs) {
+        uint32_t n = r->capifs ? r->capifs * 2 : 4;
+        if (n > 65536) return ng_fail(r, MX_NG_DAMAGED, "more than 65536 interfaces in a section");
+        ng_iface *ni = realloc(r->ifs, n * sizeof *ni);
+        if (!ni) return ng_fail(r, MX_NG_DAMAGED, "out of memory");
+        r->ifs = ni;
+        r->capifs = n;
+    }
+    ng_iface *i = &r->ifs[r->nifs];
+    memset(i, 0, sizeof *i);
+    i->linktype = ng16(r, b);
+    i->snaplen = ng32(r, b + 4);
+    i->res = 6;
+    /* options: code(2) length(2) value, padded to 4; a malformed list ends
+     * the walk (the defaults stay) */
+    for (size_t o = 8; o + 4 <= blen;) {
+        uint16_t code = ng16(r, b + o), olen = ng16(r, b + o + 2);
+        o += 4;
+        if (code == 0 || olen > blen - o) break;
+        if (code == 9 && olen >= 1) {            /* if_tsresol */
+            i->res2 = (b[o] & 0x80) != 0;
+            i->res = b[o] & 0x7F;
+        } else if (code == 14 && olen >= 8) {    /* if_tsoffset */
+            i->tsoffset = (int64_t)ng64(r, b + o);
+        }
+        o += ((size_t)olen + 3) & ~(size_t)3;
+    }
+    r->nifs++;
+    r->if_total++;
+    return 0;
+}
+
+/* A timestamp in the interface's units to µs since the epoch (saturating). */
+static uint64_t ng_us(const ng_iface *i, uint64_t ts)
+{
+    unsigned __int128 v = ts;
+    if (i->res2) {
+        v = (v * 1000000u) >> i->res;
+    } else if (i->res <= 6) {
+        for (int k = i->res; k < 6; k++) v *= 10;
+    } else {
+        unsigned __int128 d = 1;
+        for (int k = 6; k < i->res && v; k++) {
+            if (d > ((unsigned __int128)-1) / 10) { v = 0; break; }
+            d *= 10;
+        }
+        v /= d;
+    }
+    __int128 s = (__int128)(v > (unsigned __int128)INT64_MAX ? (unsigned __int128)INT64_MAX : v);
+    s += (__int128)i->tsoffset * 1000000;
+    if (s < 0) return 0;
+    return s > (__int128)UINT64_MAX ? UINT64_MAX : (uint64_t)s;
+}
+
+static int ng_iface_get(mx_pcapng *r, uint32_t id, const ng_iface **out)
+{
+    if (id >= r->nifs)
+        return ng_fail(r, MX_NG_DAMAGED, "packet for interface %llu, which its section does not describe", (unsigned long long)id);
+    *out = &r->ifs[id];
+    return 0;
+}
+
+static int ng_packet(mx_pcapng *r, const ng_iface *i, uint32_t id, uint64_t us,
+                     const uint8_t *data, uint32_t caplen, uint32_t len, mx_pcapng_pkt *out)
+{
+    out->us = us;
+    out->data = data;
+    out->caplen = caplen;
+    out->len = len;
+    out->linktype = i->linktype;
+    out->iface = r->if_base + id;
+    out->snaplen = i->snaplen;
+    r->last_us = us;
+    return MX_NG_PACKET;
+}
+
+int mx_pcapng_next(mx_pcapng *r, mx_pcapng_pkt *out)
+{
+    for (;;) {
+        uint8_t hdr[8];
+        size_t got = ng_read(r, hdr, 8);
+        if (got == 0 && r->have_shb) return MX_NG_END;
+        if (got < 8) {
+            if (!r->have_shb) return ng_fail(r, MX_NG_NOT_PCAPNG, "file ends inside its header");
+            return ng_fail(r, MX_NG_DAMAGED, "truncated block header");
+        }
+        uint32_t type = ng32(r, hdr);        /* NG_SHB reads the same either way */
+        if (type == NG_SHB) {
+            int rc = ng_shb(r, hdr);
+            if (rc) return rc;
+            continue;
+        }
+        if (!r->have_shb) return ng_fail(r, MX_NG_NOT_PCAPNG, "not a pcap or pcapng capture");
+        uint32_t len = ng32(r, hdr + 4);
+        int rc = ng_body(r, len, 8, MX_NG_DAMAGED);
+        if (rc != MX_NG_PACKET) return rc;
+        const uint8_t *b = r->buf;
+        size_t blen = len - 12;
+        const ng_iface *i;
+        switch (type) {
+        case NG_IDB:
+            if ((rc = ng_idb(r, b, blen))) return rc;
+            break;
+        case NG_EPB: {
+            if (blen < 20) return ng_fail(r, MX_NG_DAMAGED, "packet block too short (%llu bytes)", (unsigned long long)blen);
+            uint32_t id = ng32(r, b);
+            if ((rc = ng_iface_get(r, id, &i))) return rc;
+            uint64_t ts = (uint64_t)ng32(r, b + 4) << 32 | ng32(r, b + 8);
+            uint32_t caplen = ng32(r, b + 12), olen = ng32(r, b + 16);
+            if (caplen > blen - 20)
+                return ng_fail(r, MX_NG_DAMAGED, "packet of %llu bytes longer than its block", (unsigned long long)caplen);
+            return ng_packet(r, i, id, ng_us(i, ts), b + 20, caplen, olen, out);
+        }
+        case NG_OPB: {
+            if (blen < 20) return ng_fail(r, MX_NG_DAMAGED, "packet block too short (%llu bytes)", (unsigned long long)blen);
+            uint32_t id = ng16(r, b);
+            if ((rc = ng_iface_get(r, id, &i))) return rc;
+            uint64_t ts = (uint64_t)ng32(r, b + 4) << 32 | ng32(r, b + 8);
+            uint32_t caplen = ng32(r, b + 12), olen = ng32(r, b + 16);
+            if (caplen > blen - 20)
+                return ng_fail(r, MX_NG_DAMAGED, "packet of %llu bytes longer than its block", (unsigned long long)caplen);
+            return ng_packet(r, i, id, ng_us(i, ts), b + 20, caplen, olen, out);
+        }
+        case NG_SPB: {
+            /* interface 0, no timestamp: it gets the previous packet's time */
+            if (blen < 4) return ng_fail(r, MX_NG_DAMAGED, "packet block too short (%llu bytes)", (unsigned long long)blen);
+            if ((rc = ng_iface_get(r, 0, &i))) return rc;
+            uint32_t olen = ng32(r, b);
+            uint32_t caplen = olen < blen - 4 ? olen : (uint32_t)(blen - 4);
+            if (i->snaplen && caplen > i->snaplen) caplen = i->snaplen;
+            return ng_packet(r, i, 0, r->last_us, b + 4, caplen, olen, out);
+        }
+        default:
+            break;                  /* statistics, name resolution, secrets ... */
+        }
+    }
+}
+
+/* ======================================================================
+ * the files of one run
+ * ====================================================================== */
 
 static int worse(int a, int b)
 {
@@ -18,87 +302,354 @@ static int worse(int a, int b)
 /* Progress on stderr for big files: share of the file read so far. */
 #define PROGRESS_MIN_BYTES (64ll << 20)
 
-static void progress(pcap_t *p, const char *name, long long size, uint64_t frame, time_t *last)
+/* Standard input after its first bytes were read to tell the format: a
+ * stream that gives those bytes back first, for libpcap. */
+typedef struct prefixed {
+    FILE *f;
+    uint8_t pre[8];
+    size_t n, pos;
+} prefixed;
+
+static ssize_t prefixed_read(void *c, char *buf, size_t size)
 {
-    time_t now = time(NULL);
-    if (now == *last) return;
-    *last = now;
-    FILE *f = pcap_file(p);
-    long pos = f ? ftell(f) : -1;
-    if (pos < 0) return;
-    fprintf(stderr, "\rmxtrace: %s: %3lld%% (%llu packets)", name, (long long)pos * 100 / size,
-            (unsigned long long)frame);
+    prefixed *p = c;
+    size_t got = 0;
+    while (got < size && p->pos < p->n) buf[got++] = (char)p->pre[p->pos++];
+    if (got < size) got += fread(buf + got, 1, size - got, p->f);
+    return (ssize_t)got;
 }
 
-static int run_one(mx_engine *e, const char *path, const char *filter, uint64_t *frame, int show)
+static int prefixed_close(void *c)
+{
+    free(c);
+    return 0;
+}
+
+typedef struct ifstate {
+    uint8_t seen, usable, have_prog;
+    struct bpf_program prog;
+} ifstate;
+
+typedef struct source {
+    const char *path, *name;
+    const char *filter;
+    FILE *f;                    /* pcapng: the file                     */
+    mx_pcapng *ng;
+    ifstate *ifs;
+    uint32_t nifs;
+    pcap_t *p;                  /* pcap: libpcap's handle                */
+    int lt;
+    struct bpf_program prog;
+    int have_prog;
+    long long size;
+    int show_progress;
+    time_t last;
+    uint64_t packets;           /* records read from this file          */
+    uint64_t cut;               /* headers cut short by the snap length */
+    uint32_t cut_kept;          /* the most bytes kept of such a packet */
+    int rc;
+    int open;                   /* records may be read                  */
+    /* the packet read last */
+    int pkt_lt;
+    uint64_t us;
+    const uint8_t *data;
+    uint32_t caplen, len, iface, snaplen;
+} source;
+
+static int open_source(source *s)
 {
     char err[PCAP_ERRBUF_SIZE] = "";
-    const char *name = strcmp(path, "-") == 0 ? "(stdin)" : path;
+    int is_stdin = strcmp(s->path, "-") == 0;
+    s->name = is_stdin ? "(stdin)" : s->path;
     struct stat st;
-    if (strcmp(path, "-") != 0 && stat(path, &st) != 0) {
-        fprintf(stderr, "mxtrace: %s: cannot open: %s\n", name, strerror(errno));
-        return MX_CAP_UNREADABLE;
+    FILE *f = stdin;
+    if (!is_stdin && (stat(s->path, &st) != 0 || !(f = fopen(s->path, "rb")))) {
+        fprintf(stderr, "mxtrace: %s: cannot open: %s\n", s->name, strerror(errno));
+        return s->rc = MX_CAP_UNREADABLE;
     }
-    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO, err);
-    if (!p) {
+    s->size = is_stdin ? 0 : (long long)st.st_size;
+    s->last = time(NULL);
+    uint8_t m[4];
+    size_t nm = fread(m, 1, 4, f);
+    if (nm == 4 && m[0] == 0x0A && m[1] == 0x0D && m[2] == 0x0D && m[3] == 0x0A) {
+        s->f = f;
+        s->ng = mx_pcapng_new(f, m, 4);
+        if (!s->ng) {
+            fprintf(stderr, "mxtrace: %s: cannot read: out of memory\n", s->name);
+            return s->rc = MX_CAP_UNREADABLE;
+        }
+        if (s->filter) {
+            /* the filter is compiled for each interface's link type as it
+             * comes; find a wrong one now, even in a file with no packets */
+            pcap_t *dead = pcap_open_dead(DLT_EN10MB, 262144);
+            struct bpf_program prog;
+            if (dead && pcap_compile(dead, &prog, s->filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+                fprintf(stderr, "mxtrace: %s: bad filter: %s\n", s->name, pcap_geterr(dead));
+                pcap_close(dead);
+                return s->rc = MX_CAP_UNREADABLE;
+            }
+            if (dead) { pcap_freecode(&prog); pcap_close(dead); }
+        }
+        s->open = 1;
+        return MX_CAP_OK;
+    }
+    if (is_stdin) {
+        prefixed *pc = calloc(1, sizeof *pc);
+        static const cookie_io_functions_t io = { prefixed_read, NULL, NULL, prefixed_close };
+        FILE *cf = pc ? fopencookie(pc, "r", io) : NULL;
+        if (!cf) {
+            free(pc);
+            fprintf(stderr, "mxtrace: %s: cannot read: out of memory\n", s->name);
+            return s->rc = MX_CAP_UNREADABLE;
+        }
+        pc->f = stdin;
+        memcpy(pc->pre, m, nm);
+        pc->n = nm;
+        s->p = pcap_fopen_offline_with_tstamp_precision(cf, PCAP_TSTAMP_PRECISION_MICRO, err);
+        if (!s->p) fclose(cf);
+    } else {
+        fclose(f);
+        s->p = pcap_open_offline_with_tstamp_precision(s->path, PCAP_TSTAMP_PRECISION_MICRO, err);
+    }
+    if (!s->p) {
         const char *why = err;
         if (strstr(err, "unknown file format") || strstr(err, "bad dump file format"))
             why = "not a pcap or pcapng capture";
         else if (strstr(err, "truncated dump file"))
             why = "file ends inside its header";
-        fprintf(stderr, "mxtrace: %s: cannot read: %s\n", name, why);
-        return MX_CAP_UNREADABLE;
+        fprintf(stderr, "mxtrace: %s: cannot read: %s\n", s->name, why);
+        return s->rc = MX_CAP_UNREADABLE;
     }
-    int lt = pcap_datalink(p);
-    if (!mx_link_supported(lt)) {
-        const char *ln = pcap_datalink_val_to_name(lt);
-        fprintf(stderr, "mxtrace: %s: unsupported link type %d (%s)\n", name, lt, ln ? ln : "unknown");
-        pcap_close(p);
-        return MX_CAP_UNREADABLE;
+    s->lt = pcap_datalink(s->p);
+    if (!mx_link_supported(s->lt)) {
+        const char *ln = pcap_datalink_val_to_name(s->lt);
+        fprintf(stderr, "mxtrace: %s: unsupported link type %d (%s)\n", s->name, s->lt, ln ? ln : "unknown");
+        return s->rc = MX_CAP_UNREADABLE;
     }
     /* The filter is applied packet by packet (not with pcap_setfilter) so
      * that frame numbers count every record, as Wireshark numbers them. */
-    struct bpf_program prog;
-    int filtered = filter && *filter;
-    if (filtered && pcap_compile(p, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
-        fprintf(stderr, "mxtrace: %s: bad filter: %s\n", name, pcap_geterr(p));
-        pcap_close(p);
-        return MX_CAP_UNREADABLE;
+    if (s->filter) {
+        if (pcap_compile(s->p, &s->prog, s->filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+            fprintf(stderr, "mxtrace: %s: bad filter: %s\n", s->name, pcap_geterr(s->p));
+            return s->rc = MX_CAP_UNREADABLE;
+        }
+        s->have_prog = 1;
     }
-    int rc = MX_CAP_OK;
-    long long size = strcmp(path, "-") != 0 ? (long long)st.st_size : 0;
-    int show_progress = show && size >= PROGRESS_MIN_BYTES;
-    time_t last = time(NULL);
-    for (;;) {
+    s->open = 1;
+    return MX_CAP_OK;
+}
+
+/* Reads the next record into s: 1, or 0 at the end (or after a problem,
+ * reported). */
+static int read_next(source *s)
+{
+    if (!s->open) return 0;
+    if (s->p) {
         struct pcap_pkthdr *h;
         const u_char *data;
-        int r = pcap_next_ex(p, &h, &data);
+        int r = pcap_next_ex(s->p, &h, &data);
         if (r == 1) {
-            ++*frame;
-            if (filtered && !pcap_offline_filter(&prog, h, data)) continue;
-            uint64_t us = (uint64_t)h->ts.tv_sec * 1000000u + (uint64_t)h->ts.tv_usec;
-            uint32_t caplen = h->caplen, len = h->len < h->caplen ? h->caplen : h->len;
-            mx_engine_packet(e, lt, us, data, caplen, len, *frame);
-            if (show_progress && (*frame & 0xFFFF) == 0) progress(p, name, size, *frame, &last);
-            continue;
+            s->packets++;
+            s->pkt_lt = s->lt;
+            s->us = (uint64_t)h->ts.tv_sec * 1000000u + (uint64_t)h->ts.tv_usec;
+            s->data = data;
+            s->caplen = h->caplen;
+            s->len = h->len;
+            s->iface = 0;
+            s->snaplen = (uint32_t)pcap_snapshot(s->p);
+            return 1;
         }
-        if (r == PCAP_ERROR_BREAK) break;        /* end of file */
-        fprintf(stderr, "mxtrace: %s: damaged capture after packet %llu: %s\n", name,
-                (unsigned long long)*frame, pcap_geterr(p));
-        rc = MX_CAP_DAMAGED;
-        break;
+        s->open = 0;
+        if (r == PCAP_ERROR_BREAK) return 0;        /* end of file */
+        fprintf(stderr, "mxtrace: %s: damaged capture after packet %llu: %s\n", s->name,
+                (unsigned long long)s->packets, pcap_geterr(s->p));
+        s->rc = worse(s->rc, MX_CAP_DAMAGED);
+        return 0;
     }
-    if (show_progress) fprintf(stderr, "\r%*s\r", 70, "");
-    if (filtered) pcap_freecode(&prog);
-    pcap_close(p);
-    return rc;
+    mx_pcapng_pkt k;
+    int r = mx_pcapng_next(s->ng, &k);
+    if (r == MX_NG_PACKET) {
+        s->packets++;
+        s->pkt_lt = k.linktype;
+        s->us = k.us;
+        s->data = k.data;
+        s->caplen = k.caplen;
+        s->len = k.len;
+        s->iface = k.iface;
+        s->snaplen = k.snaplen;
+        return 1;
+    }
+    s->open = 0;
+    if (r == MX_NG_END) return 0;
+    if (r == MX_NG_NOT_PCAPNG) {
+        fprintf(stderr, "mxtrace: %s: cannot read: %s\n", s->name, mx_pcapng_error(s->ng));
+        s->rc = worse(s->rc, MX_CAP_UNREADABLE);
+    } else {
+        fprintf(stderr, "mxtrace: %s: damaged capture after packet %llu: %s\n", s->name,
+                (unsigned long long)s->packets, mx_pcapng_error(s->ng));
+        s->rc = worse(s->rc, MX_CAP_DAMAGED);
+    }
+    return 0;
+}
+
+/* pcapng link types are LINKTYPE_* values; libpcap's compiler and names
+ * take DLT_* values, which differ for raw IP only. */
+static int dlt_of(int linktype)
+{
+    return linktype == MX_LINK_RAW ? DLT_RAW : linktype;
+}
+
+/* pcapng: the state of the interface of the packet read last, set up the
+ * first time the interface is seen.  NULL when out of memory. */
+static ifstate *iface_state(source *s)
+{
+    if (s->iface >= s->nifs) {
+        uint32_t n = s->nifs ? s->nifs : 4;
+        while (n <= s->iface) n *= 2;
+        ifstate *ni = realloc(s->ifs, n * sizeof *ni);
+        if (!ni) return NULL;
+        memset(ni + s->nifs, 0, (n - s->nifs) * sizeof *ni);
+        s->ifs = ni;
+        s->nifs = n;
+    }
+    ifstate *is = &s->ifs[s->iface];
+    if (is->seen) return is;
+    is->seen = 1;
+    const char *ln = pcap_datalink_val_to_name(dlt_of(s->pkt_lt));
+    if (!mx_link_supported(s->pkt_lt)) {
+        fprintf(stderr, "mxtrace: %s: interface %u: unsupported link type %d (%s): its packets are skipped\n",
+                s->name, s->iface, s->pkt_lt, ln ? ln : "unknown");
+        s->rc = worse(s->rc, MX_CAP_UNREADABLE);
+        return is;
+    }
+    if (s->filter) {
+        pcap_t *dead = pcap_open_dead(dlt_of(s->pkt_lt), s->snaplen ? (int)(s->snaplen & 0x7FFFFFFF) : 262144);
+        if (!dead || pcap_compile(dead, &is->prog, s->filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+            fprintf(stderr, "mxtrace: %s: interface %u: bad filter for link type %s: %s\n", s->name, s->iface,
+                    ln ? ln : "unknown", dead ? pcap_geterr(dead) : "out of memory");
+            if (dead) pcap_close(dead);
+            s->rc = worse(s->rc, MX_CAP_UNREADABLE);
+            return is;
+        }
+        pcap_close(dead);
+        is->have_prog = 1;
+    }
+    is->usable = 1;
+    return is;
+}
+
+static void progress(source *s, uint64_t frame)
+{
+    time_t now = time(NULL);
+    if (now == s->last) return;
+    s->last = now;
+    FILE *f = s->p ? pcap_file(s->p) : NULL;
+    long long pos = s->ng ? (long long)mx_pcapng_offset(s->ng) : f ? (long long)ftell(f) : -1;
+    if (pos < 0) return;
+    fprintf(stderr, "\rmxtrace: %s: %3lld%% (%llu packets)", s->name, pos * 100 / s->size,
+            (unsigned long long)frame);
+}
+
+/* Hands the packet read last to the engine as frame number frame. */
+static void dispatch(mx_engine *e, source *s, uint64_t frame)
+{
+    const struct bpf_program *prog = s->have_prog ? &s->prog : NULL;
+    if (s->ng) {
+        ifstate *is = iface_state(s);
+        if (!is || !is->usable) return;
+        prog = is->have_prog ? &is->prog : NULL;
+    }
+    if (prog) {
+        struct pcap_pkthdr h;
+        memset(&h, 0, sizeof h);
+        h.caplen = s->caplen;
+        h.len = s->len;
+        if (!pcap_offline_filter(prog, &h, s->data)) return;
+    }
+    uint32_t len = s->len < s->caplen ? s->caplen : s->len;
+    /* the engine counts the packets whose headers it could not decode
+     * because the capture cut them short: reported per file at its end */
+    const mx_engine_stats *st = mx_engine_stats_get(e);
+    uint64_t cut = st->truncated;
+    mx_engine_packet(e, s->pkt_lt, s->us, s->data, s->caplen, len, frame);
+    if (st->truncated != cut) {
+        s->cut++;
+        if (s->caplen > s->cut_kept) s->cut_kept = s->caplen;
+    }
+    if (s->show_progress && (frame & 0xFFFF) == 0) progress(s, frame);
+}
+
+static void close_source(source *s)
+{
+    if (s->show_progress) fprintf(stderr, "\r%*s\r", 70, "");
+    if (s->cut)
+        fprintf(stderr, "mxtrace: %s: %llu packet%s cut by the capture's snap length inside the link, IP or "
+                "TCP header (%u bytes kept at most): not decoded; capture with a larger snap length\n", s->name,
+                (unsigned long long)s->cut, s->cut == 1 ? "" : "s", s->cut_kept);
+    if (s->have_prog) pcap_freecode(&s->prog);
+    for (uint32_t i = 0; i < s->nifs; i++)
+        if (s->ifs[i].have_prog) pcap_freecode(&s->ifs[i].prog);
+    free(s->ifs);
+    s->ifs = NULL;
+    s->nifs = 0;
+    s->have_prog = 0;
+    if (s->p) pcap_close(s->p);
+    s->p = NULL;
+    mx_pcapng_free(s->ng);
+    s->ng = NULL;
+    if (s->f && s->f != stdin) fclose(s->f);
+    s->f = NULL;
+    s->open = 0;
 }
 
 int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
-                   const char *filter, int show_progress)
+                   const char *filter, int show_progress, int merge)
 {
     int rc = MX_CAP_OK;
     uint64_t frame = 0;
-    for (int i = 0; i < nfiles; i++) rc = worse(rc, run_one(e, files[i], filter, &frame, show_progress));
+    source *S = calloc(nfiles > 0 ? (size_t)nfiles : 1, sizeof *S);
+    if (!S) {
+        fprintf(stderr, "mxtrace: out of memory\n");
+        return MX_CAP_UNREADABLE;
+    }
+    for (int i = 0; i < nfiles; i++) {
+        S[i].path = files[i];
+        S[i].filter = filter && *filter ? filter : NULL;
+    }
+    if (!merge) {
+        /* one after the other, in the order given */
+        for (int i = 0; i < nfiles; i++) {
+            source *s = &S[i];
+            if (open_source(s) == MX_CAP_OK) {
+                s->show_progress = show_progress && s->size >= PROGRESS_MIN_BYTES;
+                while (read_next(s)) dispatch(e, s, ++frame);
+            }
+            close_source(s);
+            rc = worse(rc, s->rc);
+        }
+    } else {
+        /* side by side: always the earliest packet next (the first file's
+         * on a tie), numbered in that order, as mergecap writes them */
+        int *have = calloc((size_t)nfiles + 1, sizeof *have);
+        if (!have) { free(S); fprintf(stderr, "mxtrace: out of memory\n"); return MX_CAP_UNREADABLE; }
+        for (int i = 0; i < nfiles; i++) {
+            if (open_source(&S[i]) == MX_CAP_OK) {
+                S[i].show_progress = show_progress && S[i].size >= PROGRESS_MIN_BYTES;
+                have[i] = read_next(&S[i]);
+            }
+            if (!have[i]) close_source(&S[i]);
+        }
+        for (;;) {
+            int b = -1;
+            for (int i = 0; i < nfiles; i++)
+                if (have[i] && (b < 0 || S[i].us < S[b].us)) b = i;
+            if (b < 0) break;
+            dispatch(e, &S[b], ++frame);
+            if (!(have[b] = read_next(&S[b]))) close_source(&S[b]);
+        }
+        for (int i = 0; i < nfiles; i++) rc = worse(rc, S[i].rc);
+        free(have);
+    }
+    free(S);
     return rc;
 }

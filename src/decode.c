@@ -130,19 +130,24 @@ static enum mx_decode_rc decode_ipv6(mx_cur *c, mx_pkt *out)
     uint32_t remaining = plen;
 
     /* Extension headers (RFC 8200 §4): hop-by-hop, routing, destination
-     * options, and fragment; ESP/AH and unknown headers end the walk. */
-    for (int n = 0; n < 16; n++) {
+     * options, fragment, AH (RFC 4302), and those in the common format
+     * (mobility, HIP, shim6, experimental: RFC 6564); ESP and unknown
+     * headers end the walk.  However many there are, they are walked as
+     * far as the payload length goes: each takes at least 8 bytes, so a
+     * packet has at most 8192 of them and the walk is linear in its size. */
+    for (;;) {
         uint8_t next, len8;
         switch (nh) {
         case 6:
             return decode_tcp(c, remaining, out);
         case 17:
             return decode_udp(c, remaining, out);
-        case 0: case 43: case 60: {
+        case 0: case 43: case 51: case 60: case 135: case 139: case 140: case 253: case 254: {
             mx_cur h = *c;
             if (!mx_cur_u8(&h, &next) || !mx_cur_u8(&h, &len8))
                 return MX_DEC_TRUNCATED;
-            uint32_t el = ((uint32_t)len8 + 1) * 8;
+            /* AH counts 4-byte units less two, the others 8-byte units less one */
+            uint32_t el = nh == 51 ? ((uint32_t)len8 + 2) * 4 : ((uint32_t)len8 + 1) * 8;
             if (el > remaining) return MX_DEC_MALFORMED;
             if (!mx_cur_skip(c, el)) return MX_DEC_TRUNCATED;
             remaining -= el;
@@ -165,7 +170,6 @@ static enum mx_decode_rc decode_ipv6(mx_cur *c, mx_pkt *out)
             return MX_DEC_NOT_TCP;
         }
     }
-    return MX_DEC_MALFORMED;
 }
 
 static enum mx_decode_rc decode_l3(mx_cur *c, uint16_t etype, mx_pkt *out)
@@ -185,12 +189,22 @@ static enum mx_decode_rc decode_raw(mx_cur *c, mx_pkt *out)
     return MX_DEC_NOT_IP;
 }
 
+static enum mx_decode_rc decode_link(int lt, const uint8_t *data, uint32_t caplen, mx_pkt *out);
+
 enum mx_decode_rc mx_decode(int lt, const uint8_t *data, uint32_t caplen,
                             uint32_t wirelen, mx_pkt *out)
 {
+    enum mx_decode_rc rc = decode_link(lt, data, caplen, out);
+    /* Headers that run past the captured bytes: cut by the snap length if
+     * the packet was longer on the wire, else the packet itself is short. */
+    if (rc == MX_DEC_TRUNCATED && caplen >= wirelen) rc = MX_DEC_MALFORMED;
+    return rc;
+}
+
+static enum mx_decode_rc decode_link(int lt, const uint8_t *data, uint32_t caplen, mx_pkt *out)
+{
     mx_cur c = mx_cur_make(data, caplen);
     uint16_t etype = 0;
-    (void)wirelen;
     memset(out, 0, sizeof *out);
 
     switch (lt) {

@@ -47,7 +47,8 @@ typedef struct flow {
     struct flow *prev, *next;     /* activity list                          */
     uint32_t hash;
     enum tcp_state state;
-    uint64_t last_us;
+    uint64_t last_us;             /* on the idle clock                      */
+    uint64_t max_us;              /* latest packet time of the flow         */
     uint32_t syn_count;
     uint64_t syn_frame, refused_frame, rst_frame, fin_frame;
     int rst_from, fin_first;
@@ -78,7 +79,11 @@ struct mx_engine {
     flow *head, *tail;            /* least recently active first */
     uint64_t next_id;
     mx_engine_stats st;
-    uint64_t now_us, frame;
+    /* pkt_us: the current packet's own capture time, which every event
+     * carries; now_us: the latest time seen, a clock that never runs back,
+     * for idle timeouts (capture time may step back, and several files
+     * may be given in any order) */
+    uint64_t now_us, pkt_us, frame;
 };
 
 /* ---- flow table -------------------------------------------------------- */
@@ -302,7 +307,7 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     mx_verdict_write(&verdict, mx_ev_obj(ev, "verdict"));
     mx_ev_str(ev, "reason", reason);
     mx_ev_bool(ev, "incomplete", incomplete);
-    mx_ev_seconds(ev, "duration", (f->ending ? f->end_us : e->now_us) - s->start_us);
+    mx_ev_seconds(ev, "duration", (f->ending ? f->end_us : f->max_us) - s->start_us);
     if (f->late_packets) mx_ev_int(ev, "packets_after_close", (int64_t)f->late_packets);
     if (s->midstream) mx_ev_bool(ev, "midstream", 1);
     dir_summary(mx_ev_obj(ev, "client_stats"), &f->d[MX_CLIENT]);
@@ -329,11 +334,12 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
 /* The connection ended at this packet: its session is written later. */
 static void session_end_soon(mx_engine *e, flow *f, const char *reason, int incomplete)
 {
+    (void)e;
     if (f->state == ST_CLOSED || f->ending) return;
     f->ending = 1;
     f->pend_reason = reason;
     f->pend_incomplete = (uint8_t)incomplete;
-    f->end_us = e->now_us;
+    f->end_us = f->max_us;
 }
 
 static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_src, int off_port)
@@ -366,8 +372,9 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
     } else {
         s->cli = k->dst; s->cli_port = k->dport; s->srv = k->src; s->srv_port = k->sport;
     }
-    s->start_us = e->now_us;
-    s->cur_us = e->now_us;
+    s->start_us = e->pkt_us;
+    s->cur_us = e->pkt_us;
+    f->max_us = e->pkt_us;
     s->cur_frame = e->frame;
     s->kick = kick;
     s->kick_ctx = e;
@@ -486,7 +493,7 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
 {
     mx_sess *s = &f->sess;
     dirstate *me = &f->d[dir];
-    s->cur_us = e->now_us;
+    s->cur_us = e->pkt_us;
     s->cur_frame = e->frame;
     me->pkts++;
     me->wire_bytes += k->paylen;
@@ -578,7 +585,8 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
 {
     mx_pkt k;
     e->st.packets++;
-    if (ts_us > e->now_us) e->now_us = ts_us;   /* time never runs back */
+    e->pkt_us = ts_us;
+    if (ts_us > e->now_us) e->now_us = ts_us;   /* the idle clock never runs back */
     e->frame = frame;
     expire(e);
 
@@ -610,7 +618,7 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
          * counted.  They do not extend its linger. */
         if (k.paylen || (k.flags & (MX_TCP_FIN | MX_TCP_RST))) f->late_packets++;
         if (k.flags & MX_TCP_RST) {
-            f->sess.cur_us = e->now_us;
+            f->sess.cur_us = e->pkt_us;
             f->sess.cur_frame = e->frame;
             on_rst(e, f, dir, &k);
         }
@@ -638,6 +646,10 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
         list_append(e, f);
     }
     f->last_us = e->now_us;
+    /* a packet stamped before the session's first keeps its own time: the
+     * session then starts there, so that no event is before its start */
+    if (e->pkt_us < f->sess.start_us) f->sess.start_us = e->pkt_us;
+    if (e->pkt_us > f->max_us) f->max_us = e->pkt_us;
     if (f->cf) mx_cflow_packet(e->cls, f->cf, k.l3, k.l3len, e->now_us);
     if (f->probation && !decide(e, f, 0)) return;
     tcp_packet(e, f, dir, &k);

@@ -26,7 +26,10 @@ static void usage(FILE *f)
 "\n"
 "input:\n"
 "  -r FILE             capture to read (pcap, pcap-ns, pcapng; - = stdin);\n"
-"                      repeat to read several files as one stream\n"
+"                      repeat to read several files as one stream, one\n"
+"                      after the other in the order given\n"
+"      --merge         read the -r files side by side in time order, as\n"
+"                      mergecap merges them (frame numbers in that order)\n"
 "  -p, --port N[,N]    also follow these server ports (default 25,587,465)\n"
 "      --tls-port N[,N] ports where TLS starts at once (default 465)\n"
 "      --any-port      also follow connections on other ports that nDPI\n"
@@ -85,7 +88,7 @@ static int add_ports(const char *s, uint16_t *ports, int *n, int max)
 
 int main(int argc, char **argv)
 {
-    enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MAXFLOWS, O_IDLE,
+    enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MERGE, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG,
            O_ACKPKTS, O_ACKMS };
     static const struct option lo[] = {
@@ -99,6 +102,7 @@ int main(int argc, char **argv)
         { "any-port", no_argument, 0, O_ANYPORT },
         { "ndpi-packets", required_argument, 0, O_NDPIPKTS },
         { "stats", no_argument, 0, O_STATS },
+        { "merge", no_argument, 0, O_MERGE },
         { "max-flows", required_argument, 0, O_MAXFLOWS },
         { "idle-timeout", required_argument, 0, O_IDLE },
         { "max-ooo-bytes", required_argument, 0, O_OOOB },
@@ -118,7 +122,7 @@ int main(int argc, char **argv)
     };
     static mx_engine_cfg cfg;
     const char **files = calloc((size_t)argc + 1, sizeof *files);
-    int nfiles = 0, stats = 0, color = -1, progress = -1;
+    int nfiles = 0, stats = 0, merge = 0, color = -1, progress = -1;
     const char *outpath = NULL;
     mx_format fmt = MX_FMT_TIMELINE;
     mx_limits *L = &cfg.opt.lim;
@@ -158,6 +162,7 @@ int main(int argc, char **argv)
         case O_ANYPORT: cfg.any_port = 1; break;
         case O_NDPIPKTS: ok = parse_u32("--ndpi-packets", optarg, 1, &L->ndpi_packets); break;
         case O_STATS: stats = 1; break;
+        case O_MERGE: merge = 1; break;
         case O_MAXFLOWS: ok = parse_u32("--max-flows", optarg, 1, &L->max_flows); break;
         case O_IDLE: ok = parse_u32("--idle-timeout", optarg, 1, &L->idle_timeout_s); break;
         case O_OOOB: ok = parse_u32("--max-ooo-bytes", optarg, 0, &L->max_ooo_bytes); break;
@@ -208,7 +213,7 @@ int main(int argc, char **argv)
     mx_engine *eng = sink ? mx_engine_new(&cfg, sink, err, sizeof err) : NULL;
     if (!eng) { fprintf(stderr, "mxtrace: %s\n", err); return EXIT_OUTPUT; }
 
-    int rc = mx_capture_run(eng, files, nfiles, filter, progress);
+    int rc = mx_capture_run(eng, files, nfiles, filter, progress, merge);
     mx_engine_finish(eng);
     mx_sink_finish(sink);
     if (stats) {

@@ -1192,7 +1192,7 @@ static void reply_done(mx_smtp *m, int incomplete)
     else mx_ev_str(ev, "answers", verb_name[cur.verb]);
     if (!unsolicited && !not_seen && cur.verb != V_GREETING) {
         mx_ev_int(ev, "command_frame", (int64_t)cur.frame);
-        mx_ev_seconds(ev, "latency", m->s->cur_us - cur.us);
+        mx_ev_seconds(ev, "latency", m->s->cur_us > cur.us ? m->s->cur_us - cur.us : 0);   /* clocks may step back */
     }
     if (m->s_after_gap) { mx_ev_bool(ev, "after_gap", 1); m->s_after_gap = 0; }
     if (incomplete) mx_ev_bool(ev, "incomplete", 1);

@@ -1,13 +1,27 @@
 /* capture.h - reading capture files (the only module that uses libpcap).
  *
- * mx_capture_run() reads each file in turn (pcap, pcap-ns or pcapng; "-" is
- * standard input), applies the optional BPF filter and hands every packet to
- * the engine with a frame number that runs on across files.  Problems are
- * reported on stderr as one line naming the file; the return value says how
- * bad the worst was.
+ * mx_capture_run() reads the files (pcap, pcap-ns or pcapng; "-" is standard
+ * input), applies the optional BPF filter and hands every packet to the
+ * engine with its own capture time and a frame number that runs on across
+ * files.  Files are read one after the other in the order given, or, with
+ * merge, all at once, packet by packet in time order (as mergecap merges
+ * them).  Problems are reported on stderr as one line naming the file; the
+ * return value says how bad the worst was.
+ *
+ * pcap files go through libpcap.  pcapng files go through the small block
+ * reader below: libpcap 1.10 gives one link type per file and refuses a
+ * pcapng whose interfaces differ (mergecap output, an interface declared
+ * later on), while each interface has its own link type and time resolution.
+ * libwiretap (Debian's libwiretap-dev) would read them too, but it is
+ * Wireshark's internal library: GLib, a set-up of its own, an interface that
+ * changes with every release, its own encapsulation numbers; the part of the
+ * format mxtrace needs is a few hundred bounds-checked lines.
  */
 #ifndef MX_CAPTURE_H
 #define MX_CAPTURE_H
+
+#include <stdint.h>
+#include <stdio.h>
 
 #include "mx/engine.h"
 
@@ -17,8 +31,50 @@ enum mx_capture_rc {
     MX_CAP_UNREADABLE = 2,  /* a file could not be opened or is not a capture */
 };
 
-/* show_progress: print progress on stderr while reading files over 64 MiB. */
+/* show_progress: print progress on stderr while reading files over 64 MiB.
+ * merge: read the files side by side in time order instead of one by one. */
 int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
-                   const char *filter, int show_progress);
+                   const char *filter, int show_progress, int merge);
+
+/* --- pcapng block reader ------------------------------------------------
+ *
+ * Section header blocks in either byte order (each starts a new section
+ * with its own interfaces), interface description blocks (link type, snap
+ * length, if_tsresol, if_tsoffset), enhanced, simple and obsolete packet
+ * blocks; every other block is skipped.  Every length is checked against
+ * its block before use.  Reads from a FILE (any stream: stdin, fmemopen);
+ * the bytes of a packet stay valid until the next call. */
+
+typedef struct mx_pcapng mx_pcapng;
+
+typedef struct mx_pcapng_pkt {
+    uint64_t us;            /* capture time, µs since the epoch           */
+    const uint8_t *data;
+    uint32_t caplen, len;   /* captured and original length              */
+    int linktype;           /* of the packet's interface                  */
+    uint32_t iface;         /* interface number in the file, counted over
+                               every section from 0                       */
+    uint32_t snaplen;       /* the interface's snap length (0 = none)     */
+} mx_pcapng_pkt;
+
+enum mx_pcapng_rc {
+    MX_NG_PACKET = 1,       /* *out holds a packet                        */
+    MX_NG_END = 0,          /* the file ended at a block boundary         */
+    MX_NG_DAMAGED = -1,     /* a truncated or impossible block            */
+    MX_NG_NOT_PCAPNG = -2,  /* no complete section header at the start    */
+};
+
+#define MX_PCAPNG_MAGIC 0x0A0D0D0Au      /* first four bytes of the file */
+#define MX_PCAPNG_MAX_BLOCK (16u << 20)  /* larger blocks are refused    */
+
+/* pre/npre: bytes already read from the start of f (the magic that told
+ * the file's format), at most 8. */
+mx_pcapng *mx_pcapng_new(FILE *f, const uint8_t *pre, size_t npre);
+int mx_pcapng_next(mx_pcapng *r, mx_pcapng_pkt *out);
+/* Why the last call failed, for a message. */
+const char *mx_pcapng_error(const mx_pcapng *r);
+/* Bytes consumed so far (progress). */
+uint64_t mx_pcapng_offset(const mx_pcapng *r);
+void mx_pcapng_free(mx_pcapng *r);
 
 #endif

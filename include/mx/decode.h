@@ -31,8 +31,9 @@ enum mx_decode_rc {
     MX_DEC_NOT_IP,       /* ARP, LLDP, ...                          */
     MX_DEC_NOT_TCP,      /* UDP, ICMP, ...                          */
     MX_DEC_FRAGMENT,     /* IP fragment (not reassembled)           */
-    MX_DEC_TRUNCATED,    /* headers cut by the snaplen              */
-    MX_DEC_MALFORMED,    /* header fields inconsistent              */
+    MX_DEC_TRUNCATED,    /* headers cut by the snaplen (caplen < wirelen) */
+    MX_DEC_MALFORMED,    /* header fields inconsistent, or a packet
+                            shorter than its headers though not cut   */
     MX_DEC_BAD_LINK,     /* link type not supported                 */
     MX_DEC_UDP,          /* UDP: ports and payload filled in         */
 };

@@ -19,6 +19,11 @@ Usage: degrade.py OPERATION IN [OUT]
   ackrace-multi
              move two of them ahead of the last 2 and 3 client segments each
              acknowledges
+  clockback  stamp every frame from the client's MAIL command on 10 s
+             earlier, as a capture host's clock stepped back writes them
+  ext6       put 20 IPv6 extension headers (hop-by-hop, then 19 destination
+             options, each 8 bytes of padding) before the TCP header of
+             every IPv6 TCP frame
 
 Classic pcap files are read and written directly, so records that are not
 touched keep their exact bytes and timestamps; scapy dissects the frames.
@@ -303,6 +308,43 @@ def op_linktype(cap, out):
     struct.pack_into(cap.e + "I", data, 20, LINKTYPE_USER0)
     with open(out, "wb") as f:
         f.write(bytes(data))
+
+
+def op_clockback(cap, out):
+    # From the client's MAIL command on, every frame is stamped 10 s
+    # earlier, as a capture host whose clock is stepped back writes them.
+    step = 10 * 1000000
+    recs = [list(r) for r in cap.records]
+    for i, rec in enumerate(cap.records):
+        t = tcp_of(rec[3])
+        if i > 0 and t is not None and payload(t).startswith(b"MAIL"):
+            for r in recs[i:]:
+                us = r[0] * 1000000 + r[1] - step
+                r[0:2] = [us // 1000000, us % 1000000]
+            note("frames %d-%d stamped 10 s earlier" % (i + 1, len(recs)))
+            cap.write(out, recs)
+            return
+    raise SystemExit("no MAIL command found")
+
+
+def op_ext6(cap, out):
+    # Bytes are edited in place: the TCP checksum covers the addresses and
+    # the TCP length only, so it stays valid.
+    n = 20
+    recs = []
+    for rec in cap.records:
+        pkt = rec[3]
+        if len(pkt) >= 54 and pkt[12:14] == b"\x86\xdd" and pkt[20] == 6:
+            chain = b""
+            for k in range(n):
+                nxt = 6 if k == n - 1 else 60
+                chain += bytes([nxt, 0, 1, 4, 0, 0, 0, 0])     # PadN, 4 bytes
+            plen = struct.unpack(">H", pkt[18:20])[0] + 8 * n
+            pkt = pkt[:18] + struct.pack(">H", plen) + bytes([0]) + pkt[21:54] + chain + pkt[54:]
+            recs.append([rec[0], rec[1], rec[2] + 8 * n, pkt, rec[4]])
+        else:
+            recs.append(rec)
+    cap.write(out, recs)
 
 
 def main():

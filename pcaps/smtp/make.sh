@@ -464,6 +464,12 @@ derive() {
     editcap -s 96 "$s1" "$d/s1-snaplen96.pcap"
     editcap -F nsecpcap "$s1" "$d/s1-nsec.pcap"
     editcap -F pcapng "$s1" "$d/s1.pcapng"
+    editcap -s 40 "$s1" "$d/s1-snaplen40.pcap"
+    "$PY" "$HERE/degrade.py" clockback "$s1" "$d/s1-clock-back.pcap"
+    # these need ipv6.pcap, s4-sll.pcap and s5 (real captures made above)
+    [ -f "$HERE/ipv6.pcap" ] && "$PY" "$HERE/degrade.py" ext6 "$HERE/ipv6.pcap" "$d/ipv6-20-ext-headers.pcap"
+    "$PY" "$HERE/degrade.py" rawip "$HERE/s5-auth-login-fail.pcap" "$WORK/s5-rawip.pcap"
+    [ -f "$HERE/s4-sll.pcap" ] && mergecap -w "$d/merged-eth-sll-raw.pcapng" "$s1" "$HERE/s4-sll.pcap" "$WORK/s5-rawip.pcap"
     # Broken files for error handling.
     head -c "$("$PY" "$HERE/degrade.py" cutpoint "$s1")" "$s1" >"$d/broken-truncated.pcap"
     printf 'This is not a packet capture.\nIt is a plain text file with a .pcap name.\n' \
