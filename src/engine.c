@@ -392,7 +392,7 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
     s->smtp = mx_smtp_new(s);
     s->tls = mx_tls_new(s);
     if (e->cls) f->cf = mx_cflow_new();
-    if (s->tls_from_start) s->app[0] = s->app[1] = MX_APP_TLS;
+    if (s->tls_from_start) mx_sess_implicit_tls(s);
     else s->app[0] = s->app[1] = MX_APP_SMTP;
 
     mx_sink_session_begin(e->sink, s);

@@ -39,6 +39,14 @@ void mx_sess_anomaly_summary(const mx_sess *s, mx_ev *obj)
         mx_ev_int(obj, s->anom_kind[i], s->anom_count[i]);
 }
 
+void mx_sess_implicit_tls(mx_sess *s)
+{
+    s->tls_from_start = 1;
+    s->app[MX_CLIENT] = s->app[MX_SERVER] = MX_APP_TLS;
+    /* the first bytes are still looked at: clear SMTP there is followed */
+    s->handoff_open[MX_CLIENT] = s->handoff_open[MX_SERVER] = 1;
+}
+
 void mx_sess_start_tls(mx_sess *s)
 {
     s->app[MX_CLIENT] = MX_APP_TLS;
@@ -64,8 +72,12 @@ size_t mx_sess_feed(mx_sess *s, int dir, const uint8_t *p, size_t n, int force)
                 int plain = mx_smtp_looks_plain(dir, p + used, n - used);
                 if (plain < 0 && !force) return used;
                 s->handoff_open[dir] = 0;
-                if (plain > 0 || (s->starttls_plain && plain < 0)) {
-                    if (!s->starttls_plain) {
+                if (plain > 0 || ((s->starttls_plain || s->plain_on_tls_port) && plain < 0)) {
+                    if (s->tls_from_start && !s->plain_on_tls_port) {
+                        s->plain_on_tls_port = 1;
+                        mx_sess_anomaly(s, dir, "plaintext_on_tls_port",
+                                        "clear-text SMTP on an implicit-TLS port: followed as SMTP");
+                    } else if (!s->tls_from_start && !s->starttls_plain) {
                         s->starttls_plain = 1;
                         s->starttls_plain_frame = s->cur_frame;
                         mx_sess_anomaly(s, dir, "starttls_not_followed_by_tls",

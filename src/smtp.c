@@ -1568,6 +1568,7 @@ void mx_smtp_facts(const mx_smtp *m, mx_facts *f)
 {
     if (!m) return;
     f->starttls_plain = m->s->starttls_plain;
+    f->plain_on_tls_port = m->s->plain_on_tls_port;
     f->starttls_plain_frame = m->s->starttls_plain_frame;
     f->greeting_code = m->greeting_code;
     f->greeting_frame = m->greeting_frame;

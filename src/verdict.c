@@ -92,6 +92,7 @@ static const char *last_step(const mx_facts *f)
 static void tls_part(const mx_facts *f, mx_verdict *v)
 {
     if (f->starttls_plain) { v->tls = "starttls_not_followed_by_tls"; return; }
+    if (f->plain_on_tls_port) { v->tls = "plaintext_on_tls_port"; return; }
     if (f->implicit_tls || f->starttls_code == 220 || (f->tls_seen && f->client_hello_seen)) {
         if (f->tls_complete) v->tls = "tls_ok";
         else if (f->alert_from == MX_SERVER) v->tls = "tls_rejected_by_server";
@@ -168,7 +169,7 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
     else if (f->fin_first >= 0) { v->ended_by = side(f->fin_first); v->how = "fin"; }
     else { v->ended_by = "capture"; v->how = f->end_reason ? f->end_reason : "end_of_input"; }
 
-    int tls_tried = !f->starttls_plain &&
+    int tls_tried = !f->starttls_plain && !f->plain_on_tls_port &&
                     (f->implicit_tls || f->starttls_code == 220 || (f->tls_seen && f->client_hello_seen));
 
     if (f->refused) {
@@ -313,6 +314,7 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
                             : strcmp(v->tls, "no_esmtp") == 0 ? ", in clear text: the server does not speak ESMTP (EHLO rejected), so STARTTLS was impossible"
                             : strcmp(v->tls, "starttls_not_used") == 0 ? ", in clear text: STARTTLS was offered but the client did not use it"
                             : strcmp(v->tls, "starttls_not_followed_by_tls") == 0 ? plainp
+                            : strcmp(v->tls, "plaintext_on_tls_port") == 0 ? ", in clear text on a port where TLS is expected from the first byte"
                             : ", in clear text";
         char authp[96] = "";
         if (f->auth_code / 100 == 2)
@@ -323,7 +325,12 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
                  f->rcpt_bad ? "; some recipients were rejected" : "");
         if (f->rcpt_bad) v->cause = "some_recipients_rejected";
         if (f->auth_code / 100 == 2 && !tls_tried) v->cause = "cleartext_credentials";
-        if (f->starttls_plain) {
+        if (f->plain_on_tls_port) {
+            v->cause = "plaintext_on_tls_port";
+            snprintf(r, rc, "Port %u is meant for TLS from the first byte (RFC 8314), but the server speaks clear SMTP there: "
+                            "enable implicit TLS on it, or use port 587 with STARTTLS%s.", f->server_port,
+                     f->auth_code / 100 == 2 ? "; the AUTH credentials crossed the network in clear text" : "");
+        } else if (f->starttls_plain) {
             v->cause = "starttls_not_followed_by_tls";
             snprintf(r, rc, "Something between client and server answered STARTTLS and kept the session in clear text "
                             "(a firewall's SMTP inspection, or a broken server): turn that inspection off or let STARTTLS through%s.",

@@ -50,7 +50,7 @@ void mxh_init(mx_harness *h, int implicit_tls, int show_user)
     h->sess.smtp = mx_smtp_new(&h->sess);
     h->sess.tls = mx_tls_new(&h->sess);
     h->sess.app[0] = h->sess.app[1] = implicit_tls ? MX_APP_TLS : MX_APP_SMTP;
-    h->sess.tls_from_start = (uint8_t)(implicit_tls != 0);
+    if (implicit_tls) mx_sess_implicit_tls(&h->sess);
     for (int d = 0; d < 2; d++) {
         mx_stream_init(&h->st[d]);
         mx_stream_start(&h->st[d], 1000);

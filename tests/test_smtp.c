@@ -414,6 +414,35 @@ int main(void)
         free(o);
     }
     {
+        /* Clear SMTP on an implicit-TLS port is followed as SMTP. */
+        const char *name = "plaintext-465";
+        chunk t[] = {
+            S("220 mx ESMTP\r\n"), C("EHLO c\r\n"), S("250 mx\r\n"),
+            C("MAIL FROM:<a@x>\r\n"), S("250 ok\r\n"), C("RCPT TO:<b@x>\r\n"), S("250 ok\r\n"),
+            C("DATA\r\n"), S("354 go\r\n"), C("Subject: p\r\n\r\nhi\r\n.\r\n"),
+            S("250 2.0.0 Ok: queued as T4\r\n"), C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        int same;
+        char *o = mxh_feed_all(name, t, 1, 0, &same);
+        CHECK(same, "%s: whole, split and byte-by-byte feeding give the same events", name);
+        HAS(o, "\"kind\":\"plaintext_on_tls_port\"");
+        HASNT(o, "not_tls");
+        HAS(o, "\"queue_id\":\"T4\"");
+        HAS(o, "\"answers\":\"QUIT\"");
+        free(o);
+    }
+    {
+        /* ... but TLS on it is TLS, and garbage is not_tls. */
+        const char *name = "garbage-465";
+        chunk t[] = { C("\x16\x03\x01\x00\x05hello"), S("what is this\r\n"), END };
+        int same;
+        char *o = mxh_feed_all(name, t, 1, 0, &same);
+        CHECK(same, "%s: same events every way", name);
+        HASNT(o, "plaintext_on_tls_port");
+        HAS(o, "\"kind\":\"not_tls\"");
+        free(o);
+    }
+    {
         const char *name = "gap-in-body";
         chunk t[] = {
             S("220 mx\r\n"), C("HELO c\r\n"), S("250 mx\r\n"),

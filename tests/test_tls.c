@@ -240,11 +240,18 @@ int main(void)
     }
     {   /* not TLS on a TLS port */
         const char *name = "not-tls";
-        mxh_chunk t[] = { { MX_CLIENT, "EHLO x\r\n", 8 }, { -2, NULL, 0 } };
+        mxh_chunk t[] = { { MX_CLIENT, "xyzzy 1\r\n", 9 }, { -2, NULL, 0 } };
         int same;
         char *o = mxh_feed_all(name, t, 1, 0, &same);
         CHECK(same, "%s: same events however fed", name);
         CHECK(strstr(o, "\"kind\":\"not_tls\"") != NULL, "%s: reported", name);
+        free(o);
+        /* clear SMTP there is followed as SMTP instead */
+        mxh_chunk t2[] = { { MX_CLIENT, "EHLO x\r\n", 8 }, { -2, NULL, 0 } };
+        o = mxh_feed_all(name, t2, 1, 0, &same);
+        CHECK(same, "%s: same events however fed (SMTP)", name);
+        CHECK(strstr(o, "\"kind\":\"plaintext_on_tls_port\"") != NULL && strstr(o, "not_tls") == NULL,
+              "%s: SMTP on the TLS port", name);
         free(o);
     }
     {   /* a hole in the client's encrypted records, then the rest of the
@@ -497,7 +504,7 @@ int main(void)
     {   /* a capture that starts inside a connection on a TLS port whose
          * bytes are not TLS at all */
         const char *name = "midstream-not-tls";
-        mxh_chunk t[] = { { MX_CLIENT, "EHLO x\r\nMAIL FROM:<a@b>\r\n", 25 }, { -2, NULL, 0 } };
+        mxh_chunk t[] = { { MX_CLIENT, "xyzzy x\r\nplugh FROM:<a@b>\r\n", 26 }, { -2, NULL, 0 } };
         int same;
         char *o = feed_all(name, t, 1, &same, NULL);
         CHECK(same, "%s: same events however fed", name);

@@ -50,6 +50,7 @@ typedef struct mx_sess {
     uint8_t off_port;            /* not a mail port: followed on nDPI's word */
     uint8_t handoff_open[2];     /* first bytes after a STARTTLS hand-off not yet judged */
     uint8_t starttls_plain;      /* SMTP went on in clear text after the 220 */
+    uint8_t plain_on_tls_port;   /* clear-text SMTP on an implicit-TLS port */
     uint64_t starttls_plain_frame;
     enum mx_app app[2];
     mx_smtp *smtp;
@@ -98,6 +99,9 @@ void mx_ev_push_int(mx_ev *arr, int64_t v);
 mx_ev *mx_ev_push_obj(mx_ev *arr);
 /* Writes an endpoint object {ip, port}. */
 void mx_ev_endpoint(mx_ev *e, const char *key, const mx_addr *a, uint16_t port);
+
+/* The connection is on an implicit-TLS port (465): TLS from the first byte. */
+void mx_sess_implicit_tls(mx_sess *s);
 
 /* Records an anomaly once per session and kind (later ones are counted). */
 void mx_sess_anomaly(mx_sess *s, int from, const char *kind, const char *detail);

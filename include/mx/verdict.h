@@ -50,6 +50,7 @@ typedef struct mx_facts {
     int starttls_code;        /* 0: not asked                           */
     uint64_t starttls_frame;
     int starttls_plain;       /* clear-text SMTP went on after the 220 */
+    int plain_on_tls_port;    /* clear-text SMTP on an implicit-TLS port */
     uint64_t starttls_plain_frame;
     char auth_mech[24];
     int auth_code;
