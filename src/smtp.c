@@ -111,6 +111,7 @@ struct mx_smtp {
     uint8_t greeted, any_cmd, esmtp;
     uint8_t server_spoke;         /* the server has sent any byte     */
     uint32_t msgs_sent;           /* messages the client sent (smtp.data) */
+    uint8_t auth_ir;              /* AUTH carried an initial response */
     /* pipelined commands awaiting replies */
     pend *q;
     uint32_t qhead, qlen;
@@ -823,6 +824,7 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
         m->auth_user[0] = 0;
         m->auth_result = NULL;
         m->auth_sent = m->auth_334 = 0;
+        m->auth_ir = 0;
         if (strcmp(m->auth_mech, "LOGIN") == 0) m->auth_need = sp2 ? 1 : 2;
         else if (strcmp(m->auth_mech, "PLAIN") == 0) m->auth_need = sp2 ? 0 : 1;
         else if (strcmp(m->auth_mech, "CRAM-MD5") == 0) m->auth_need = 1;
@@ -833,6 +835,7 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
             const uint8_t *ir = sp2 + 1; size_t il = n2 - ml - 1;
             trim(&ir, &il);
             mx_ev_bool(ev, "initial_response", 1);
+            m->auth_ir = 1;
             if (!(il == 1 && ir[0] == '=')) auth_user_from(m, ir, il);
             if (m->s->opt->show_user && m->auth_user[0])
                 WIRE(ev, "user", m->auth_user, strlen(m->auth_user));
@@ -1137,8 +1140,21 @@ static void keep_reply(mx_smtp *m, mx_reply_fact *r, const char *verb, int code,
     r->code = code;
     r->frame = m->s->cur_frame;
     r->verb = verb;
-    if (!enhanced(t, tn, r->enhanced, sizeof r->enhanced)) r->enhanced[0] = 0;
-    mx_text_clean((const uint8_t *)t, tn, sizeof r->text / 3, r->text, sizeof r->text, &ol);
+    size_t el = enhanced(t, tn, r->enhanced, sizeof r->enhanced);
+    if (!el) r->enhanced[0] = 0;
+    /* the text without its enhanced code (kept apart), cut at a word */
+    t += el; tn -= el;
+    while (tn && (*t == ' ' || *t == '\t')) { t++; tn--; }
+    const size_t cap = 100;
+    int cut = tn > cap;
+    if (cut) {
+        size_t k = cap;
+        while (k > cap / 2 && t[k] != ' ') k--;
+        tn = k > cap / 2 ? k : cap;
+        while (tn && t[tn - 1] == ' ') tn--;
+    }
+    mx_text_clean((const uint8_t *)t, tn, cap, r->text, sizeof r->text - 4, &ol);
+    if (cut) { size_t l = strlen(r->text); snprintf(r->text + l, sizeof r->text - l, "\u2026"); }
 }
 
 static void reply_done(mx_smtp *m, int incomplete)
@@ -1303,6 +1319,7 @@ static void reply_done(mx_smtp *m, int incomplete)
         mx_ev_int(a, "code", code);
         if (enhanced(t0, tn, enh, sizeof enh)) mx_ev_str(a, "enhanced", enh);
         mx_ev_bool(a, "cleartext", 1);
+        mx_ev_bool(a, "password_exposed", mx_mech_exposes_secret(m->auth_mech) && m->auth_sent + m->auth_ir > 0);
         if (m->s->opt->show_user && m->auth_user[0]) WIRE(a, "user", m->auth_user, strlen(m->auth_user));
         mx_ev_end(m->s, a);
         if (m->cmode == CM_AUTH) set_cmode(m, CM_CMD);
@@ -1524,6 +1541,7 @@ void mx_smtp_summary(const mx_smtp *m, mx_ev *o)
         mx_ev_str(a, "result", m->auth_result ? m->auth_result : "unanswered");
         if (m->auth_result) mx_ev_int(a, "code", m->auth_code);
         mx_ev_bool(a, "cleartext", 1);
+        mx_ev_bool(a, "password_exposed", mx_mech_exposes_secret(m->auth_mech) && m->auth_sent + m->auth_ir > 0);
         if (m->s->opt->show_user && m->auth_user[0])
             mx_ev_wire(a, "user", (const uint8_t *)m->auth_user, strlen(m->auth_user), cap);
     }
@@ -1586,6 +1604,7 @@ void mx_smtp_facts(const mx_smtp *m, mx_facts *f)
     f->rcpt_bad = (int)m->rcpt_bad;
     f->data_seen = m->data_seen;
     f->commands = m->commands;
+    f->auth_sent = m->auth_sent + m->auth_ir;
     f->replies = m->replies;
     f->msgs_sent = m->msgs_sent;
     f->last_reply = m->replies ? m->last_code : 0;

@@ -5,6 +5,19 @@
 #include <string.h>
 #include <strings.h>
 
+int mx_mech_exposes_secret(const char *mech)
+{
+    /* challenge-response and token mechanisms: the password itself never
+     * crosses the network */
+    static const char *const safe[] = { "CRAM-MD5", "DIGEST-MD5", "NTLM", "GSSAPI", "GSS-SPNEGO", "EXTERNAL",
+                                        "ANONYMOUS", "KERBEROS_V4", "KERBEROS_V5", "GS2-KRB5", "SRP", "OTP", "SKEY" };
+    if (!mech || !mech[0]) return 0;
+    if (strncmp(mech, "SCRAM-", 6) == 0) return 0;
+    for (size_t i = 0; i < sizeof safe / sizeof safe[0]; i++)
+        if (strcmp(mech, safe[i]) == 0) return 0;
+    return 1;
+}
+
 void mx_facts_init(mx_facts *f)
 {
     memset(f, 0, sizeof *f);
@@ -293,12 +306,29 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
         return;
     }
     if (f->auth_code >= 400 && !f->msgs_ok) {
+        int ae = ff->enhanced[0] && ff->verb && strcmp(ff->verb, "AUTH") == 0;
         v->code = "auth_failed";
+        if (!f->auth_sent && (f->auth_code == 503 || f->auth_code == 504 || f->auth_code == 538 || f->auth_code / 100 == 4)) {
+            /* refused before any credential was sent */
+            v->cause = f->auth_code == 504 ? "mechanism_not_supported" : f->auth_code == 538 ? "encryption_required"
+                     : f->auth_code == 503 ? "bad_sequence" : "temporary_failure";
+            snprintf(e, ec, "Authentication refused before any credential was sent: AUTH %s was answered %d%s%s at frame %llu (%s).",
+                     f->auth_mech, f->auth_code, ae ? " " : "", ae ? ff->enhanced : "", (unsigned long long)f->auth_frame,
+                     f->auth_code == 504 ? "the server does not offer that mechanism"
+                     : f->auth_code == 538 ? "the server wants that mechanism over TLS only"
+                     : f->auth_code == 503 ? "AUTH at the wrong point of the session" : "a temporary failure");
+            snprintf(r, rc, "%s", f->auth_code == 504 ? "Configure the client for a mechanism the server lists in its EHLO reply (AUTH ...)."
+                               : f->auth_code == 538 ? "Use STARTTLS (or port 465) before AUTH."
+                               : f->auth_code == 503 ? "The client sent AUTH out of order (before EHLO, or twice): check its SMTP settings."
+                               : "Try again later; if it persists, check the server's authentication back end.");
+            snprintf(l, lc, "Authentication refused (%d)", f->auth_code);
+            return;
+        }
         v->cause = "auth_failed";
         snprintf(e, ec, "Authentication failed: AUTH %s was answered %d%s%s at frame %llu%s.", f->auth_mech, f->auth_code,
-                 ff->enhanced[0] && ff->verb && strcmp(ff->verb, "AUTH") == 0 ? " " : "",
-                 ff->enhanced[0] && ff->verb && strcmp(ff->verb, "AUTH") == 0 ? ff->enhanced : "",
-                 (unsigned long long)f->auth_frame, tls_tried ? "" : "; the credentials crossed the network in clear text");
+                 ae ? " " : "", ae ? ff->enhanced : "", (unsigned long long)f->auth_frame,
+                 tls_tried || !mx_mech_exposes_secret(f->auth_mech) ? ""
+                 : "; the credentials crossed the network in clear text");
         snprintf(r, rc, "Check the configured user name and password, and that the account may send through this server.");
         snprintf(l, lc, "Authentication failed (%d)", f->auth_code);
         return;
@@ -317,14 +347,15 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
                             : strcmp(v->tls, "plaintext_on_tls_port") == 0 ? ", in clear text on a port where TLS is expected from the first byte"
                             : ", in clear text";
         char authp[96] = "";
+        int exposed = f->auth_code / 100 == 2 && !tls_tried && mx_mech_exposes_secret(f->auth_mech);
         if (f->auth_code / 100 == 2)
             snprintf(authp, sizeof authp, " after AUTH %s succeeded%s", f->auth_mech,
-                     tls_tried ? "" : " (credentials sent in clear text)");
+                     exposed ? " (credentials sent in clear text)" : "");
         snprintf(e, ec, "%u message%s accepted (last at frame %llu%s%s)%s%s%s.", f->msgs_ok, f->msgs_ok > 1 ? "s" : "",
                  (unsigned long long)f->accepted_frame, f->queue_id[0] ? ", queue id " : "", f->queue_id, authp, how_tls,
                  f->rcpt_bad ? "; some recipients were rejected" : "");
         if (f->rcpt_bad) v->cause = "some_recipients_rejected";
-        if (f->auth_code / 100 == 2 && !tls_tried) v->cause = "cleartext_credentials";
+        if (exposed) v->cause = "cleartext_credentials";
         if (f->plain_on_tls_port) {
             v->cause = "plaintext_on_tls_port";
             snprintf(r, rc, "Port %u is meant for TLS from the first byte (RFC 8314), but the server speaks clear SMTP there: "
@@ -335,8 +366,11 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
             snprintf(r, rc, "Something between client and server answered STARTTLS and kept the session in clear text "
                             "(a firewall's SMTP inspection, or a broken server): turn that inspection off or let STARTTLS through%s.",
                      f->auth_code / 100 == 2 ? "; the AUTH credentials crossed the network in clear text" : "");
-        } else if (f->auth_code / 100 == 2 && !tls_tried)
+        } else if (exposed)
             snprintf(r, rc, "The AUTH credentials crossed the network in clear text: use STARTTLS or port 465.");
+        else if (v->tls && strcmp(v->tls, "starttls_not_used") == 0)
+            snprintf(r, rc, "The server offers STARTTLS but the client did not use it: if the mail must be encrypted, "
+                            "enable (and require) STARTTLS in the client's settings.");
         else if (v->tls && strcmp(v->tls, "tls_ok") != 0)
             snprintf(r, rc, "If the mail must be encrypted, enable STARTTLS on the server and require it on the client.");
         if (v->tls && strcmp(v->tls, "tls_ok") == 0)
@@ -349,7 +383,8 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
     if (f->greeting_code && f->greeting_code != 220) {
         v->code = "rejected_at_connect";
         v->cause = mx_reply_cause(f->greeting_code, ff->enhanced, ff->text, strlen(ff->text));
-        snprintf(e, ec, "The server refused the session in its greeting: %d \"%s\" at frame %llu.", f->greeting_code, ff->text,
+        snprintf(e, ec, "The server refused the session in its greeting: %d%s%s \"%s\" at frame %llu.", f->greeting_code,
+                 ff->enhanced[0] ? " " : "", ff->enhanced, ff->text,
                  (unsigned long long)f->greeting_frame);
         snprintf(r, rc, "The server does not accept mail from this client now: check its reason, blocklists, or try later (4xx).");
         snprintf(l, lc, "Rejected at connect (%d)", f->greeting_code);
@@ -357,8 +392,10 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
     }
     if (f->starttls_code && f->starttls_code != 220) {
         v->code = "starttls_refused";
-        snprintf(e, ec, "TLS failed: STARTTLS was answered %d \"%s\" at frame %llu; the session went no further in TLS.",
-                 f->starttls_code, ff->verb && strcmp(ff->verb, "STARTTLS") == 0 ? ff->text : "", (unsigned long long)f->starttls_frame);
+        snprintf(e, ec, "TLS failed: STARTTLS was answered %d%s%s \"%s\" at frame %llu; the session went no further in TLS.",
+                 f->starttls_code, ff->enhanced[0] && ff->verb && strcmp(ff->verb, "STARTTLS") == 0 ? " " : "",
+                 ff->verb && strcmp(ff->verb, "STARTTLS") == 0 ? ff->enhanced : "",
+                 ff->verb && strcmp(ff->verb, "STARTTLS") == 0 ? ff->text : "", (unsigned long long)f->starttls_frame);
         snprintf(r, rc, "The server could not start TLS: check its certificate and key configuration%s.",
                  f->starttls_code / 100 == 4 ? " (454 is often a missing or unreadable key)" : "");
         snprintf(l, lc, "TLS failed: STARTTLS unexpected response %d", f->starttls_code);
@@ -367,7 +404,8 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
     if (f->tls_required_530) {
         v->code = "tls_required";
         v->cause = "tls_required";
-        snprintf(e, ec, "The server requires TLS but the client did not start it: %d \"%s\" at frame %llu.", ff->code, ff->text,
+        snprintf(e, ec, "The server requires TLS but the client did not start it: %d%s%s \"%s\" at frame %llu.", ff->code,
+                 ff->enhanced[0] ? " " : "", ff->enhanced, ff->text,
                  (unsigned long long)f->tls_required_frame);
         snprintf(r, rc, "Enable TLS (STARTTLS) in the client's SMTP settings, or use port 465.");
         snprintf(l, lc, "TLS required but not initiated by the remote host");
@@ -401,7 +439,8 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
     if (f->abort421.code) {
         v->code = "server_abort";
         v->cause = "service_unavailable";
-        snprintf(e, ec, "The server ended the session: 421 \"%s\" at frame %llu.", f->abort421.text, (unsigned long long)f->abort421.frame);
+        snprintf(e, ec, "The server ended the session: 421%s%s \"%s\" at frame %llu.", f->abort421.enhanced[0] ? " " : "",
+                 f->abort421.enhanced, f->abort421.text, (unsigned long long)f->abort421.frame);
         snprintf(r, rc, "The server is shutting down or overloaded (421): retry later, and check the server's logs if it keeps happening.");
         snprintf(l, lc, "Server closed the session (421)");
         return;

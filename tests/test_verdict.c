@@ -34,6 +34,33 @@ int main(void)
     CHECK(strstr(v.explanation, "queue id Q1") && strstr(v.explanation, "clear text"), "%s", v.explanation);
     CHECK(!strcmp(v.last_step, "quit") && !strcmp(v.ended_by, "client") && !strcmp(v.how, "quit"), "steps");
 
+    /* AUTH refused before any credential: no clear-text claim. */
+    f = base();
+    snprintf(f.auth_mech, sizeof f.auth_mech, "GSSAPI");
+    f.auth_code = 504; f.auth_frame = 10; f.auth_sent = 0;
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "auth_failed") && v.cause && !strcmp(v.cause, "mechanism_not_supported"), "504: %s %s", v.code, v.cause ? v.cause : "-");
+    CHECK(!strstr(v.explanation, "clear text") && strstr(v.explanation, "before any credential"), "%s", v.explanation);
+    /* CRAM-MD5 never sends the password: not flagged */
+    f = base();
+    snprintf(f.auth_mech, sizeof f.auth_mech, "CRAM-MD5");
+    f.auth_code = 235; f.auth_sent = 1;
+    f.mail_seen = 1; f.rcpt_ok = 1; f.data_seen = 1; f.msgs_ok = 1; f.quit_sent = f.quit_answered = 1;
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "delivered") && (!v.cause || strcmp(v.cause, "cleartext_credentials")), "cram: %s", v.cause ? v.cause : "-");
+    CHECK(!strstr(v.explanation, "credentials sent in clear text"), "%s", v.explanation);
+    snprintf(f.auth_mech, sizeof f.auth_mech, "PLAIN");
+    v = decide(&f);
+    CHECK(v.cause && !strcmp(v.cause, "cleartext_credentials"), "plain is flagged");
+    CHECK(mx_mech_exposes_secret("LOGIN") && mx_mech_exposes_secret("XOAUTH2") && !mx_mech_exposes_secret("SCRAM-SHA-256") &&
+          !mx_mech_exposes_secret("NTLM"), "mechanism table");
+    /* STARTTLS offered, not used: the remedy is on the client's side */
+    f = base();
+    f.starttls_offered = 1;
+    f.mail_seen = 1; f.rcpt_ok = 1; f.data_seen = 1; f.msgs_ok = 1; f.quit_sent = f.quit_answered = 1;
+    v = decide(&f);
+    CHECK(!strcmp(v.tls, "starttls_not_used") && strstr(v.remedy, "client") && !strstr(v.remedy, "on the server"), "%s", v.remedy);
+
     /* Only the client's direction captured: not "no answer". */
     f = base();
     f.synack_seen = 0; f.greeting_code = 0; f.ehlo_code = 0;

@@ -57,6 +57,7 @@ typedef struct mx_facts {
     uint64_t auth_frame;
     int mail_seen, rcpt_ok, rcpt_bad, data_seen;
     uint32_t commands, replies, msgs_sent;
+    uint32_t auth_sent;       /* AUTH responses the client sent (0: refused before any) */
     int last_reply;
     uint32_t msgs_ok, msgs_bad;
     char queue_id[80];
@@ -100,6 +101,10 @@ typedef struct mx_verdict {
     int ok;                   /* 1 if the session did what it set out to */
 } mx_verdict;
 
+/* Does this SASL mechanism send the password (or a bearer token) itself,
+ * so that it is exposed without TLS?  PLAIN, LOGIN, XOAUTH2 ... yes;
+ * CRAM-MD5, NTLM, GSSAPI, SCRAM-* ... no. */
+int mx_mech_exposes_secret(const char *mech);
 void mx_facts_init(mx_facts *f);
 void mx_verdict_decide(const mx_facts *f, mx_verdict *v);
 /* Writes the verdict object into ev. */
