@@ -922,11 +922,11 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
     mx_ev_end(m->s, ev);
 
     if (v == V_BDAT && !bdat_chunk) {
-        q_push(m, V_BDAT, 0);        /* malformed: answered, no chunk follows */
+        q_push(m, V_BDAT, 2);        /* malformed: answered, no chunk follows */
         return 0;
     }
     if (v == V_BDAT && m->m && m->m->bdat) {
-        q_push(m, V_BDAT, m->chunk_last);
+        q_push(m, V_BDAT, m->chunk_unsure ? 2 : m->chunk_last);
         if (m->chunk_left) set_cmode(m, CM_CHUNK);
         else if (m->chunk_last) emit_data(m, "bdat_last");
         return 0;
@@ -1244,7 +1244,7 @@ static void reply_done(mx_smtp *m, int incomplete)
         break;
     case V_DATA_END:
     case V_BDAT:
-        if (cur.verb == V_DATA_END || cur.bdat_last) {
+        if (cur.verb == V_DATA_END || cur.bdat_last == 1) {
             if (code / 100 == 2) {
                 m->msgs_accepted++;
                 queue_id(t0, tn, m->last_queue_id, sizeof m->last_queue_id);
@@ -1293,14 +1293,18 @@ static void reply_done(mx_smtp *m, int incomplete)
     case V_MAIL: case V_RCPT: case V_DATA: case V_DATA_END: case V_BDAT:
         if (cur.verb == V_MAIL) m->mail_seen = 1;
         if (cur.verb == V_DATA && code == 354) m->data_seen = 1;
-        if (code >= 400 && !m->fail.code) {
+        /* The decisive failure is the one that ended the attempt: a message
+         * refused at its end outweighs an earlier refused sender. */
+        int msg_end = cur.verb == V_DATA_END || (cur.verb == V_BDAT && cur.bdat_last == 1);
+        if (code >= 400 && (!m->fail.code || (msg_end && !m->msgs_accepted))) {
             if (code == 530 && mx_reply_cause(code, "", t0, tn) && !strcmp(mx_reply_cause(code, "", t0, tn), "tls_required")) {
                 m->tls530 = 1;
                 m->tls530_frame = m->s->cur_frame;
             }
-            keep_reply(m, &m->fail, verb_name[cur.verb], code, t0, tn);
+            keep_reply(m, &m->fail, cur.verb == V_BDAT && cur.bdat_last == 2 ? "BDAT (malformed)" : verb_name[cur.verb],
+                       code, t0, tn);
         }
-        if ((cur.verb == V_DATA_END || (cur.verb == V_BDAT && cur.bdat_last)) && code / 100 == 2)
+        if ((cur.verb == V_DATA_END || (cur.verb == V_BDAT && cur.bdat_last == 1)) && code / 100 == 2)
             m->accepted_frame = m->s->cur_frame;
         if (cur.verb == V_BDAT) m->data_seen = 1;
         break;

@@ -419,9 +419,9 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
         else if (ff->verb && (!strcmp(ff->verb, "DATA") || !strcmp(ff->verb, ".") || !strcmp(ff->verb, "BDAT"))) { v->code = "data_rejected"; what = "the message"; }
         else if (ff->verb && (!strcmp(ff->verb, "EHLO") || !strcmp(ff->verb, "HELO"))) { v->code = "helo_rejected"; what = "the greeting (HELO/EHLO)"; }
         else { v->code = "command_rejected"; what = ff->verb ? ff->verb : "a command"; }
-        snprintf(e, ec, "The server rejected %s: %d%s%s \"%s\" at frame %llu%s%s.", what, ff->code, ff->enhanced[0] ? " " : "",
-                 ff->enhanced, ff->text, (unsigned long long)ff->frame, v->cause ? " (" : "", v->cause ? v->cause : "");
-        if (v->cause) strncat(e, ")", ec - strlen(e) - 1);
+        snprintf(e, ec, "The server rejected %s: %d%s%s \"%s\" at frame %llu%s%s%s.", what, ff->code, ff->enhanced[0] ? " " : "",
+                 ff->enhanced, ff->text, (unsigned long long)ff->frame, v->cause ? " (" : "", v->cause ? v->cause : "",
+                 v->cause ? ")" : "");
         const char *c = v->cause ? v->cause : "";
         if (!strcmp(c, "mailbox_unknown")) snprintf(r, rc, "Check the recipient address: the mailbox does not exist on that server.");
         else if (!strcmp(c, "relaying_denied")) snprintf(r, rc, "The server does not relay for this client: authenticate (AUTH) or allow the client's address on the server.");
