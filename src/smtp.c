@@ -111,6 +111,7 @@ struct mx_smtp {
     uint8_t greeted, any_cmd, esmtp;
     uint8_t server_spoke;         /* the server has sent any byte     */
     uint32_t msgs_sent;           /* messages the client sent (smtp.data) */
+    mx_reply_fact bad_reply;      /* first server line that is not a reply */
     uint8_t auth_ir;              /* AUTH carried an initial response */
     /* pipelined commands awaiting replies */
     pend *q;
@@ -1400,6 +1401,12 @@ static void reply_line(mx_smtp *m, const uint8_t *l, size_t n)
     int code = reply_code(l, n);
     if (code < 0) {
         mx_sess_anomaly(m->s, MX_SERVER, "bad_reply_line", "server line is not an SMTP reply");
+        if (m->nlines == 0 && !m->bad_reply.frame) {
+            /* kept for the verdict: a server that answers with text but no
+             * code (a deferral without one) and hangs up */
+            pend *h = q_head(m);
+            keep_reply(m, &m->bad_reply, h ? verb_name[h->verb] : NULL, 0, (const char *)l, n);
+        }
         if (m->nlines == 0) return;
         code = m->rcode;                    /* keep it with the reply */
     }
@@ -1608,6 +1615,7 @@ void mx_smtp_facts(const mx_smtp *m, mx_facts *f)
     f->rcpt_bad = (int)m->rcpt_bad;
     f->data_seen = m->data_seen;
     f->commands = m->commands;
+    f->bad_reply = m->bad_reply;
     f->auth_sent = m->auth_sent + m->auth_ir;
     f->replies = m->replies;
     f->msgs_sent = m->msgs_sent;

@@ -445,6 +445,33 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
         snprintf(l, lc, "Server closed the session (421)");
         return;
     }
+    if (f->plain_on_tls_port && f->client_hello_seen && !f->msgs_ok) {
+        v->code = "tls_failed";
+        v->cause = "plaintext_on_tls_port";
+        snprintf(e, ec, "The client started TLS on port %u, as the port requires, but the server speaks clear SMTP there "
+                        "(greeting at frame %llu) and took the ClientHello for bad commands: the server is not set up for implicit TLS.",
+                 f->server_port, (unsigned long long)f->greeting_frame);
+        snprintf(r, rc, "Enable implicit TLS on the server's port %u (RFC 8314), or point the client at port 587 with STARTTLS.",
+                 f->server_port);
+        snprintf(l, lc, "TLS failed: server speaks clear SMTP on port %u", f->server_port);
+        return;
+    }
+    if (f->bad_reply.frame && !f->msgs_ok && !f->quit_answered &&
+        (f->fin_first == MX_SERVER || f->rst_from == MX_SERVER)) {
+        /* text without a reply code, then the server hung up: a deferral
+         * (or refusal) that forgot its code, not a client that quit */
+        const mx_reply_fact *b = &f->bad_reply;
+        v->code = "server_abort";
+        v->cause = "reply_without_code";
+        snprintf(e, ec, "The server answered %s%s with a line that is not an SMTP reply (\"%s\", frame %llu) and then closed the connection: "
+                        "most likely a deferral or refusal sent without its reply code.",
+                 !b->verb ? "the client" : !strcmp(b->verb, ".") ? "the end of the message" : b->verb, "", b->text,
+                 (unsigned long long)b->frame);
+        snprintf(r, rc, "Look at the server's logs for why it refused at that point (the text says: %s); "
+                        "its answer breaks RFC 5321, which needs a three-digit code.", b->text);
+        snprintf(l, lc, "Server closed the session after a reply without code");
+        return;
+    }
     if (tls_tried && f->tls_complete) {
         v->code = "tls_ok";
         v->ok = 1;

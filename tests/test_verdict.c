@@ -61,6 +61,20 @@ int main(void)
     v = decide(&f);
     CHECK(!strcmp(v.tls, "starttls_not_used") && strstr(v.remedy, "client") && !strstr(v.remedy, "on the server"), "%s", v.remedy);
 
+    /* Text without a code, then the server hangs up: not a client quit. */
+    f = base();
+    f.mail_seen = 1; f.fin_first = MX_SERVER;
+    f.bad_reply.frame = 10; f.bad_reply.verb = "MAIL";
+    snprintf(f.bad_reply.text, sizeof f.bad_reply.text, "Service temporarily unavailable");
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "server_abort") && !strcmp(v.cause, "reply_without_code"), "no code: %s", v.code);
+    CHECK(strstr(v.explanation, "MAIL") && strstr(v.explanation, "frame 10"), "%s", v.explanation);
+    /* ClientHello to a server speaking clear SMTP on 465 */
+    f = base();
+    f.implicit_tls = 1; f.plain_on_tls_port = 1; f.client_hello_seen = 1; f.server_port = 465; f.greeting_frame = 4;
+    v = decide(&f);
+    CHECK(!strcmp(v.code, "tls_failed") && !strcmp(v.cause, "plaintext_on_tls_port"), "465 plain: %s", v.code);
+
     /* Only the client's direction captured: not "no answer". */
     f = base();
     f.synack_seen = 0; f.greeting_code = 0; f.ehlo_code = 0;

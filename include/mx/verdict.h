@@ -64,6 +64,7 @@ typedef struct mx_facts {
     uint64_t accepted_frame;
     mx_reply_fact first_failure;  /* first 4xx/5xx that ended something */
     mx_reply_fact abort421;       /* a 421 from the server              */
+    mx_reply_fact bad_reply;      /* a server line with no reply code (code 0) */
     int quit_sent, quit_answered;
     int not_smtp;
     int tls_required_530;
