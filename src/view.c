@@ -168,7 +168,7 @@ static int describe_raw(const cJSON *e, char *buf, size_t cap)
     if (!strcmp(type, "smtp.auth")) {
         snprintf(buf, cap, "AUTH %s %s (%.0f)%s", str(e, "mechanism") ? str(e, "mechanism") : "",
                  str(e, "result") ? str(e, "result") : "", num(e, "code", 0),
-                 boolean(e, "cleartext") ? " - credentials in clear text" : "");
+                 boolean(e, "password_exposed") ? " - credentials in clear text" : "");
         return str(e, "result") && !strcmp(str(e, "result"), "success") ? 2 : 1;
     }
     if (!strcmp(type, "smtp.starttls")) {
