@@ -1256,7 +1256,8 @@ static void reply_done(mx_smtp *m, int incomplete)
         }
         break;
     case V_RCPT:
-        if (code / 100 == 2) m->rcpt_ok++; else m->rcpt_bad++;
+        /* a 503 is a sequence error (RCPT before MAIL), not a refused recipient */
+        if (code / 100 == 2) m->rcpt_ok++; else if (code != 503) m->rcpt_bad++;
         break;
     case V_QUIT:
         m->quit_answered = 1;

@@ -55,6 +55,19 @@ const char *mx_reply_cause(int code, const char *enh, const char *text, size_t l
         return "tls_required";
     if (has(t, n, "must issue a starttls") || has(t, n, "tls required") || has(t, n, "encryption required"))
         return "tls_required";
+    if (has(t, n, "virus") || has(t, n, "malware") || has(t, n, "infected")) return "virus";
+    if (has(t, n, "not logged in") || has(t, n, "must authenticate") || has(t, n, "authenticate first") ||
+        has(t, n, "authentication is required") || (strcmp(enh, "5.7.0") == 0 && has(t, n, "authentication required")))
+        return "auth_required";
+    if (has(t, n, "sender address rejected") || has(t, n, "sender rejected") || has(t, n, "domain of sender") ||
+        has(t, n, "sender domain") || strcmp(enh, "5.1.7") == 0 || strcmp(enh, "5.1.8") == 0 ||
+        strcmp(enh, "4.1.8") == 0)
+        return "sender_rejected";
+    if (code == 503 || has(t, n, "bad sequence") || (strcmp(enh, "5.5.1") == 0 && has(t, n, "sequence")))
+        return "bad_sequence";
+    if (has(t, n, "helo command rejected") || has(t, n, "invalid helo") || has(t, n, "invalid ehlo") ||
+        has(t, n, "helo hostname") || has(t, n, "ehlo hostname"))
+        return "helo_rejected";
     if (code == 535 || strcmp(enh, "5.7.8") == 0 || has(t, n, "authentication failed") ||
         has(t, n, "authentication unsuccessful") || has(t, n, "invalid credentials"))
         return "auth_failed";
@@ -114,7 +127,9 @@ static void tls_part(const mx_facts *f, mx_verdict *v)
         return;
     }
     if (f->starttls_code) { v->tls = "starttls_refused"; return; }
-    if (f->ehlo_code >= 500 && f->helo_code / 100 == 2) { v->tls = "no_esmtp"; return; }
+    /* 500/502: EHLO not known.  A 501 or 550 refuses its argument (the
+     * host name), which says nothing about ESMTP. */
+    if ((f->ehlo_code == 500 || f->ehlo_code == 502) && f->helo_code / 100 == 2) { v->tls = "no_esmtp"; return; }
     if (f->ehlo_code / 100 == 2 && !f->starttls_offered) { v->tls = "starttls_not_offered"; return; }
     if (f->ehlo_code / 100 == 2 && f->starttls_offered) { v->tls = "starttls_not_used"; return; }
 }

@@ -185,6 +185,13 @@ int main(void)
         { 530, "5.7.0", "Must issue a STARTTLS command first", "tls_required" },
         { 535, "5.7.8", "Error: authentication failed", "auth_failed" },
         { 421, "4.3.0", "Service shutting down", "service_unavailable" },
+        { 554, "5.7.1", "Message contains virus: rejected.", "virus" },
+        { 553, "5.1.8", "<a@b>... Domain of sender address a@b does not exist", "sender_rejected" },
+        { 450, "4.1.8", "<a@b>: Sender address rejected: Domain not found", "sender_rejected" },
+        { 530, "", "Not logged in", "auth_required" },
+        { 503, "5.5.1", "Error: need MAIL command", "bad_sequence" },
+        { 503, "", "Bad sequence of commands", "bad_sequence" },
+        { 504, "5.5.2", "<bad_host>: Helo command rejected: need fully-qualified hostname", "helo_rejected" },
         { 250, "2.0.0", "Ok", NULL },
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {

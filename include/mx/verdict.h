@@ -112,7 +112,8 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v);
 void mx_verdict_write(const mx_verdict *v, mx_ev *ev);
 
 /* NULL, or one of: greylisting, dns_blocklist, spf_dmarc_dkim,
- * mailbox_unknown, mailbox_full, message_too_big, relaying_denied,
+ * mailbox_unknown, mailbox_full, message_too_big, relaying_denied, virus,
+ * sender_rejected, bad_sequence, helo_rejected,
  * tls_required, auth_required, auth_failed, rate_limited, policy,
  * syntax_error, service_unavailable, temporary_failure. */
 const char *mx_reply_cause(int code, const char *enhanced, const char *text, size_t len);
