@@ -542,7 +542,11 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
     int fin = (k->flags & MX_TCP_FIN) != 0;
     if (k->paylen || fin) {
         mx_stream_ctx c = sctx(e, f, dir);
+        uint32_t conflicts = me->st.conflicts;
         mx_stream_segment(&me->st, &c, k->seq, k->payload, k->caplen, k->paylen, fin);
+        if (me->st.conflicts != conflicts)
+            mx_sess_anomaly(s, dir, "retransmission_conflict",
+                            "a retransmitted segment differs from the bytes already seen at that place");
     }
     for (int d = 0; d < 2; d++)
         if (f->d[d].st.ack_wait) {

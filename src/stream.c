@@ -96,9 +96,31 @@ static void gap(mx_stream *s, const mx_stream_ctx *c, uint32_t len, int why)
 }
 
 /* Delivers an in-order piece starting exactly at next_seq. */
+/* A fast digest of a segment's bytes (not cryptographic: it tells a
+ * retransmission with other content from a faithful one). */
+static uint64_t digest(const uint8_t *p, uint32_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001B3ull;
+    return h ^ (h >> 31);
+}
+
 static void deliver_seg(mx_stream *s, const mx_stream_ctx *c, const uint8_t *p,
                         uint32_t caplen, uint32_t len, int fin)
 {
+    if (caplen && caplen == len) {
+        unsigned k = s->recent_next++ & 3;
+        s->recent[k].seq = s->next_seq;
+        s->recent[k].len = len;
+        s->recent[k].digest = digest(p, caplen);
+    }
     if (caplen) deliver(s, c, p, caplen);
     if (len > caplen) gap(s, c, len - caplen, MX_GAP_SNAPLEN);
     s->next_seq += len;
@@ -194,6 +216,12 @@ void mx_stream_segment(mx_stream *s, const mx_stream_ctx *c, uint32_t seq,
         if (old >= len) {                   /* entirely seen already */
             s->retrans_segs++;
             s->retrans_bytes += len;
+            if (caplen == len)
+                for (int k = 0; k < 4; k++)
+                    if (s->recent[k].len == len && s->recent[k].seq == seq) {
+                        if (s->recent[k].digest != digest(p, caplen)) s->conflicts++;
+                        break;
+                    }
             return;
         }
         s->retrans_bytes += old;

@@ -200,6 +200,19 @@ int main(void)
             mx_stream_free(&s);
         }
     }
+    {   /* a retransmission that differs from bytes already delivered */
+        sink k = { .n = 0 };
+        mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
+        seg(&s, &c, 0, "MAIL FROM:<a@b>\n");
+        seg(&s, &c, 16, "RCPT TO:<c@d>\n");
+        seg(&s, &c, 0, "MAIL FROM:<a@b>\n");       /* faithful copy */
+        CHECK(s.conflicts == 0 && s.retrans_segs == 1, "same bytes again: a retransmission, no conflict");
+        seg(&s, &c, 0, "MAIL FROM:<x@y>\n");       /* other content, same place */
+        CHECK(s.conflicts == 1, "different bytes at a delivered place: a conflict (%u)", s.conflicts);
+        CHECK(k.n == 30 && memcmp(k.got, "MAIL FROM:<a@b>", 15) == 0, "the first copy stays delivered");
+        mx_stream_free(&s);
+    }
     {   /* at the end of the direction a pending wait is a loss */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);

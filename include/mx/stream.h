@@ -15,8 +15,9 @@
  * least one byte.  Bytes that never arrived are reported once as a gap.
  *
  * Retransmissions and overlaps are trimmed; an overlap whose bytes differ from
- * bytes still buffered out of order is counted as a conflict (the first copy
- * wins, as most receivers keep it).
+ * bytes still buffered out of order, or a retransmission of one of the last
+ * four delivered segments with other bytes, is counted as a conflict (the
+ * first copy wins, as most receivers keep it).
  */
 #ifndef MX_STREAM_H
 #define MX_STREAM_H
@@ -55,6 +56,10 @@ typedef struct mx_stream {
      * written before the data) or a loss.  Declared lost once the capture
      * has moved on: after ack_wait_packets packets or ack_wait_ms. */
     uint8_t ack_wait, ack_wait_moved;
+    /* the last segments delivered (seq, length, digest), to tell a
+     * retransmission that differs from what was already delivered */
+    struct { uint32_t seq, len; uint64_t digest; } recent[4];
+    uint8_t recent_next;
     uint32_t ack_wait_seq, ack_wait_pkts;
     uint64_t ack_wait_us;
     /* counters */
