@@ -293,7 +293,8 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     facts.server_port = s->srv_port;
     snprintf(facts.dns_name, sizeof facts.dns_name, "%s", s->dns_name);
     for (int d = 0; d < 2; d++)
-        if (f->d[d].pkts && !f->d[!d].pkts && f->d[d].have_ack) {
+        if (f->d[d].pkts && !f->d[!d].pkts && f->d[d].have_ack &&
+            (f->d[d].last_ack != f->d[d].first_ack || f->d[d].syn)) {
             /* Only one side's packets, and that side acknowledges bytes:
              * the other side spoke, but its packets are not in the capture. */
             facts.one_sided = d;

@@ -216,7 +216,7 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
         char msgs[64] = "";
         if (f->msgs_sent) snprintf(msgs, sizeof msgs, " and %u message%s", f->msgs_sent, f->msgs_sent > 1 ? "s" : "");
         snprintf(e, ec, "Only the client's packets are in the capture: none from %s. The client sent %u command%s%s, and its "
-                        "acknowledgements show that the server sent %llu bytes, so the server did answer; what it said, and "
+                        "acknowledgements show that the server answered (%llu bytes); what it said, and "
                         "whether the mail was accepted, cannot be seen here.",
                  f->server, f->commands, f->commands == 1 ? "" : "s", msgs, (unsigned long long)f->peer_acked);
         snprintf(r, rc, "Capture both directions: the server's packets take another path (asymmetric routing, or a span "
@@ -250,6 +250,17 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
         snprintf(e, ec, "The client does not speak SMTP on this connection.");
         snprintf(r, rc, "Check what software connects to the mail port.");
         snprintf(l, lc, "Not SMTP");
+        return;
+    }
+    if (tls_tried && f->midstream && !f->client_hello_seen && !f->server_hello_seen && f->tls_seen && !f->tls_complete) {
+        /* the capture starts inside the encrypted part: nothing failed */
+        v->code = "incomplete";
+        v->cause = "started_after_handshake";
+        snprintf(e, ec, "The capture starts after the TLS handshake: the connection is encrypted from the first packet seen, "
+                        "so what was said cannot be seen; it ended (%s by the %s)%s.", v->how, v->ended_by,
+                 f->alert_from >= 0 ? " after an encrypted alert, most likely close_notify" : "");
+        snprintf(r, rc, "Capture from the start of the connection to see its handshake and verdict.");
+        snprintf(l, lc, "TLS session seen after its handshake");
         return;
     }
     if (tls_tried && !f->tls_complete && f->alert_from < 0 && f->rst_from < 0 && f->fin_first < 0) {

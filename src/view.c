@@ -197,6 +197,11 @@ static int describe_raw(const cJSON *e, char *buf, size_t cap)
     }
     if (!strcmp(type, "tls.certificate")) {
         const cJSON *leaf = cJSON_GetArrayItem(obj(e, "chain"), 0), *ck = obj(e, "checks");
+        if (!leaf) {
+            int client = str(e, "from") && !strcmp(str(e, "from"), "client");
+            snprintf(buf, cap, "TLS Certificate: %s", client ? "none (the client has no certificate to send)" : "empty chain");
+            return 0;
+        }
         size_t o = (size_t)snprintf(buf, cap, "TLS Certificate %s, issued by %s", str(leaf, "subject") ? str(leaf, "subject") : "?",
                                     str(leaf, "issuer") ? str(leaf, "issuer") : "?");
         int bad = 0;
