@@ -859,11 +859,11 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
         m->esmtp = v != V_HELO;
         break;
     case V_MAIL:
-        path_fields(m, ev, arg, al, "FROM:");
+        if (al || !incomplete) path_fields(m, ev, arg, al, "FROM:");   /* a cut line has no path to judge */
         m->transactions++;
         break;
     case V_RCPT:
-        path_fields(m, ev, arg, al, "TO:");
+        if (al || !incomplete) path_fields(m, ev, arg, al, "TO:");
         break;
     case V_DATA:
         stop = 1;
@@ -950,13 +950,6 @@ static int command_starts(const uint8_t *p, size_t n)
     return verb_of(p, k) != V_UNKNOWN;
 }
 
-static int line_starts_command(const uint8_t *p, size_t n)
-{
-    size_t k = 0;
-    while (k < n && k < 9 && p[k] != ' ' && p[k] != '\r' && p[k] != '\n') k++;
-    if (k == n || k == 9) return 0;
-    return verb_of(p, k) != V_UNKNOWN;
-}
 
 /* Client bytes. */
 static size_t client_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
@@ -1014,9 +1007,16 @@ static size_t client_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
             break;
         }
         case CM_DISCARD: {
-            if (m->c_after_gap && line_starts_command(p + i, n - i)) {
-                set_cmode(m, CM_CMD);
-                break;
+            if (m->c_after_gap) {
+                /* A command may start here; a snaplen-cut packet may hold
+                 * only its verb ("MAIL" and then the hole): keep those few
+                 * bytes until the hole, then take the verb. */
+                int cs = command_starts(p + i, n - i);
+                if (cs < 0 && !force) return i;
+                if (cs > 0 || (cs < 0 && verb_of(p + i, n - i) != V_UNKNOWN)) {
+                    set_cmode(m, CM_CMD);
+                    break;
+                }
             }
             const uint8_t *nl = memchr(p + i, '\n', n - i);
             if (!nl) return n;

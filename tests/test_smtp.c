@@ -443,6 +443,24 @@ int main(void)
         free(o);
     }
     {
+        /* Snaplen-cut packets: only the verb of each command is in the
+         * capture, then a hole.  What is visible is still told. */
+        const char *name = "snaplen-verbs";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO"), GAP(10), S("250 mx\r\n"),
+            C("MAIL"), GAP(20), S("250 ok\r\n"), C("RCPT"), GAP(15), S("250 ok\r\n"),
+            C("QUIT"), GAP(2), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"verb\":\"MAIL\"");
+        HAS(o, "\"verb\":\"RCPT\"");
+        HAS(o, "\"verb\":\"QUIT\"");
+        HAS(o, "\"answers\":\"QUIT\"");
+        HASNT(o, "bad_path_syntax");
+        HASNT(o, "withheld");
+        free(o);
+    }
+    {
         const char *name = "gap-in-body";
         chunk t[] = {
             S("220 mx\r\n"), C("HELO c\r\n"), S("250 mx\r\n"),
