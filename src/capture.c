@@ -253,19 +253,10 @@ int mx_pcapng_next(mx_pcapng *r, mx_pcapng_pkt *out)
         case NG_IDB:
             if ((rc = ng_idb(r, b, blen))) return rc;
             break;
-        case NG_EPB: {
+        case NG_EPB:
+        case NG_OPB: {   /* the obsolete block has a 16-bit interface id and 16 bits of drops */
             if (blen < 20) return ng_fail(r, MX_NG_DAMAGED, "packet block too short (%llu bytes)", (unsigned long long)blen);
-            uint32_t id = ng32(r, b);
-            if ((rc = ng_iface_get(r, id, &i))) return rc;
-            uint64_t ts = (uint64_t)ng32(r, b + 4) << 32 | ng32(r, b + 8);
-            uint32_t caplen = ng32(r, b + 12), olen = ng32(r, b + 16);
-            if (caplen > blen - 20)
-                return ng_fail(r, MX_NG_DAMAGED, "packet of %llu bytes longer than its block", (unsigned long long)caplen);
-            return ng_packet(r, i, id, ng_us(i, ts), b + 20, caplen, olen, out);
-        }
-        case NG_OPB: {
-            if (blen < 20) return ng_fail(r, MX_NG_DAMAGED, "packet block too short (%llu bytes)", (unsigned long long)blen);
-            uint32_t id = ng16(r, b);
+            uint32_t id = type == NG_EPB ? ng32(r, b) : ng16(r, b);
             if ((rc = ng_iface_get(r, id, &i))) return rc;
             uint64_t ts = (uint64_t)ng32(r, b + 4) << 32 | ng32(r, b + 8);
             uint32_t caplen = ng32(r, b + 12), olen = ng32(r, b + 16);
