@@ -130,22 +130,27 @@ char *mxh_normalise(const char *in)
     return out;
 }
 
+void mxh_play(mx_harness *h, const mxh_chunk *cs, int mode, int which, size_t at)
+{
+    for (int i = 0; cs[i].dir != -2; i++) {
+        const mxh_chunk *c = &cs[i];
+        if (c->dir == -1 || c->dir == -3) { mxh_gap(h, c->dir == -1 ? MX_CLIENT : MX_SERVER, (uint32_t)c->n); continue; }
+        if (mode == 2) {
+            for (size_t k = 0; k < c->n; k++) mxh_feed(h, c->dir, c->p + k, 1);
+        } else if (mode == 1 && i == which) {
+            mxh_feed(h, c->dir, c->p, at);
+            mxh_feed(h, c->dir, c->p + at, c->n - at);
+        } else {
+            mxh_feed(h, c->dir, c->p, c->n);
+        }
+    }
+}
+
 char *mxh_run(const mxh_chunk *cs, int implicit_tls, int show_user, int mode, int which, size_t at)
 {
     mx_harness h;
     mxh_init(&h, implicit_tls, show_user);
-    for (int i = 0; cs[i].dir != -2; i++) {
-        const mxh_chunk *c = &cs[i];
-        if (c->dir == -1) { mxh_gap(&h, MX_CLIENT, (uint32_t)c->n); continue; }
-        if (mode == 2) {
-            for (size_t k = 0; k < c->n; k++) mxh_feed(&h, c->dir, c->p + k, 1);
-        } else if (mode == 1 && i == which) {
-            mxh_feed(&h, c->dir, c->p, at);
-            mxh_feed(&h, c->dir, c->p + at, c->n - at);
-        } else {
-            mxh_feed(&h, c->dir, c->p, c->n);
-        }
-    }
+    mxh_play(&h, cs, mode, which, at);
     char *r = strdup(mxh_finish(&h));
     mxh_free(&h);
     return r;

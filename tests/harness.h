@@ -32,8 +32,12 @@ const char *mxh_finish(mx_harness *h);
 void mxh_free(mx_harness *h);
 
 /* A transcript: chunks of one direction each; dir -1 is a gap of n bytes in
- * the client direction, dir -2 ends the list. */
+ * the client direction, -3 in the server direction, dir -2 ends the list. */
 typedef struct mxh_chunk { int dir; const char *p; size_t n; } mxh_chunk;
+
+/* Feeds a transcript into h: mode 0 whole chunks, 1 chunk `which` split at
+ * `at`, 2 byte by byte; dir -1 / -3 are holes in the client / server bytes. */
+void mxh_play(mx_harness *h, const mxh_chunk *cs, int mode, int which, size_t at);
 
 /* Feeds a transcript and returns the ndjson (caller frees).  mode 0: whole
  * chunks; 1: chunk `which` split at `at`; 2: byte by byte. */

@@ -34,7 +34,7 @@
 typedef mxh_chunk chunk;
 #define D_GAP_C (-1)        /* harness convention: a hole in the client bytes */
 #define D_END (-2)
-#define D_GAP_S (-3)        /* this file's: a hole in the server bytes */
+#define D_GAP_S (-3)        /* harness convention: a hole in the server bytes */
 
 /* ---- encodings ---------------------------------------------------------- */
 
@@ -499,19 +499,7 @@ static char *run(const conv *v, int show_user, int mode, int which, size_t at)
         h.opt.lim.max_field = 16;
         h.opt.lim.max_pending = 2;
     }
-    for (int i = 0; v->c[i].dir != D_END; i++) {
-        const chunk *c = &v->c[i];
-        if (c->dir == D_GAP_C) { mxh_gap(&h, MX_CLIENT, (uint32_t)c->n); continue; }
-        if (c->dir == D_GAP_S) { mxh_gap(&h, MX_SERVER, (uint32_t)c->n); continue; }
-        if (mode == 2) {
-            for (size_t k = 0; k < c->n; k++) mxh_feed(&h, c->dir, c->p + k, 1);
-        } else if (mode == 1 && i == which) {
-            mxh_feed(&h, c->dir, c->p, at);
-            mxh_feed(&h, c->dir, c->p + at, c->n - at);
-        } else {
-            mxh_feed(&h, c->dir, c->p, c->n);
-        }
-    }
+    mxh_play(&h, v->c, mode, which, at);
     char *r = strdup(mxh_finish(&h));
     mxh_free(&h);
     return r;

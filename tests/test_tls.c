@@ -101,18 +101,7 @@ static char *run(const mxh_chunk *cs, int midstream, int mode, int which, size_t
     mx_harness h;
     mxh_init(&h, 1, 0);
     h.sess.midstream = (uint8_t)midstream;
-    for (int i = 0; cs[i].dir != -2; i++) {
-        const mxh_chunk *c = &cs[i];
-        if (c->dir == -1 || c->dir == -3) { mxh_gap(&h, c->dir == -1 ? MX_CLIENT : MX_SERVER, (uint32_t)c->n); continue; }
-        if (mode == 2) {
-            for (size_t k = 0; k < c->n; k++) mxh_feed(&h, c->dir, c->p + k, 1);
-        } else if (mode == 1 && i == which) {
-            mxh_feed(&h, c->dir, c->p, at);
-            mxh_feed(&h, c->dir, c->p + at, c->n - at);
-        } else {
-            mxh_feed(&h, c->dir, c->p, c->n);
-        }
-    }
+    mxh_play(&h, cs, mode, which, at);
     char *r = strdup(mxh_finish(&h));
     if (v) {
         mx_facts f;
