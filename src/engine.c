@@ -57,6 +57,7 @@ typedef struct flow {
      * written only after LINGER_US of capture time, so that late resets
      * (both sides resetting, late segments answered by RST) are on it. */
     uint8_t ending;
+    struct flow *end_prev, *end_next;   /* ended flows, in order of ending */
     uint8_t pend_incomplete;
     const char *pend_reason;
     uint64_t end_us;
@@ -77,6 +78,8 @@ struct mx_engine {
     uint32_t nbuckets;            /* power of two */
     uint32_t live;
     flow *head, *tail;            /* least recently active first */
+    uint32_t nending;             /* ended flows waiting to be written      */
+    flow *end_head, *end_tail;
     uint64_t next_id;
     mx_engine_stats st;
     /* pkt_us: the current packet's own capture time, which every event
@@ -263,7 +266,14 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
 {
     mx_sess *s = &f->sess;
     if (f->state == ST_CLOSED) return;
-    if (f->ending) { reason = f->pend_reason; incomplete = f->pend_incomplete; }
+    if (f->ending) {
+        reason = f->pend_reason;
+        incomplete = f->pend_incomplete;
+        e->nending--;
+        if (f->end_prev) f->end_prev->end_next = f->end_next; else e->end_head = f->end_next;
+        if (f->end_next) f->end_next->end_prev = f->end_prev; else e->end_tail = f->end_prev;
+        f->end_prev = f->end_next = NULL;
+    }
     if (!decide(e, f, 1)) return;
     for (int dir = 0; dir < 2; dir++) {
         mx_stream_ctx c = sctx(e, f, dir);
@@ -333,14 +343,21 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
 }
 
 /* The connection ended at this packet: its session is written later. */
+
 static void session_end_soon(mx_engine *e, flow *f, const char *reason, int incomplete)
 {
-    (void)e;
     if (f->state == ST_CLOSED || f->ending) return;
     f->ending = 1;
     f->pend_reason = reason;
     f->pend_incomplete = (uint8_t)incomplete;
     f->end_us = f->max_us;
+    /* Bounded: past --max-lingering the longest-ended one is written now
+     * (nothing is lost but later resets of it). */
+    f->end_prev = e->end_tail;
+    f->end_next = NULL;
+    if (e->end_tail) e->end_tail->end_next = f; else e->end_head = f;
+    e->end_tail = f;
+    if (++e->nending > e->cfg.opt.lim.max_lingering && e->end_head != f) session_close(e, e->end_head, NULL, 0);
 }
 
 static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_src, int off_port)

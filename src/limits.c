@@ -9,6 +9,7 @@ void mx_limits_default(mx_limits *l)
     l->max_ooo_segs = 512;
     l->ack_wait_packets = 32;
     l->ack_wait_ms = 100;
+    l->max_lingering = 1024;
     l->max_line = 4096;
     l->max_hold = 16 * 1024;
     l->max_events = 10000;

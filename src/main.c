@@ -52,7 +52,7 @@ static void usage(FILE *f)
 "      --max-flows N --idle-timeout SEC --max-ooo-bytes N --max-ooo-segs N\n"
 "      --max-line N --max-hold N --max-events N --max-pending N\n"
 "      --max-field N --max-mime-parts N --max-tls-msg N --ndpi-packets N\n"
-"      --ack-wait-packets N --ack-wait-ms MS\n"
+"      --ack-wait-packets N --ack-wait-ms MS --max-lingering N\n"
 "  -h, --help          this text\n"
 "  -V, --version       version\n"
 "\n"
@@ -90,7 +90,7 @@ int main(int argc, char **argv)
 {
     enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MERGE, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG,
-           O_ACKPKTS, O_ACKMS };
+           O_ACKPKTS, O_ACKMS, O_LINGER };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
         { "tls-port", required_argument, 0, O_TLSPORT },
@@ -109,6 +109,7 @@ int main(int argc, char **argv)
         { "max-ooo-segs", required_argument, 0, O_OOOS },
         { "ack-wait-packets", required_argument, 0, O_ACKPKTS },
         { "ack-wait-ms", required_argument, 0, O_ACKMS },
+        { "max-lingering", required_argument, 0, O_LINGER },
         { "max-line", required_argument, 0, O_LINE },
         { "max-hold", required_argument, 0, O_HOLD },
         { "max-events", required_argument, 0, O_EVENTS },
@@ -169,6 +170,7 @@ int main(int argc, char **argv)
         case O_OOOS: ok = parse_u32("--max-ooo-segs", optarg, 0, &L->max_ooo_segs); break;
         case O_ACKPKTS: ok = parse_u32("--ack-wait-packets", optarg, 0, &L->ack_wait_packets); break;
         case O_ACKMS: ok = parse_u32("--ack-wait-ms", optarg, 0, &L->ack_wait_ms); break;
+        case O_LINGER: ok = parse_u32("--max-lingering", optarg, 0, &L->max_lingering); break;
         case O_LINE: ok = parse_u32("--max-line", optarg, 16, &L->max_line); break;
         case O_HOLD: ok = parse_u32("--max-hold", optarg, 64, &L->max_hold); break;
         case O_EVENTS: ok = parse_u32("--max-events", optarg, 1, &L->max_events); break;
