@@ -172,7 +172,7 @@ static void on_gap(void *ctx, int dir, uint64_t at, uint32_t len, int why)
         mx_sess_gap(s, dir, len);
         return;
     }
-    mx_ev *ev = mx_ev_begin(s, "tcp.gap", dir);
+    mx_ev *ev = mx_ev_begin(s, MX_EV_TCP_GAP, dir);
     mx_ev_int(ev, "bytes", len);
     mx_ev_int(ev, "stream_offset", (int64_t)at);
     mx_ev_str(ev, "reason", gap_why[why & 3]);
@@ -314,7 +314,7 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     mx_tls_facts(s->tls, &facts);
     mx_verdict_decide(&facts, &verdict);
 
-    mx_ev *ev = mx_ev_begin(s, "session.end", MX_NODIR);
+    mx_ev *ev = mx_ev_begin(s, MX_EV_SESSION_END, MX_NODIR);
     mx_verdict_write(&verdict, mx_ev_obj(ev, "verdict"));
     mx_ev_str(ev, "reason", reason);
     mx_ev_bool(ev, "incomplete", incomplete);
@@ -369,7 +369,7 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
             session_close(e, old, NULL, 0);
         } else if (old->state != ST_CLOSED) {
             e->st.evicted++;
-            mx_ev *ev = mx_ev_begin(&old->sess, "limit", MX_NODIR);
+            mx_ev *ev = mx_ev_begin(&old->sess, MX_EV_LIMIT, MX_NODIR);
             mx_ev_str(ev, "limit", "max_flows");
             mx_ev_int(ev, "value", e->cfg.opt.lim.max_flows);
             mx_ev_end(&old->sess, ev);
@@ -421,7 +421,7 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
     }
     const mx_dns_entry *dn = mx_dns_lookup(&e->dns, &s->srv);
     if (dn) memcpy(s->dns_name, dn->name, sizeof s->dns_name);
-    mx_ev *ev = mx_ev_begin(s, "session.start", MX_NODIR);
+    mx_ev *ev = mx_ev_begin(s, MX_EV_SESSION_START, MX_NODIR);
     mx_ev_endpoint(ev, "client", &s->cli, s->cli_port);
     mx_ev_endpoint(ev, "server", &s->srv, s->srv_port);
     if (dn) {
@@ -450,7 +450,7 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
 
 /* ---- TCP --------------------------------------------------------------- */
 
-static void tcp_event(mx_sess *s, const char *type, int from, const mx_pkt *k)
+static void tcp_event(mx_sess *s, mx_evtype type, int from, const mx_pkt *k)
 {
     mx_ev *ev = mx_ev_begin(s, type, from);
     mx_ev_int(ev, "seq", k->seq);
@@ -474,7 +474,7 @@ static void on_rst(mx_engine *e, flow *f, int dir, const mx_pkt *k)
     }
     if (f->ending) {
         /* After the end: a second reset, or late segments answered by one. */
-        mx_ev *ev = mx_ev_begin(s, "tcp.rst", dir);
+        mx_ev *ev = mx_ev_begin(s, MX_EV_TCP_RST, dir);
         mx_ev_int(ev, "seq", k->seq);
         mx_ev_bool(ev, "in_window", in_window);
         mx_ev_bool(ev, "after_close", 1);
@@ -485,7 +485,7 @@ static void on_rst(mx_engine *e, flow *f, int dir, const mx_pkt *k)
     if (f->rst_from < 0) { f->rst_from = dir; f->rst_frame = e->frame; }
     if (f->state == ST_SYN && dir == MX_SERVER) {
         f->refused_frame = e->frame;
-        mx_ev *ev = mx_ev_begin(s, "tcp.refused", MX_SERVER);
+        mx_ev *ev = mx_ev_begin(s, MX_EV_TCP_REFUSED, MX_SERVER);
         mx_ev_int(ev, "syn_count", f->syn_count);
         mx_ev_int(ev, "window", k->win);
         mx_ev_end(s, ev);
@@ -493,7 +493,7 @@ static void on_rst(mx_engine *e, flow *f, int dir, const mx_pkt *k)
         session_end_soon(e, f, "refused", 0);
         return;
     }
-    mx_ev *ev = mx_ev_begin(s, "tcp.rst", dir);
+    mx_ev *ev = mx_ev_begin(s, MX_EV_TCP_RST, dir);
     mx_ev_int(ev, "seq", k->seq);
     mx_ev_bool(ev, "in_window", in_window);
     if (!exact && in_window) mx_ev_bool(ev, "exact", 0);
@@ -526,7 +526,7 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
             if (dir == MX_CLIENT) {
                 f->syn_count++;
                 if (f->syn_count == 1) f->syn_frame = e->frame;
-                mx_ev *ev = mx_ev_begin(s, "tcp.syn", MX_CLIENT);
+                mx_ev *ev = mx_ev_begin(s, MX_EV_TCP_SYN, MX_CLIENT);
                 mx_ev_int(ev, "seq", k->seq);
                 mx_ev_int(ev, "window", k->win);
                 if (f->syn_count > 1) mx_ev_bool(ev, "retransmission", 1);
@@ -537,7 +537,7 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
                 me->next_sent = k->seq + 1; me->have_sent = 1;
             }
         } else if (dir == MX_SERVER) {
-            if (!me->syn) tcp_event(s, "tcp.synack", MX_SERVER, k);
+            if (!me->syn) tcp_event(s, MX_EV_TCP_SYNACK, MX_SERVER, k);
             me->syn = 1; me->isn = k->seq;
             if (f->state < ST_SYNACK) f->state = ST_SYNACK;
             if (!me->st.have_seq) mx_stream_start(&me->st, k->seq + 1);
@@ -575,7 +575,7 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
         me->fin = 1;
         if (f->fin_first < 0) { f->fin_first = dir; f->fin_frame = e->frame; }
         me->next_sent = end + 1;
-        mx_ev *ev = mx_ev_begin(s, "tcp.fin", dir);
+        mx_ev *ev = mx_ev_begin(s, MX_EV_TCP_FIN, dir);
         mx_ev_int(ev, "seq", end);
         mx_ev_end(s, ev);
     }

@@ -1,6 +1,7 @@
 /* main.c - command line. */
 #include "mx/capture.h"
 #include "mx/engine.h"
+#include "mx/evtype.h"
 #include "mx/sink.h"
 
 #include <errno.h>
@@ -53,6 +54,8 @@ static void usage(FILE *f)
 "      --max-line N --max-hold N --max-events N --max-pending N\n"
 "      --max-field N --max-mime-parts N --max-tls-msg N --ndpi-packets N\n"
 "      --ack-wait-packets N --ack-wait-ms MS --max-lingering N\n"
+"      --list-event-types  the event types, one per line: name, ECS\n"
+"                      event.category and event.type, summary (tab-separated)\n"
 "  -h, --help          this text\n"
 "  -V, --version       version\n"
 "\n"
@@ -90,7 +93,7 @@ int main(int argc, char **argv)
 {
     enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MERGE, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG,
-           O_ACKPKTS, O_ACKMS, O_LINGER };
+           O_ACKPKTS, O_ACKMS, O_LINGER, O_EVTYPES };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
         { "tls-port", required_argument, 0, O_TLSPORT },
@@ -117,6 +120,7 @@ int main(int argc, char **argv)
         { "max-field", required_argument, 0, O_FIELD },
         { "max-mime-parts", required_argument, 0, O_PARTS },
         { "max-tls-msg", required_argument, 0, O_TLSMSG },
+        { "list-event-types", no_argument, 0, O_EVTYPES },
         { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
@@ -178,6 +182,13 @@ int main(int argc, char **argv)
         case O_FIELD: ok = parse_u32("--max-field", optarg, 16, &L->max_field); break;
         case O_PARTS: ok = parse_u32("--max-mime-parts", optarg, 1, &L->max_mime_parts); break;
         case O_TLSMSG: ok = parse_u32("--max-tls-msg", optarg, 64, &L->max_tls_msg); break;
+        case O_EVTYPES:
+            for (int t = 0; t < MX_EV__COUNT; t++) {
+                const mx_evtype_info *i = mx_evtype_get((mx_evtype)t);
+                printf("%s\t%s\t%s\t%s\n", i->name, i->ecs_category, i->ecs_type, i->summary);
+            }
+            free(files);
+            return 0;
         case 'h': usage(stdout); free(files); return 0;
         case 'V': puts("mxtrace " MX_VERSION); free(files); return 0;
         default: ok = 0; break;

@@ -27,7 +27,7 @@ void mx_sess_anomaly(mx_sess *s, int from, const char *kind, const char *detail)
         s->anom_count[s->nanom] = 1;
         s->nanom++;
     }
-    mx_ev *ev = mx_ev_begin(s, "anomaly", from);
+    mx_ev *ev = mx_ev_begin(s, MX_EV_ANOMALY, from);
     mx_ev_str(ev, "kind", kind);
     if (detail) mx_ev_str(ev, "detail", detail);
     mx_ev_end(s, ev);

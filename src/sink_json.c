@@ -495,18 +495,18 @@ void mx_sink_session_drop(mx_sink *k, mx_sess *s)
 
 /* ---- events -------------------------------------------------------------- */
 
-mx_ev *mx_ev_begin(mx_sess *s, const char *type, int from)
+mx_ev *mx_ev_begin(mx_sess *s, mx_evtype type, int from)
 {
     char t[40];
     mx_sink *k = s->sink;
     arena *a = &k->ar;
-    if (s->nevents >= s->opt->lim.max_events && strcmp(type, "session.end") != 0) {
+    if (s->nevents >= s->opt->lim.max_events && type != MX_EV_SESSION_END) {
         if (s->events_dropped++ == 0) {
             /* Say once that the cap was reached, then count. */
             a->open++;
             mx_ev *l = EV(node(a, cJSON_Object));
             if (l) {
-                link(J(l), "type", lit_node(a, "limit"));
+                link(J(l), "type", lit_node(a, mx_evtype_name(MX_EV_LIMIT)));
                 link(J(l), "session", raw_i64(a, (int64_t)s->id));
                 ts_text(k, s->cur_us, t);
                 link(J(l), "ts", str_node(a, t, 27));
@@ -527,7 +527,7 @@ mx_ev *mx_ev_begin(mx_sess *s, const char *type, int from)
         if (--a->open == 0) arena_reset(a);
         return NULL;
     }
-    link(o, "type", lit_node(a, type));
+    link(o, "type", lit_node(a, mx_evtype_name(type)));
     link(o, "session", raw_i64(a, (int64_t)s->id));
     ts_text(k, s->cur_us, t);
     link(o, "ts", str_node(a, t, 27));

@@ -465,7 +465,7 @@ static void emit_data(mx_smtp *m, const char *end)
     if (!g) return;
     if (g->hdr_len) header_done(m, g);
     m->msgs_sent++;
-    mx_ev *ev = mx_ev_begin(m->s, "smtp.data", MX_CLIENT);
+    mx_ev *ev = mx_ev_begin(m->s, MX_EV_SMTP_DATA, MX_CLIENT);
     mx_ev_str(ev, "transfer", g->bdat ? "BDAT" : "DATA");
     mx_ev_int(ev, "bytes", (int64_t)g->bytes);
     if (!g->bdat) mx_ev_int(ev, "lines", (int64_t)g->lines);
@@ -682,7 +682,7 @@ static void auth_user_from(mx_smtp *m, const uint8_t *b64, size_t n)
 
 static void auth_response(mx_smtp *m, const uint8_t *l, size_t n)
 {
-    mx_ev *ev = mx_ev_begin(m->s, "smtp.auth_response", MX_CLIENT);
+    mx_ev *ev = mx_ev_begin(m->s, MX_EV_SMTP_AUTH_RESPONSE, MX_CLIENT);
     mx_ev_str(ev, "mechanism", m->auth_mech);
     mx_ev_int(ev, "step", ++m->auth_step);
     if (n == 1 && l[0] == '*') {
@@ -789,7 +789,7 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
     if (!m->server_spoke && !m->s->midstream && !m->c_after_gap && !m->s_after_gap)
         mx_sess_anomaly(m->s, MX_CLIENT, "client_spoke_first",
                         "command sent before the server's greeting (pregreet)");
-    mx_ev *ev = mx_ev_begin(m->s, "smtp.command", MX_CLIENT);
+    mx_ev *ev = mx_ev_begin(m->s, MX_EV_SMTP_COMMAND, MX_CLIENT);
     if (v == V_UNKNOWN) {
         mx_ev_str(ev, "verb", verb_name[V_UNKNOWN]);
         mx_ev_bool(ev, "known", 0);
@@ -1192,7 +1192,7 @@ static void reply_done(mx_smtp *m, int incomplete)
     m->replies++;
     m->last_code = code;
 
-    mx_ev *ev = mx_ev_begin(m->s, "smtp.reply", MX_SERVER);
+    mx_ev *ev = mx_ev_begin(m->s, MX_EV_SMTP_REPLY, MX_SERVER);
     mx_ev_int(ev, "code", code);
     char enh[16];
     if (enhanced(t0, tn, enh, sizeof enh)) mx_ev_str(ev, "enhanced", enh);
@@ -1319,7 +1319,7 @@ static void reply_done(mx_smtp *m, int incomplete)
     if (cur.verb == V_AUTH && code != 334) {
         m->auth_code = code;
         m->auth_result = code / 100 == 2 ? "success" : "failure";
-        mx_ev *a = mx_ev_begin(m->s, "smtp.auth", MX_SERVER);
+        mx_ev *a = mx_ev_begin(m->s, MX_EV_SMTP_AUTH, MX_SERVER);
         mx_ev_str(a, "mechanism", m->auth_mech);
         mx_ev_str(a, "result", m->auth_result);
         mx_ev_int(a, "code", code);
@@ -1366,7 +1366,7 @@ static void reply_done(mx_smtp *m, int incomplete)
     }
     if (cur.verb == V_STARTTLS) {
         m->starttls_code = code;
-        mx_ev *st = mx_ev_begin(m->s, "smtp.starttls", MX_SERVER);
+        mx_ev *st = mx_ev_begin(m->s, MX_EV_SMTP_STARTTLS, MX_SERVER);
         mx_ev_int(st, "code", code);
         if (code == 220) {
             m->starttls_result = "accepted";

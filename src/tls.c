@@ -451,7 +451,7 @@ static void client_hello(mx_tls *t, mx_cur c)
     if (ne) mx_sha256_hex(elist, strlen(elist), h2); else strcpy(h2, "000000000000");
     snprintf(t->ja4, sizeof t->ja4, "%s_%.12s_%.12s", part_a, h1, h2);
 
-    mx_ev *ev = mx_ev_begin(t->s, "tls.client_hello", MX_CLIENT);
+    mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_CLIENT_HELLO, MX_CLIENT);
     mx_ev_str(ev, "legacy_version", version_name(legacy));
     if (vers.n) {
         mx_ev *a = mx_ev_arr(ev, "supported_versions");
@@ -527,7 +527,7 @@ static void server_hello(mx_tls *t, mx_cur c)
     char ja3src[1024];
     snprintf(ja3src, sizeof ja3src, "%u,%u,", legacy, cipher);
     dash_list(ja3src, sizeof ja3src, &exts);
-    mx_ev *ev = mx_ev_begin(t->s, is_hrr ? "tls.hello_retry_request" : "tls.server_hello", MX_SERVER);
+    mx_ev *ev = mx_ev_begin(t->s, is_hrr ? MX_EV_TLS_HELLO_RETRY_REQUEST : MX_EV_TLS_SERVER_HELLO, MX_SERVER);
     mx_ev_str(ev, "version", version_name(ver));
     char hx[8];
     snprintf(hx, sizeof hx, "0x%04X", cipher);
@@ -582,7 +582,7 @@ static void certificate(mx_tls *t, int dir, mx_cur c)
     }
     if (dir == MX_CLIENT) {
         mx_cert_checks scratch;
-        mx_ev *ev = mx_ev_begin(t->s, "tls.certificate", MX_CLIENT);
+        mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_CERTIFICATE, MX_CLIENT);
         mx_ev_int(ev, "certificates", n);
         if (t->cert_requested) mx_ev_bool(ev, "requested", 1);
         if (n) mx_cert_chain(ev, der, len, n, t->s->cur_us, NULL, NULL, 0, t->lim->max_field, t->s->certs, &scratch);
@@ -599,7 +599,7 @@ static void certificate(mx_tls *t, int dir, mx_cur c)
     if (t->s->banner_host[0] && strcasecmp(t->s->banner_host, t->sni) != 0) { names[nn] = t->s->banner_host; src[nn++] = "banner"; }
     if (t->s->ehlo_host[0] && strcasecmp(t->s->ehlo_host, t->s->banner_host) != 0 &&
         strcasecmp(t->s->ehlo_host, t->sni) != 0) { names[nn] = t->s->ehlo_host; src[nn++] = "ehlo"; }
-    mx_ev *ev = mx_ev_begin(t->s, "tls.certificate", MX_SERVER);
+    mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_CERTIFICATE, MX_SERVER);
     mx_ev_int(ev, "certificates", n);
     mx_cert_chain(ev, der, len, n, t->s->cur_us, names, src, nn, t->lim->max_field, t->s->certs, &t->checks);
     mx_ev_end(t->s, ev);
@@ -611,7 +611,7 @@ static void server_key_exchange(mx_tls *t, mx_cur c)
 {
     uint8_t ctype;
     uint16_t g;
-    mx_ev *ev = mx_ev_begin(t->s, "tls.server_key_exchange", MX_SERVER);
+    mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_SERVER_KEY_EXCHANGE, MX_SERVER);
     /* ECDHE: curve_type 3 (named_curve) then the group (RFC 8422 §5.4) */
     if (mx_cur_u8(&c, &ctype) && ctype == 3 && mx_cur_u16(&c, &g)) {
         const char *gn = group_name(g);
@@ -634,7 +634,7 @@ static void handshake_msg(mx_tls *t, int dir, uint8_t type, mx_cur body)
     case 11: certificate(t, dir, body); break;
     case 12: if (dir == MX_SERVER) server_key_exchange(t, body); break;
     default: {
-        mx_ev *ev = mx_ev_begin(t->s, "tls.handshake", dir);
+        mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_HANDSHAKE, dir);
         mx_ev_str(ev, "message", hs_name(type));
         mx_ev_end(t->s, ev);
         break;
@@ -695,7 +695,7 @@ static void handshake_bytes(mx_tls *t, int dir, const uint8_t *p, size_t n)
 
 static void alert(mx_tls *t, int dir, uint8_t level, uint8_t desc, int encrypted)
 {
-    mx_ev *ev = mx_ev_begin(t->s, "tls.alert", dir);
+    mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_ALERT, dir);
     if (!encrypted) {
         mx_ev_str(ev, "level", level == 2 ? "fatal" : level == 1 ? "warning" : "unknown");
         mx_ev_int(ev, "code", desc);
@@ -825,7 +825,7 @@ static int record_start(mx_tls *t, int dir)
     d->hs_skip = 0;
     if (type == 20) {                    /* ChangeCipherSpec */
         if (!t->tls13) {
-            mx_ev *ev = mx_ev_begin(t->s, "tls.change_cipher_spec", dir);
+            mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_CHANGE_CIPHER_SPEC, dir);
             mx_ev_end(t->s, ev);
             d->encrypted = 1;
         }
@@ -833,7 +833,7 @@ static int record_start(mx_tls *t, int dir)
         d->enc_records++;
         if (d->enc_records == 1) {
             d->first_enc_len = len;
-            mx_ev *ev = mx_ev_begin(t->s, "tls.encrypted", dir);
+            mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_ENCRYPTED, dir);
             mx_ev_int(ev, "record_bytes", len);
             mx_ev_end(t->s, ev);
         }
@@ -845,7 +845,7 @@ static int record_start(mx_tls *t, int dir)
              (t->tls13 && t->d[MX_CLIENT].enc_records > 0 && t->d[MX_CLIENT].first_enc_len >= TLS13_MIN_FINISHED))) {
             t->complete = 1;
             t->complete_frame = t->s->cur_frame;
-            mx_ev *ev = mx_ev_begin(t->s, "tls.handshake_complete", MX_NODIR);
+            mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_HANDSHAKE_COMPLETE, MX_NODIR);
             mx_ev_str(ev, "version", version_name(t->version));
             const cs_name *cn = suite(t->cipher);
             if (cn) mx_ev_str(ev, "cipher", cn->iana);
@@ -999,7 +999,7 @@ void mx_tls_eof(mx_tls *t, int dir)
     if (t->tls13 && !t->complete && c->enc_records == 1 && c->first_enc_len < TLS13_MIN_FINISHED &&
         t->alert_from < 0) {
         t->probable_reject = 1;
-        mx_ev *ev = mx_ev_begin(t->s, "tls.alert", MX_CLIENT);
+        mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_ALERT, MX_CLIENT);
         mx_ev_bool(ev, "encrypted", 1);
         mx_ev_bool(ev, "probable_rejection", 1);
         mx_ev_str(ev, "after", "server_flight");

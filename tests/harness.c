@@ -85,7 +85,7 @@ const char *mxh_finish(mx_harness *h)
     }
     mx_sess_eof(&h->sess, MX_CLIENT);
     mx_sess_eof(&h->sess, MX_SERVER);
-    mx_ev *ev = mx_ev_begin(&h->sess, "session.end", MX_NODIR);
+    mx_ev *ev = mx_ev_begin(&h->sess, MX_EV_SESSION_END, MX_NODIR);
     if (h->sess.smtp) mx_smtp_summary(h->sess.smtp, mx_ev_obj(ev, "smtp"));
     if (mx_tls_seen(h->sess.tls)) mx_tls_summary(h->sess.tls, mx_ev_obj(ev, "tls"));
     if (h->sess.nanom) mx_sess_anomaly_summary(&h->sess, mx_ev_obj(ev, "anomalies"));

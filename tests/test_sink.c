@@ -43,7 +43,7 @@ int main(void)
     big[6] = '\n';
 
     /* 1: many nodes (several node blocks) */
-    mx_ev *ev = mx_ev_begin(s, "test.many", MX_CLIENT);
+    mx_ev *ev = mx_ev_begin(s, MX_EV_SMTP_COMMAND, MX_CLIENT);
     mx_ev *a = mx_ev_arr(ev, "n");
     for (int i = 0; i < N; i++) mx_ev_push_int(a, i);
     mx_ev *o = mx_ev_obj(ev, "o");
@@ -55,16 +55,16 @@ int main(void)
     mx_ev_end(s, ev);
 
     /* 2: a text larger than a text block, and a cut one */
-    ev = mx_ev_begin(s, "test.big", MX_SERVER);
+    ev = mx_ev_begin(s, MX_EV_SMTP_REPLY, MX_SERVER);
     mx_ev_wire(ev, "w", (const uint8_t *)big, BIG, BIG);
     mx_ev_wire(ev, "cut", (const uint8_t *)big, BIG, 10);
     mx_ev_end(s, ev);
 
     /* 3: a huge event (the arena is trimmed after it), then a small one */
-    ev = mx_ev_begin(s, "test.huge", MX_NODIR);
+    ev = mx_ev_begin(s, MX_EV_SMTP_DATA, MX_NODIR);
     mx_ev_wire(ev, "w", (const uint8_t *)big, HUGE, HUGE);
     mx_ev_end(s, ev);
-    ev = mx_ev_begin(s, "test.small", MX_NODIR);
+    ev = mx_ev_begin(s, MX_EV_TCP_FIN, MX_NODIR);
     mx_ev_int(ev, "k", -42);
     mx_ev_int(ev, "large", 1LL << 60);
     mx_ev_seconds(ev, "sec", 1500000);
@@ -74,9 +74,9 @@ int main(void)
     mx_ev_end(s, ev);
 
     /* 4: an event begun and ended while another is open */
-    mx_ev *outer = mx_ev_begin(s, "test.outer", MX_NODIR);
+    mx_ev *outer = mx_ev_begin(s, MX_EV_TLS_ALERT, MX_NODIR);
     mx_ev_str(outer, "before", "x");
-    mx_ev *inner = mx_ev_begin(s, "test.inner", MX_NODIR);
+    mx_ev *inner = mx_ev_begin(s, MX_EV_ANOMALY, MX_NODIR);
     mx_ev_str(inner, "k", "inner value");
     mx_ev_end(s, inner);
     mx_ev_str(outer, "after", "outer still whole");
@@ -124,7 +124,7 @@ int main(void)
     cJSON_Delete(j);
 
     j = line(out, 4);
-    CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "type")), "test.inner") == 0 &&
+    CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "type")), "anomaly") == 0 &&
           strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "k")), "inner value") == 0,
           "inner event written first");
     cJSON_Delete(j);
@@ -137,14 +137,14 @@ int main(void)
     /* the cap on events: one limit event, then nothing but session.end */
     h.opt.lim.max_events = s->nevents + 2;
     for (int i = 0; i < 10; i++) {
-        ev = mx_ev_begin(s, "test.capped", MX_NODIR);
+        ev = mx_ev_begin(s, MX_EV_TCP_GAP, MX_NODIR);
         mx_ev_int(ev, "i", i);
         mx_ev_end(s, ev);
     }
     out = mxh_finish(&h);
     int capped = 0, limits = 0;
     for (const char *p = out; (p = strstr(p, "\"type\":")); p++) {
-        if (strncmp(p, "\"type\":\"test.capped\"", 20) == 0) capped++;
+        if (strncmp(p, "\"type\":\"tcp.gap\"", 16) == 0) capped++;
         if (strncmp(p, "\"type\":\"limit\"", 14) == 0) limits++;
     }
     CHECK(capped == 2 && limits == 1, "max_events: two events, one limit event");

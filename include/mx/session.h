@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "mx/decode.h"
+#include "mx/evtype.h"
 #include "mx/limits.h"
 
 enum { MX_CLIENT = 0, MX_SERVER = 1, MX_NODIR = -1 };
@@ -72,11 +73,11 @@ typedef struct mx_sess {
 
 /* --- events ------------------------------------------------------------- */
 
-/* Starts an event of the given type stamped with the session's current time
+/* Starts an event of the given type (evtype.h) stamped with the session's current time
  * and frame; from is MX_CLIENT, MX_SERVER or MX_NODIR.  Returns NULL when the
  * session's event cap is reached (the calls below accept NULL and do nothing).
  */
-mx_ev *mx_ev_begin(mx_sess *s, const char *type, int from);
+mx_ev *mx_ev_begin(mx_sess *s, mx_evtype type, int from);
 void mx_ev_end(mx_sess *s, mx_ev *e);
 
 /* Keys are string literals (static storage): the output refers to them. */
