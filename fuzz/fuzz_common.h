@@ -215,7 +215,13 @@ static inline size_t fz_check_ndjson(const char *buf, size_t len, int timeline)
         if (!j) FZ_FAIL("line %zu is not JSON: %.*s", lines + 1, (int)(n > 200 ? 200 : n), l);
         if (end != l + n) FZ_FAIL("line %zu has bytes after the JSON value", lines + 1);
         if (!cJSON_IsObject(j)) FZ_FAIL("line %zu is not a JSON object", lines + 1);
-        if (timeline) {
+        if (timeline == 2) {            /* ECS: the native event under "mxtrace" */
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "mxtrace");
+            if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "@timestamp")) ||
+                !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "type")) ||
+                !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "event")))
+                FZ_FAIL("ECS line %zu lacks @timestamp, event or mxtrace.type", lines + 1);
+        } else if (timeline) {
             if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "session")) ||
                 !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "events")))
                 FZ_FAIL("timeline document %zu lacks session/events", lines + 1);

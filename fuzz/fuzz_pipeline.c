@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2) return 0;
     uint8_t opt = data[0], fsel = data[1] & 7;
     static const mx_format formats[8] = { MX_FMT_NDJSON, MX_FMT_TIMELINE, MX_FMT_TEXT, MX_FMT_SUMMARY,
-                                          MX_FMT_HTML, MX_FMT_TIMELINE, MX_FMT_NDJSON, MX_FMT_NDJSON };
+                                          MX_FMT_HTML, MX_FMT_TIMELINE, MX_FMT_NDJSON, MX_FMT_ECS };
     mx_format fmt = formats[fsel];
     int color = (opt & 0x80) != 0;
 
@@ -137,6 +137,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         n = fz_check_ndjson(obuf, olen, 0);
         if (n < 2 * sessions)
             FZ_FAIL("%zu events for %llu sessions (each has start and end)", n, (unsigned long long)sessions);
+        break;
+    case MX_FMT_ECS:
+        n = fz_check_ndjson(obuf, olen, 2);
+        if (n < 2 * sessions)
+            FZ_FAIL("%zu ECS events for %llu sessions (each has start and end)", n, (unsigned long long)sessions);
         break;
     case MX_FMT_TIMELINE:
         n = cfg.opt.pretty ? fz_check_json_seq(obuf, olen) : fz_check_ndjson(obuf, olen, 1);

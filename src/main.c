@@ -41,6 +41,7 @@ static void usage(FILE *f)
 "                      text: a readable story per session, with its verdict\n"
 "                      summary: one line per session\n"
 "                      html: a self-contained report (use with -o)\n"
+"                      ecs: one Elastic Common Schema 8.x event per line\n"
 "  -o FILE             write to FILE instead of standard output\n"
 "      --pretty        indent timeline JSON\n"
 "      --color WHEN    colours in text/summary: auto (default), always, never\n"
@@ -149,7 +150,8 @@ int main(int argc, char **argv)
             else if (strcmp(optarg, "text") == 0) fmt = MX_FMT_TEXT;
             else if (strcmp(optarg, "summary") == 0) fmt = MX_FMT_SUMMARY;
             else if (strcmp(optarg, "html") == 0) fmt = MX_FMT_HTML;
-            else { fprintf(stderr, "mxtrace: -F: unknown format '%s' (timeline, ndjson, text, summary, html)\n", optarg); ok = 0; }
+            else if (strcmp(optarg, "ecs") == 0) fmt = MX_FMT_ECS;
+            else { fprintf(stderr, "mxtrace: -F: unknown format '%s' (timeline, ndjson, text, summary, html, ecs)\n", optarg); ok = 0; }
             break;
         case 'o': outpath = optarg; break;
         case 'p': ok = add_ports(optarg, cfg.ports, &cfg.nports, 48); break;

@@ -15,6 +15,7 @@
 #include "mx/sink.h"
 #include "mx/text.h"
 #include "mx/view.h"
+#include "render_ecs.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ enum { NODE_BLK = 256, TEXT_BLK = 32 * 1024, TEXT_KEEP = 1 << 20 };
 struct mx_ev {
     cJSON j;
     struct arena *a;
+    int evtype;                 /* a top-level event's mx_evtype */
 };
 
 typedef struct nblk { struct nblk *next; mx_ev n[NODE_BLK]; } nblk;
@@ -213,7 +215,7 @@ static void ts_text(mx_sink *k, uint64_t us, char *out)
 #define MAX_HTML_ROWS 100000
 
 /* Formats that keep the whole session document until it ends. */
-static int keeps_doc(const mx_sink *k) { return k->fmt != MX_FMT_NDJSON; }
+static int keeps_doc(const mx_sink *k) { return k->fmt != MX_FMT_NDJSON && k->fmt != MX_FMT_ECS; }
 
 /* A session's events are printed as they end (as for ndjson) and their text
  * kept: freeing each event at once keeps the heap tidy, and the text is far
@@ -506,6 +508,7 @@ mx_ev *mx_ev_begin(mx_sess *s, mx_evtype type, int from)
             a->open++;
             mx_ev *l = EV(node(a, cJSON_Object));
             if (l) {
+                l->evtype = MX_EV_LIMIT;
                 link(J(l), "type", lit_node(a, mx_evtype_name(MX_EV_LIMIT)));
                 link(J(l), "session", raw_i64(a, (int64_t)s->id));
                 ts_text(k, s->cur_us, t);
@@ -527,6 +530,7 @@ mx_ev *mx_ev_begin(mx_sess *s, mx_evtype type, int from)
         if (--a->open == 0) arena_reset(a);
         return NULL;
     }
+    EV(o)->evtype = (int)type;
     link(o, "type", lit_node(a, mx_evtype_name(type)));
     link(o, "session", raw_i64(a, (int64_t)s->id));
     ts_text(k, s->cur_us, t);
@@ -536,6 +540,18 @@ mx_ev *mx_ev_begin(mx_sess *s, mx_evtype type, int from)
     if (from == MX_CLIENT) link(o, "from", lit_node(a, "client"));
     else if (from == MX_SERVER) link(o, "from", lit_node(a, "server"));
     return EV(o);
+}
+
+static cJSON *ecs_node(void *ctx, int type) { return node(ctx, type); }
+static cJSON *ecs_text(void *ctx, const char *s, size_t n) { return str_node(ctx, s, n); }
+static cJSON *ecs_num(void *ctx, double v) { return raw_i64(ctx, (int64_t)v); }
+
+/* The event in ECS, its nodes from the same arena (gone at its reset). */
+static cJSON *ecs(mx_sess *s, mx_ev *e)
+{
+    mx_ecs_alloc al = { e->a, ecs_node, ecs_text, ecs_num };
+    cJSON *r = mx_ecs_wrap(&al, s, (mx_evtype)e->evtype, J(e));
+    return r && !e->a->failed ? r : NULL;
 }
 
 void mx_ev_end(mx_sess *s, mx_ev *e)
@@ -548,11 +564,15 @@ void mx_ev_end(mx_sess *s, mx_ev *e)
         k->failed = 1;                  /* out of memory: the event is lost */
     } else {
         if (o) o->last_us = s->cur_us;
-        if (o && (keeps_doc(k) || o->deferred)) {
-            const char *t = print(k, J(e), 0);
+        cJSON *top = J(e);
+        if (k->fmt == MX_FMT_ECS) top = ecs(s, e);
+        if (!top) {
+            k->failed = 1;
+        } else if (o && (keeps_doc(k) || o->deferred)) {
+            const char *t = print(k, top, 0);
             if (t) keep_text(o, t, keeps_doc(k) ? ',' : '\n');
         } else {
-            emit(k, J(e));
+            emit(k, top);
         }
     }
     if (--a->open <= 0) {

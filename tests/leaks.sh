@@ -89,9 +89,10 @@ client.testlab.example
 71250EAF4D01@smtp.testlab.com"
 printf '%s\n' "$LEGIT" | windows | sort -u >"$W/win/legit"
 printf '%s\n' "$USER" | windows | sort -u | comm -23 - "$W/win/legit" >"$W/win/user-clear"
-strip_sender() {   # (also when --max-field cut the address short)
+strip_sender() {   # (also when --max-field cut the address short; ECS lists addresses in arrays)
   sed -E -e 's/<sponsor@testlab[.a-z]*>?//g' -e 's/&lt;sponsor@testlab[.a-z]*(&gt;)?//g' \
-         -e 's/"address":[[:space:]]*"sponsor@testlab[.a-z]*"//g' "$1"
+         -e 's/"address":[[:space:]]*"sponsor@testlab[.a-z]*"//g' \
+         -e ':a' -e 's/("address":\[[^]]*)"sponsor@testlab[.a-z]*"/\1/' -e 'ta' "$1"
 }
 
 # the search must find what it looks for
@@ -100,6 +101,8 @@ grep -qF -f "$W/win/pass4" "$W/selftest" && ok || ko "self-test: base64 of the p
 printf '{"user":"%s"}\n' "$USER" >"$W/selftest"
 grep -qF -f "$W/win/user-clear" "$W/selftest" && ok || ko "self-test: clear user name not found"
 strip_sender "$W/selftest" | grep -qF -f "$W/win/user-clear" && ok || ko "self-test: clear user name stripped"
+printf '{"to":{"address":["a@b.c","sponsor@testlab.com"]},"user":"%s"}\n' "$USER" >"$W/selftest"
+strip_sender "$W/selftest" | grep -qF -f "$W/win/user-clear" && ok || ko "self-test: clear user name stripped beside an ECS address list"
 printf 'MAIL FROM:<%s>\nHost smtp.testlab.com\n' "$USER" >"$W/selftest"
 strip_sender "$W/selftest" | grep -qF -f "$W/win/user-clear" && ko "self-test: the sender counts as a leak" || ok
 printf '%s' "$USER" | od -An -tx1 | tr -d ' \n' >"$W/selftest"
@@ -143,6 +146,7 @@ text -F text --color never
 color -F text --color always
 summary -F summary --color never
 html -F html
+ecs -F ecs
 ndjson-tiny -F ndjson --max-line 16 --max-field 16 --max-pending 1
 text-tiny -F text --color never --max-line 16 --max-field 16"
 

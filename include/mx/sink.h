@@ -18,6 +18,7 @@ typedef enum mx_format {
     MX_FMT_TEXT,           /* a readable story per session     */
     MX_FMT_SUMMARY,        /* one line per session             */
     MX_FMT_HTML,           /* one self-contained HTML report   */
+    MX_FMT_ECS,            /* one ECS 8.x event per line       */
 } mx_format;
 
 /* color: use terminal colours (text and summary views). */
