@@ -2,11 +2,13 @@
 # Installs the Debian 12 packages mxtrace needs to build (and, with --test,
 # to run its whole test suite).  Only what is missing is installed.
 set -eu
-want="build-essential cmake pkg-config libpcap-dev libndpi-dev libcjson-dev libssl-dev"
+want="build-essential cmake pkg-config libpcap-dev libndpi-dev libcjson-dev libssl-dev libhiredis-dev"
 if [ "${1:-}" = "--test" ]; then
   # tshark: conformance checks; clang + libclang-rt: sanitizers and fuzzing;
-  # python3: JSON checks in the test scripts; chromium: the HTML report test.
-  want="$want tshark clang libclang-rt-14-dev python3 chromium fonts-dejavu-core"
+  # python3: JSON checks in the test scripts; python3-jsonschema: the JSON
+  # Schema tests; chromium: the HTML report test; redis-server, redis-tools
+  # and rsyslog: the collectors of the output tests.
+  want="$want tshark clang libclang-rt-14-dev python3 python3-jsonschema chromium fonts-dejavu-core redis-server redis-tools rsyslog"
 fi
 missing=""
 for p in $want; do
