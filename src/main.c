@@ -2,11 +2,13 @@
 #include "mx/capture.h"
 #include "mx/engine.h"
 #include "mx/evtype.h"
+#include "mx/output.h"
 #include "mx/sink.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,18 @@ static void usage(FILE *f)
 "                      html: a self-contained report (use with -o)\n"
 "                      ecs: one Elastic Common Schema 8.x event per line\n"
 "  -o FILE             write to FILE instead of standard output\n"
+"      --output KIND:TARGET[,key=value...]\n"
+"                      also write to an output, in its own format; repeat\n"
+"                      for several.  KIND: file, unix, unix-dgram,\n"
+"                      syslog-udp, syslog-tcp, redis.  keys: format= (ndjson,\n"
+"                      timeline, ecs, text, summary, html; default ndjson),\n"
+"                      schema=ecs; file: rotate-size=, rotate-time=; network:\n"
+"                      queue-size=, drop=newest|oldest, flush=, backoff-max=;\n"
+"                      syslog: facility=, severity=, app-name=; redis:\n"
+"                      mode=list|channel|stream, key=, push=rpush|lpush,\n"
+"                      maxlen=.  With --output and no -F/-o, nothing goes\n"
+"                      to standard output.  See the README, Outputs.\n"
+"      --schema S      native (default) or ecs: -F ndjson in ECS (= -F ecs)\n"
 "      --pretty        indent timeline JSON\n"
 "      --color WHEN    colours in text/summary: auto (default), always, never\n"
 "      --show-user     write AUTH user names (passwords are never written)\n"
@@ -63,6 +77,8 @@ static void usage(FILE *f)
 "exit status: 0 ok; 1 bad usage; 2 an input could not be read; 3 an input\n"
 "was damaged (what came before the damage is written); 4 output failed.\n", f);
 }
+
+static void on_hup(int sig) { (void)sig; mx_output_reopen_all(); }
 
 static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t *out)
 {
@@ -94,7 +110,7 @@ int main(int argc, char **argv)
 {
     enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MERGE, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG,
-           O_ACKPKTS, O_ACKMS, O_LINGER, O_EVTYPES };
+           O_ACKPKTS, O_ACKMS, O_LINGER, O_EVTYPES, O_OUTPUT, O_SCHEMA };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
         { "tls-port", required_argument, 0, O_TLSPORT },
@@ -122,6 +138,8 @@ int main(int argc, char **argv)
         { "max-mime-parts", required_argument, 0, O_PARTS },
         { "max-tls-msg", required_argument, 0, O_TLSMSG },
         { "list-event-types", no_argument, 0, O_EVTYPES },
+        { "output", required_argument, 0, O_OUTPUT },
+        { "schema", required_argument, 0, O_SCHEMA },
         { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
@@ -131,6 +149,11 @@ int main(int argc, char **argv)
     int nfiles = 0, stats = 0, merge = 0, color = -1, progress = -1;
     const char *outpath = NULL;
     mx_format fmt = MX_FMT_TIMELINE;
+    int fmt_given = 0, ecs_schema = 0;
+    enum { MAX_OUTPUTS = 15 };
+    static mx_output_spec specs[MAX_OUTPUTS];
+    int nspecs = 0;
+    char perr[600];
     mx_limits *L = &cfg.opt.lim;
 
     if (!files) return EXIT_USAGE;
@@ -145,6 +168,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'r': files[nfiles++] = optarg; break;
         case 'F':
+            fmt_given = 1;
             if (strcmp(optarg, "timeline") == 0) fmt = MX_FMT_TIMELINE;
             else if (strcmp(optarg, "ndjson") == 0) fmt = MX_FMT_NDJSON;
             else if (strcmp(optarg, "text") == 0) fmt = MX_FMT_TEXT;
@@ -154,6 +178,17 @@ int main(int argc, char **argv)
             else { fprintf(stderr, "mxtrace: -F: unknown format '%s' (timeline, ndjson, text, summary, html, ecs)\n", optarg); ok = 0; }
             break;
         case 'o': outpath = optarg; break;
+        case O_OUTPUT:
+            if (nspecs == MAX_OUTPUTS) { fprintf(stderr, "mxtrace: --output: at most %d outputs\n", MAX_OUTPUTS); ok = 0; break; }
+            ok = mx_output_parse(optarg, &specs[nspecs], perr, sizeof perr);
+            if (!ok) fprintf(stderr, "mxtrace: %s\n", perr);
+            else nspecs++;
+            break;
+        case O_SCHEMA:
+            if (!strcmp(optarg, "ecs")) ecs_schema = 1;
+            else if (!strcmp(optarg, "native")) ecs_schema = 0;
+            else { fprintf(stderr, "mxtrace: --schema: native or ecs\n"); ok = 0; }
+            break;
         case 'p': ok = add_ports(optarg, cfg.ports, &cfg.nports, 48); break;
         case O_TLSPORT: ok = add_ports(optarg, cfg.tls_ports, &cfg.ntls_ports, 16); tls_ports_given = 1; break;
         case O_PRETTY: cfg.opt.pretty = 1; break;
@@ -215,15 +250,57 @@ int main(int argc, char **argv)
             strcat(filter, argv[i]);
         }
     }
+    if (ecs_schema && (fmt == MX_FMT_NDJSON || !fmt_given)) fmt = MX_FMT_ECS;
+    /* With --output alone, standard output stays quiet. */
+    int primary = !nspecs || fmt_given || outpath || ecs_schema;
     FILE *out = stdout;
-    if (outpath && !(out = fopen(outpath, "w"))) {
+    if (primary && outpath && !(out = fopen(outpath, "w"))) {
         fprintf(stderr, "mxtrace: %s: cannot write: %s\n", outpath, strerror(errno));
         free(files); free(filter);
         return EXIT_OUTPUT;
     }
     if (color < 0) color = out == stdout && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
     if (progress < 0) progress = isatty(STDERR_FILENO);
-    mx_sink *sink = mx_sink_new(fmt, out, &cfg.opt, color);
+    mx_sink *sink = mx_sink_create(&cfg.opt);
+    mx_output *outs[MAX_OUTPUTS + 1];
+    int nouts = 0, net = 0, files_out = 0;
+    if (sink && primary) {
+        outs[nouts] = mx_output_stream(out, outpath ? outpath : "(stdout)");
+        if (!outs[nouts] || !mx_sink_add(sink, fmt, outs[nouts], color)) { fprintf(stderr, "mxtrace: out of memory\n"); return EXIT_OUTPUT; }
+        nouts++;
+    }
+    for (int i = 0; sink && i < nspecs; i++) {
+        static const struct { const char *n; mx_format f; } fm[] = {
+            { "ndjson", MX_FMT_NDJSON }, { "timeline", MX_FMT_TIMELINE }, { "ecs", MX_FMT_ECS },
+            { "text", MX_FMT_TEXT }, { "summary", MX_FMT_SUMMARY }, { "html", MX_FMT_HTML },
+        };
+        mx_format f = MX_FMT_NDJSON;
+        for (size_t j = 0; j < sizeof fm / sizeof fm[0]; j++)
+            if (!strcmp(specs[i].format, fm[j].n)) f = fm[j].f;
+        mx_output *o = mx_output_open(&specs[i], perr, sizeof perr);
+        if (!o) {
+            fprintf(stderr, "mxtrace: %s\n", perr);
+            for (int j = 0; j < nouts; j++) mx_output_free(outs[j]);
+            mx_sink_free(sink);
+            if (out != stdout) fclose(out);
+            free(files); free(filter);
+            return EXIT_OUTPUT;
+        }
+        outs[nouts++] = o;
+        mx_sink_add(sink, f, o, 0);
+        if (specs[i].kind == MX_OUT_FILE) files_out = 1; else net = 1;
+    }
+    /* A collector that goes away must not kill the run; SIGHUP reopens the
+     * files (logrotate). */
+    if (net) signal(SIGPIPE, SIG_IGN);
+    if (files_out) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_hup;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGHUP, &sa, NULL);
+    }
     char err[256] = "out of memory";
     mx_engine *eng = sink ? mx_engine_new(&cfg, sink, err, sizeof err) : NULL;
     if (!eng) { fprintf(stderr, "mxtrace: %s\n", err); return EXIT_OUTPUT; }
@@ -245,11 +322,31 @@ int main(int argc, char **argv)
                 (unsigned long long)s->off_port_ignored);
     }
     mx_engine_free(eng);
-    if (fflush(out) != 0 || mx_sink_failed(sink)) {
+    int failed = mx_sink_failed(sink);
+    for (int i = 0; i < nouts; i++) {
+        mx_output_stats st;
+        mx_output_close(outs[i], &st);
+        const char *name = mx_output_name(outs[i]);
+        if (st.dropped)
+            fprintf(stderr, "mxtrace: output %s: %llu of %llu records dropped (%llu outage%s)\n", name,
+                    (unsigned long long)st.dropped, (unsigned long long)st.records,
+                    (unsigned long long)st.outages, st.outages == 1 ? "" : "s");
+        if (stats)
+            fprintf(stderr, "mxtrace: output %s: records %llu delivered %llu dropped %llu outages %llu rotations %llu\n",
+                    name, (unsigned long long)st.records, (unsigned long long)st.delivered,
+                    (unsigned long long)st.dropped, (unsigned long long)st.outages, (unsigned long long)st.rotations);
+        if (mx_output_failed(outs[i])) {
+            fprintf(stderr, "mxtrace: %s: write failed\n", i == 0 && primary ? (outpath ? outpath : "(stdout)") : name);
+            failed = 0;
+            if (!rc) rc = EXIT_OUTPUT;
+        }
+    }
+    if (failed) {
         fprintf(stderr, "mxtrace: %s: write failed\n", outpath ? outpath : "(stdout)");
         if (!rc) rc = EXIT_OUTPUT;
     }
     mx_sink_free(sink);
+    for (int i = 0; i < nouts; i++) mx_output_free(outs[i]);
     if (out != stdout) fclose(out);
     free(files);
     free(filter);

@@ -152,18 +152,25 @@ cJSON *mx_ecs_wrap(mx_ecs_alloc *al, const mx_sess *s, mx_evtype type, cJSON *ev
     put(e, "module", lit(al, "mxtrace"));
     put(e, "dataset", lit(al, "mxtrace.events"));
 
-    char cip[64], sip[64];
-    mx_addr_str(&s->cli, cip, sizeof cip);
-    mx_addr_str(&s->srv, sip, sizeof sip);
-    endpoint(al, root, "source", cip, s->cli_port);
-    endpoint(al, root, "destination", sip, s->srv_port);
-    cJSON *net = obj(al, root, "network");
-    put(net, "transport", lit(al, "tcp"));
-    put(net, "type", lit(al, s->cli.v6 ? "ipv6" : "ipv4"));
-    put(net, "protocol", lit(al, "smtp"));
-    if (s->community_id[0]) put(net, "community_id", al->text(al->ctx, s->community_id, strlen(s->community_id)));
+    cJSON *net = NULL;
+    if (s) {
+        char cip[64], sip[64];
+        mx_addr_str(&s->cli, cip, sizeof cip);
+        mx_addr_str(&s->srv, sip, sizeof sip);
+        endpoint(al, root, "source", cip, s->cli_port);
+        endpoint(al, root, "destination", sip, s->srv_port);
+        net = obj(al, root, "network");
+        put(net, "transport", lit(al, "tcp"));
+        put(net, "type", lit(al, s->cli.v6 ? "ipv6" : "ipv4"));
+        put(net, "protocol", lit(al, "smtp"));
+        if (s->community_id[0]) put(net, "community_id", al->text(al->ctx, s->community_id, strlen(s->community_id)));
+    }
 
     switch (type) {
+    case MX_EV_OUTPUT_DROP:
+        put(e, "outcome", lit(al, "failure"));
+        put(e, "reason", ref(al, get(ev, "reason")));
+        break;
     case MX_EV_SESSION_START: {
         const cJSON *vl = get(get(ev, "network"), "vlan_id");
         if (cJSON_GetArraySize(vl) > 0) put(obj(al, net, "vlan"), "id", ref(al, cJSON_GetArrayItem(vl, 0)));

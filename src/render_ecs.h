@@ -17,7 +17,8 @@ typedef struct mx_ecs_alloc {
 } mx_ecs_alloc;
 
 /* The ECS document for the finished native event ev (which it takes in as
- * its "mxtrace" member); NULL when out of memory. */
+ * its "mxtrace" member); s is NULL for an event of the run, not of a
+ * session (output.drop).  NULL when out of memory. */
 cJSON *mx_ecs_wrap(mx_ecs_alloc *al, const mx_sess *s, mx_evtype type, cJSON *ev);
 
 #endif

@@ -12,7 +12,9 @@
  * calls, and never handed to cJSON_Delete().
  * Wire bytes reach cJSON only through mx_text_clean().
  */
+#define _GNU_SOURCE 1              /* memmem */
 #include "mx/sink.h"
+#include "mx/output.h"
 #include "mx/text.h"
 #include "mx/view.h"
 #include "render_ecs.h"
@@ -20,6 +22,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- the event arena ---------------------------------------------------- */
 
@@ -46,18 +49,28 @@ typedef struct arena {
     int failed;                 /* out of memory since the last reset     */
 } arena;
 
+/* One output and the renderer that feeds it. */
+typedef struct sink_out {
+    mx_format fmt;
+    mx_output *o;
+    FILE *f;                    /* mx_output_file(o)                 */
+    int color, owned;
+    uint64_t sessions;
+    mx_view_row *rows;          /* HTML index                        */
+    size_t nrows, rows_cap, rows_dropped;
+} sink_out;
+
+enum { MAX_OUTS = 16 };
+
 struct mx_sink {
     arena ar;
-    mx_format fmt;
-    FILE *out;
     const mx_opts *opt;
     char *buf;
     size_t cap;
     int failed;
-    int color;
-    uint64_t sessions;
-    mx_view_row *rows;          /* HTML index                        */
-    size_t nrows, rows_cap, rows_dropped;
+    sink_out outs[MAX_OUTS];
+    int nouts;
+    int n_native, n_ecs, n_doc;   /* outputs of ndjson, ecs, session documents */
     int64_t ts_sec;             /* second whose text is in ts_prefix */
     char ts_prefix[24];         /* "YYYY-MM-DDTHH:MM:SS"             */
 };
@@ -214,31 +227,37 @@ static void ts_text(mx_sink *k, uint64_t us, char *out)
 
 #define MAX_HTML_ROWS 100000
 
-/* Formats that keep the whole session document until it ends. */
-static int keeps_doc(const mx_sink *k) { return k->fmt != MX_FMT_NDJSON && k->fmt != MX_FMT_ECS; }
+/* Formats that write a whole session document when it ends. */
+static int is_doc(mx_format f) { return f != MX_FMT_NDJSON && f != MX_FMT_ECS; }
 
-/* A session's events are printed as they end (as for ndjson) and their text
- * kept: freeing each event at once keeps the heap tidy, and the text is far
- * smaller than the trees.  The timeline document is written around it at
- * the end; the human views parse it back into a tree. */
-typedef struct sess_out {
-    char *txt;              /* events printed so far, joined by sep    */
+/* Printed events joined by a separator. */
+typedef struct tbuf {
+    char *txt;
     size_t len, cap;
     uint32_t nev;
-    int deferred;           /* ndjson held back (--any-port)            */
+} tbuf;
+
+/* A session's events are printed as they end and their text kept for the
+ * session documents (joined by commas); freeing each event at once keeps the
+ * heap tidy, and the text is far smaller than the trees.  The timeline
+ * document is written around it at the end; the human views parse it back
+ * into a tree.  Held-back sessions (--any-port) keep their ndjson and ECS
+ * lines until they are confirmed. */
+typedef struct sess_out {
+    tbuf doc;               /* native events, for the documents          */
+    tbuf pend_native;       /* lines held back (deferred)                 */
+    tbuf pend_ecs;
+    int deferred;
     uint64_t last_us;
 } sess_out;
 
 #define J(e) (&(e)->j)
 #define EV(c) ((mx_ev *)(void *)(c))   /* c came from node() */
 
-mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt, int color)
+mx_sink *mx_sink_create(const mx_opts *opt)
 {
     mx_sink *k = calloc(1, sizeof *k);
     if (!k) return NULL;
-    k->fmt = fmt;
-    k->color = color;
-    k->out = out;
     k->opt = opt;
     k->cap = 1 << 16;
     k->buf = malloc(k->cap);
@@ -246,27 +265,78 @@ mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt, int color)
     return k;
 }
 
-int mx_sink_failed(const mx_sink *k) { return k->failed; }
+int mx_sink_add(mx_sink *k, mx_format fmt, mx_output *o, int color)
+{
+    if (!o || k->nouts == MAX_OUTS) return 0;
+    sink_out *so = &k->outs[k->nouts++];
+    memset(so, 0, sizeof *so);
+    so->fmt = fmt;
+    so->o = o;
+    so->f = mx_output_file(o);
+    so->color = color;
+    if (fmt == MX_FMT_NDJSON) k->n_native++;
+    else if (fmt == MX_FMT_ECS) k->n_ecs++;
+    else k->n_doc++;
+    return 1;
+}
+
+mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt, int color)
+{
+    mx_sink *k = mx_sink_create(opt);
+    mx_output *o = k ? mx_output_stream(out, "(stream)") : NULL;
+    if (!o || !mx_sink_add(k, fmt, o, color)) {
+        mx_output_free(o);
+        mx_sink_free(k);
+        return NULL;
+    }
+    k->outs[0].owned = 1;
+    return k;
+}
+
+int mx_sink_failed(const mx_sink *k)
+{
+    if (k->failed) return 1;
+    for (int i = 0; i < k->nouts; i++)
+        if (mx_output_failed(k->outs[i].o)) return 1;
+    return 0;
+}
+
+static void drop_note(mx_sink *k, sink_out *so, int final);
+
+static void put_text(mx_sink *k, sink_out *so, const char *t, size_t n)
+{
+    if (n && fwrite(t, 1, n, so->f) != n) k->failed = 1;
+}
+
+static void end_record(sink_out *so, const char *tag) { mx_output_commit(so->o, tag); }
 
 void mx_sink_finish(mx_sink *k)
 {
-    if (k->fmt == MX_FMT_HTML) {
-        if (!k->sessions) mx_view_html_begin(k->out);
-        mx_view_html_end(k->out, k->rows, k->nrows, k->rows_dropped);
+    for (int i = 0; i < k->nouts; i++) {
+        sink_out *so = &k->outs[i];
+        drop_note(k, so, 1);
+        if (so->fmt == MX_FMT_HTML) {
+            if (!so->sessions) mx_view_html_begin(so->f);
+            mx_view_html_end(so->f, so->rows, so->nrows, so->rows_dropped);
+            end_record(so, "report");
+        }
+        if (fflush(so->f) != 0) k->failed = 1;
     }
-    if (ferror(k->out)) k->failed = 1;
 }
 
 void mx_sink_free(mx_sink *k)
 {
     if (!k) return;
     arena_free(&k->ar);
-    free(k->rows);
+    for (int i = 0; i < k->nouts; i++) {
+        free(k->outs[i].rows);
+        if (k->outs[i].owned) mx_output_free(k->outs[i].o);
+    }
     free(k->buf);
     free(k);
 }
 
-static void html_row(mx_sink *k, const cJSON *doc)
+static void html_row(sink_out *k, const cJSON *doc)
 {
     if (k->nrows >= MAX_HTML_ROWS) { k->rows_dropped++; return; }
     if (k->nrows == k->rows_cap) {
@@ -347,15 +417,17 @@ static const char *print(mx_sink *k, const cJSON *obj, int pretty)
     return k->buf;
 }
 
-static void emit(mx_sink *k, cJSON *obj)
+/* Writes one line (an event) to an output as one record. */
+static void put_line(mx_sink *k, sink_out *so, const char *t, size_t n, const char *tag)
 {
-    const char *t = print(k, obj, k->opt->pretty && k->fmt == MX_FMT_TIMELINE);
-    if (!t) return;
-    if (fputs(t, k->out) == EOF || fputc('\n', k->out) == EOF) k->failed = 1;
+    drop_note(k, so, 0);
+    put_text(k, so, t, n);
+    if (fputc('\n', so->f) == EOF) k->failed = 1;
+    end_record(so, tag);
 }
 
-/* Appends one printed event to the session's text. */
-static void keep_text(sess_out *o, const char *t, char sep)
+/* Appends one printed event to a kept text. */
+static void keep_text(tbuf *o, const char *t, char sep)
 {
     size_t n = strlen(t), need = o->len + n + 2;
     if (need > o->cap) {
@@ -370,6 +442,43 @@ static void keep_text(sess_out *o, const char *t, char sep)
     memcpy(o->txt + o->len, t, n);
     o->len += n;
     o->txt[o->len] = 0;
+}
+
+static void tbuf_free(tbuf *b)
+{
+    free(b->txt);
+    memset(b, 0, sizeof *b);
+}
+
+/* The event type a printed line names, for the record's tag: native lines
+ * begin with their "type", ECS lines carry it as event.action. */
+static const char *line_tag(const char *line, size_t n, const char *key, char *out, size_t cap)
+{
+    const char *p = memmem(line, n, key, strlen(key));
+    out[0] = 0;
+    if (p) {
+        p += strlen(key);
+        size_t i = 0;
+        while (p + i < line + n && p[i] != '"' && i + 1 < cap) { out[i] = p[i]; i++; }
+        out[i] = 0;
+    }
+    return out;
+}
+
+/* Writes held-back lines to every output of the format, one record each. */
+static void release_lines(mx_sink *k, tbuf *b, mx_format fmt)
+{
+    const char *key = fmt == MX_FMT_ECS ? "\"action\":\"" : "\"type\":\"";
+    if (!b->txt) return;
+    for (const char *p = b->txt, *end = b->txt + b->len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        char tag[64];
+        line_tag(p, n, key, tag, sizeof tag);
+        for (int i = 0; i < k->nouts; i++)
+            if (k->outs[i].fmt == fmt) put_line(k, &k->outs[i], p, n, tag);
+        p += n + 1;
+    }
 }
 
 void mx_sink_session_begin(mx_sink *k, mx_sess *s)
@@ -391,12 +500,10 @@ void mx_sink_session_confirm(mx_sink *k, mx_sess *s)
     sess_out *o = s->out;
     if (!o || !o->deferred) return;
     o->deferred = 0;
-    if (keeps_doc(k)) return;                   /* written at the end anyway */
-    if (o->len && (fputs(o->txt, k->out) == EOF || fputc('\n', k->out) == EOF)) k->failed = 1;
-    free(o->txt);
-    o->txt = NULL;
-    o->len = o->cap = 0;
-    o->nev = 0;
+    release_lines(k, &o->pend_native, MX_FMT_NDJSON);
+    release_lines(k, &o->pend_ecs, MX_FMT_ECS);
+    tbuf_free(&o->pend_native);
+    tbuf_free(&o->pend_ecs);
 }
 
 /* Links v under obj: by key (a literal, referred to) or, in an array, last. */
@@ -417,11 +524,43 @@ static void add_endpoint(arena *ar, cJSON *obj, const char *key, const mx_addr *
     link(e, "port", raw_i64(ar, port));
 }
 
+/* Renders a parsed session document to one output. */
+static void render_doc(mx_sink *k, sink_out *so, const cJSON *doc)
+{
+    drop_note(k, so, 0);
+    switch (so->fmt) {
+    case MX_FMT_TEXT: mx_view_text_session(so->f, doc, so->color); break;
+    case MX_FMT_SUMMARY:
+        if (!so->sessions) { mx_view_summary_header(so->f); end_record(so, "header"); }
+        mx_view_summary_session(so->f, doc, so->color);
+        break;
+    case MX_FMT_HTML:
+        if (!so->sessions) mx_view_html_begin(so->f);
+        mx_view_html_session(so->f, doc);
+        html_row(so, doc);
+        break;
+    default: {
+        const char *t = print(k, doc, 1);
+        if (t) put_text(k, so, t, strlen(t));
+        if (fputc('\n', so->f) == EOF) k->failed = 1;
+        break;
+    }
+    }
+    so->sessions++;
+    end_record(so, "session");
+}
+
+/* Whether an output takes the document as a parsed tree (not as text). */
+static int wants_tree(const mx_sink *k, const sink_out *so)
+{
+    return is_doc(so->fmt) && !(so->fmt == MX_FMT_TIMELINE && !k->opt->pretty);
+}
+
 void mx_sink_session_end(mx_sink *k, mx_sess *s)
 {
     sess_out *o = s->out;
     if (!o) return;
-    if (keeps_doc(k)) {
+    if (k->n_doc) {
         char t[40];
         arena *ar = &k->ar;
         ar->open++;
@@ -441,38 +580,32 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
         if (head) {
             /* the document is the header's fields, then the events */
             size_t hl = strlen(head) - 1;       /* without its closing brace */
-            if (k->fmt == MX_FMT_TIMELINE && !k->opt->pretty) {
-                if (fwrite(head, 1, hl, k->out) != hl || fputs(",\"events\":[", k->out) == EOF ||
-                    (o->len && fwrite(o->txt, 1, o->len, k->out) != o->len) || fputs("]}\n", k->out) == EOF)
-                    k->failed = 1;
-                k->sessions++;
-            } else {
-                size_t n = hl + 12 + o->len + 3;
-                char *full = malloc(n);
-                cJSON *doc = NULL;
-                if (full) {
-                    memcpy(full, head, hl);
-                    memcpy(full + hl, ",\"events\":[", 11);
-                    if (o->len) memcpy(full + hl + 11, o->txt, o->len);
-                    memcpy(full + hl + 11 + o->len, "]}", 3);
-                    doc = cJSON_Parse(full);
-                    free(full);
-                }
+            int trees = 0;
+            for (int i = 0; i < k->nouts; i++) trees += wants_tree(k, &k->outs[i]);
+            char *full = NULL;
+            if (trees && (full = malloc(hl + 12 + o->doc.len + 3)) != NULL) {
+                memcpy(full, head, hl);
+                memcpy(full + hl, ",\"events\":[", 11);
+                if (o->doc.len) memcpy(full + hl + 11, o->doc.txt, o->doc.len);
+                memcpy(full + hl + 11 + o->doc.len, "]}", 3);
+            }
+            for (int i = 0; i < k->nouts; i++) {
+                sink_out *so = &k->outs[i];
+                if (so->fmt != MX_FMT_TIMELINE || wants_tree(k, so)) continue;
+                drop_note(k, so, 0);
+                put_text(k, so, head, hl);
+                put_text(k, so, ",\"events\":[", 11);
+                put_text(k, so, o->doc.txt, o->doc.len);
+                put_text(k, so, "]}\n", 3);
+                so->sessions++;
+                end_record(so, "session");
+            }
+            if (trees) {
+                cJSON *doc = full ? cJSON_Parse(full) : NULL;
+                free(full);
                 if (doc) {
-                    switch (k->fmt) {
-                    case MX_FMT_TEXT: mx_view_text_session(k->out, doc, k->color); break;
-                    case MX_FMT_SUMMARY:
-                        if (!k->sessions) mx_view_summary_header(k->out);
-                        mx_view_summary_session(k->out, doc, k->color);
-                        break;
-                    case MX_FMT_HTML:
-                        if (!k->sessions) mx_view_html_begin(k->out);
-                        mx_view_html_session(k->out, doc);
-                        html_row(k, doc);
-                        break;
-                    default: emit(k, doc); break;
-                    }
-                    k->sessions++;
+                    for (int i = 0; i < k->nouts; i++)
+                        if (wants_tree(k, &k->outs[i])) render_doc(k, &k->outs[i], doc);
                     cJSON_Delete(doc);
                 } else {
                     k->failed = 1;
@@ -480,9 +613,7 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
             }
         }
     }
-    free(o->txt);
-    free(o);
-    s->out = NULL;
+    mx_sink_session_drop(k, s);
 }
 
 void mx_sink_session_drop(mx_sink *k, mx_sess *s)
@@ -490,7 +621,9 @@ void mx_sink_session_drop(mx_sink *k, mx_sess *s)
     sess_out *o = s->out;
     (void)k;
     if (!o) return;
-    free(o->txt);
+    tbuf_free(&o->doc);
+    tbuf_free(&o->pend_native);
+    tbuf_free(&o->pend_ecs);
     free(o);
     s->out = NULL;
 }
@@ -554,6 +687,56 @@ static cJSON *ecs(mx_sess *s, mx_ev *e)
     return r && !e->a->failed ? r : NULL;
 }
 
+/* An output.drop event, written into an output whose collector lost
+ * records once it takes them again.  It is built and printed apart from
+ * the event being written (which is in the sink's buffer). */
+static void drop_note(mx_sink *k, sink_out *so, int final)
+{
+    uint64_t dropped, first_us;
+    int outage;
+    if (!mx_output_drop_report(so->o, &dropped, &first_us, &outage, final)) return;
+    arena *a = &k->ar;
+    char t[40];
+    a->open++;
+    mx_ev *ev = EV(node(a, cJSON_Object));
+    if (ev) {
+        ev->evtype = MX_EV_OUTPUT_DROP;
+        link(J(ev), "type", lit_node(a, mx_evtype_name(MX_EV_OUTPUT_DROP)));
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        mx_iso_time((uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u, t, sizeof t);
+        link(J(ev), "ts", str_node(a, t, strlen(t)));
+        const char *name = mx_output_name(so->o);
+        link(J(ev), "output", str_node(a, name, strlen(name)));
+        link(J(ev), "dropped", raw_i64(a, (int64_t)dropped));
+        link(J(ev), "record", lit_node(a, is_doc(so->fmt) ? "session" : "event"));
+        mx_iso_time(first_us, t, sizeof t);
+        link(J(ev), "first_drop", str_node(a, t, strlen(t)));
+        link(J(ev), "reason", lit_node(a, outage ? "collector unreachable" : "queue full"));
+        cJSON *top = J(ev);
+        if (so->fmt == MX_FMT_ECS) {
+            mx_ecs_alloc al = { a, ecs_node, ecs_text, ecs_num };
+            top = mx_ecs_wrap(&al, NULL, MX_EV_OUTPUT_DROP, J(ev));
+        }
+        char *txt = top && !a->failed ? cJSON_PrintUnformatted(top) : NULL;
+        if (txt) {
+            size_t n = strlen(txt);
+            if (is_doc(so->fmt) && so->fmt != MX_FMT_TIMELINE) {
+                /* the human views get a line of text */
+                fprintf(so->f, "output.drop: %s lost %llu %s%s since %s (%s)\n", name, (unsigned long long)dropped,
+                        is_doc(so->fmt) ? "session" : "event", dropped == 1 ? "" : "s", t,
+                        outage ? "collector unreachable" : "queue full");
+            } else {
+                put_text(k, so, txt, n);
+                if (fputc('\n', so->f) == EOF) k->failed = 1;
+            }
+            end_record(so, "output.drop");
+            free(txt);
+        }
+    }
+    if (--a->open <= 0) { a->open = 0; arena_reset(a); }
+}
+
 void mx_ev_end(mx_sess *s, mx_ev *e)
 {
     if (!e) return;
@@ -564,15 +747,35 @@ void mx_ev_end(mx_sess *s, mx_ev *e)
         k->failed = 1;                  /* out of memory: the event is lost */
     } else {
         if (o) o->last_us = s->cur_us;
-        cJSON *top = J(e);
-        if (k->fmt == MX_FMT_ECS) top = ecs(s, e);
-        if (!top) {
-            k->failed = 1;
-        } else if (o && (keeps_doc(k) || o->deferred)) {
-            const char *t = print(k, top, 0);
-            if (t) keep_text(o, t, keeps_doc(k) ? ',' : '\n');
-        } else {
-            emit(k, top);
+        const char *tag = mx_evtype_name((mx_evtype)e->evtype);
+        int held = o && o->deferred;
+        if (k->n_native || (k->n_doc && o)) {
+            const char *t = print(k, J(e), 0);
+            if (!t) {
+                k->failed = 1;
+            } else {
+                if (o && k->n_doc) keep_text(&o->doc, t, ',');
+                if (k->n_native && held) keep_text(&o->pend_native, t, '\n');
+                else if (k->n_native) {
+                    size_t n = strlen(t);
+                    for (int i = 0; i < k->nouts; i++)
+                        if (k->outs[i].fmt == MX_FMT_NDJSON) put_line(k, &k->outs[i], t, n, tag);
+                }
+            }
+        }
+        if (k->n_ecs) {
+            /* after the native text: the wrapper takes the event in */
+            cJSON *top = ecs(s, e);
+            const char *t = top ? print(k, top, 0) : NULL;
+            if (!t) {
+                k->failed = 1;
+            } else if (held) {
+                keep_text(&o->pend_ecs, t, '\n');
+            } else {
+                size_t n = strlen(t);
+                for (int i = 0; i < k->nouts; i++)
+                    if (k->outs[i].fmt == MX_FMT_ECS) put_line(k, &k->outs[i], t, n, tag);
+            }
         }
     }
     if (--a->open <= 0) {

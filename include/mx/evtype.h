@@ -36,7 +36,8 @@
     X(TLS_ENCRYPTED, "tls.encrypted", "network", "protocol", "the first encrypted record of a direction") \
     X(TLS_HANDSHAKE_COMPLETE, "tls.handshake_complete", "network", "protocol", "both sides finished the handshake") \
     X(ANOMALY, "anomaly", "network", "info", "something off in the traffic, once per kind and session") \
-    X(LIMIT, "limit", "network", "info", "a cap that ends part of the output was reached")
+    X(LIMIT, "limit", "network", "info", "a cap that ends part of the output was reached") \
+    X(OUTPUT_DROP, "output.drop", "network", "info", "records an output lost while its collector was slow or away (no session)")
 
 typedef enum mx_evtype {
 #define MX_EVT_ENUM(e, name, cat, typ, doc) MX_EV_##e,

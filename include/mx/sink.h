@@ -1,6 +1,7 @@
 /* sink.h - where sessions and their events are written.
  *
- * The sink owns the JSON library.  A session is opened with
+ * The sink owns the JSON library and renders every event and session once per
+ * format, for each of its outputs (output.h).  A session is opened with
  * mx_sink_session_begin(), receives its events through mx_ev_end() (see
  * session.h), and is written out (timeline) or closed (ndjson) by
  * mx_sink_session_end().
@@ -21,7 +22,15 @@ typedef enum mx_format {
     MX_FMT_ECS,            /* one ECS 8.x event per line       */
 } mx_format;
 
-/* color: use terminal colours (text and summary views). */
+typedef struct mx_output mx_output;
+
+/* A sink with no output yet; give it one or more with mx_sink_add(). */
+mx_sink *mx_sink_create(const mx_opts *opt);
+/* Adds an output fed in format fmt (the caller keeps and closes it, after
+ * mx_sink_finish()); color: terminal colours in text and summary.  0 when
+ * there are too many outputs (16). */
+int mx_sink_add(mx_sink *k, mx_format fmt, mx_output *o, int color);
+/* A sink with one output: the stream out, in format fmt. */
 mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt, int color);
 /* Writes what closes the output (the HTML index); call once at the end. */
 void mx_sink_finish(mx_sink *k);
