@@ -36,7 +36,7 @@ struct mx_ev {
     int evtype;                 /* a top-level event's mx_evtype */
 };
 
-typedef struct nblk { struct nblk *next; mx_ev n[NODE_BLK]; } nblk;
+typedef struct nblk { struct nblk *next; size_t cap; mx_ev n[]; } nblk;
 typedef struct tblk { struct tblk *next; size_t cap; char t[]; } tblk;
 
 typedef struct arena {
@@ -47,6 +47,8 @@ typedef struct arena {
     size_t tbytes;              /* capacity of all text blocks            */
     int open;                   /* events begun and not yet ended         */
     int failed;                 /* out of memory since the last reset     */
+    int small;                  /* a session's: blocks start small, double */
+    size_t nbytes;              /* size of all node blocks                */
 } arena;
 
 /* One output and the renderer that feeds it. */
@@ -60,7 +62,7 @@ typedef struct sink_out {
     size_t nrows, rows_cap, rows_dropped;
 } sink_out;
 
-enum { MAX_OUTS = 16 };
+enum { MAX_OUTS = 16, POOL = 256, POOL_KEEP = 256 * 1024 };
 
 struct mx_sink {
     arena ar;
@@ -71,18 +73,24 @@ struct mx_sink {
     sink_out outs[MAX_OUTS];
     int nouts;
     int n_native, n_ecs, n_doc;   /* outputs of ndjson, ecs, session documents */
+    int n_text_doc, n_tree;       /* documents written from text / from trees  */
+    arena pool[POOL];             /* ended sessions' tree arenas, for reuse    */
+    int npool;
     int64_t ts_sec;             /* second whose text is in ts_prefix */
     char ts_prefix[24];         /* "YYYY-MM-DDTHH:MM:SS"             */
 };
 
 static cJSON *node(arena *a, int type)
 {
-    if (a->nused == NODE_BLK || !a->ncur) {
+    if (!a->ncur || a->nused == a->ncur->cap) {
         nblk *b = a->ncur ? a->ncur->next : a->nfirst;
         if (!b) {
-            b = malloc(sizeof *b);
+            size_t cap = !a->small ? NODE_BLK : a->ncur && a->ncur->cap < NODE_BLK ? a->ncur->cap * 2 : a->ncur ? NODE_BLK : 16;
+            b = malloc(sizeof *b + cap * sizeof(mx_ev));
             if (!b) { a->failed = 1; return NULL; }
             b->next = NULL;
+            b->cap = cap;
+            a->nbytes += sizeof *b + cap * sizeof(mx_ev);
             if (a->ncur) a->ncur->next = b; else a->nfirst = b;
         }
         a->ncur = b;
@@ -105,7 +113,8 @@ static char *text(arena *a, size_t n)
     }
     tblk *b = a->tcur ? a->tcur->next : a->tfirst;
     if (!b || b->cap < n) {
-        size_t cap = n > TEXT_BLK ? n : TEXT_BLK;
+        size_t blk = !a->small ? TEXT_BLK : a->tcur && a->tcur->cap < TEXT_BLK ? a->tcur->cap * 2 : a->tcur ? TEXT_BLK : 1024;
+        size_t cap = n > blk ? n : blk;
         tblk *nb = malloc(sizeof *nb + cap);
         if (!nb) { a->failed = 1; return NULL; }
         nb->cap = cap;
@@ -247,6 +256,8 @@ typedef struct sess_out {
     tbuf doc;               /* native events, for the documents          */
     tbuf pend_native;       /* lines held back (deferred)                 */
     tbuf pend_ecs;
+    arena tree;             /* copies of the events, for the views       */
+    cJSON *events;          /* their array, in tree                       */
     int deferred;
     uint64_t last_us;
 } sess_out;
@@ -277,6 +288,8 @@ int mx_sink_add(mx_sink *k, mx_format fmt, mx_output *o, int color)
     if (fmt == MX_FMT_NDJSON) k->n_native++;
     else if (fmt == MX_FMT_ECS) k->n_ecs++;
     else k->n_doc++;
+    if (fmt == MX_FMT_TIMELINE && !k->opt->pretty) k->n_text_doc++;
+    else if (is_doc(fmt)) k->n_tree++;
     return 1;
 }
 
@@ -328,6 +341,7 @@ void mx_sink_free(mx_sink *k)
 {
     if (!k) return;
     arena_free(&k->ar);
+    for (int i = 0; i < k->npool; i++) arena_free(&k->pool[i]);
     for (int i = 0; i < k->nouts; i++) {
         free(k->outs[i].rows);
         if (k->outs[i].owned) mx_output_free(k->outs[i].o);
@@ -556,39 +570,37 @@ static int wants_tree(const mx_sink *k, const sink_out *so)
     return is_doc(so->fmt) && !(so->fmt == MX_FMT_TIMELINE && !k->opt->pretty);
 }
 
+/* The document's own fields, built in arena ar (the events follow). */
+static cJSON *doc_head(arena *ar, const mx_sess *s, const sess_out *o)
+{
+    char t[40];
+    cJSON *d = node(ar, cJSON_Object);
+    link(d, "session", raw_i64(ar, (int64_t)s->id));
+    if (s->community_id[0]) link(d, "community_id", str_node(ar, s->community_id, strlen(s->community_id)));
+    add_endpoint(ar, d, "client", &s->cli, s->cli_port);
+    add_endpoint(ar, d, "server", &s->srv, s->srv_port);
+    mx_iso_time(s->start_us, t, sizeof t);
+    link(d, "start", str_node(ar, t, strlen(t)));
+    mx_iso_time(o->last_us, t, sizeof t);
+    link(d, "end", str_node(ar, t, strlen(t)));
+    link(d, "duration", raw_seconds(ar, o->last_us - s->start_us));
+    return d;
+}
+
 void mx_sink_session_end(mx_sink *k, mx_sess *s)
 {
     sess_out *o = s->out;
     if (!o) return;
-    if (k->n_doc) {
-        char t[40];
+    if (k->n_text_doc) {
+        /* the timeline: the header's fields, then the events' kept text */
         arena *ar = &k->ar;
         ar->open++;
-        cJSON *d = node(ar, cJSON_Object);
-        link(d, "session", raw_i64(ar, (int64_t)s->id));
-        if (s->community_id[0]) link(d, "community_id", str_node(ar, s->community_id, strlen(s->community_id)));
-        add_endpoint(ar, d, "client", &s->cli, s->cli_port);
-        add_endpoint(ar, d, "server", &s->srv, s->srv_port);
-        mx_iso_time(s->start_us, t, sizeof t);
-        link(d, "start", str_node(ar, t, strlen(t)));
-        mx_iso_time(o->last_us, t, sizeof t);
-        link(d, "end", str_node(ar, t, strlen(t)));
-        link(d, "duration", raw_seconds(ar, o->last_us - s->start_us));
+        cJSON *d = doc_head(ar, s, o);
         const char *head = ar->failed || !d ? NULL : print(k, d, 0);
         if (!head) k->failed = 1;
         if (--ar->open == 0) arena_reset(ar);
         if (head) {
-            /* the document is the header's fields, then the events */
             size_t hl = strlen(head) - 1;       /* without its closing brace */
-            int trees = 0;
-            for (int i = 0; i < k->nouts; i++) trees += wants_tree(k, &k->outs[i]);
-            char *full = NULL;
-            if (trees && (full = malloc(hl + 12 + o->doc.len + 3)) != NULL) {
-                memcpy(full, head, hl);
-                memcpy(full + hl, ",\"events\":[", 11);
-                if (o->doc.len) memcpy(full + hl + 11, o->doc.txt, o->doc.len);
-                memcpy(full + hl + 11 + o->doc.len, "]}", 3);
-            }
             for (int i = 0; i < k->nouts; i++) {
                 sink_out *so = &k->outs[i];
                 if (so->fmt != MX_FMT_TIMELINE || wants_tree(k, so)) continue;
@@ -600,17 +612,20 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
                 so->sessions++;
                 end_record(so, "session");
             }
-            if (trees) {
-                cJSON *doc = full ? cJSON_Parse(full) : NULL;
-                free(full);
-                if (doc) {
-                    for (int i = 0; i < k->nouts; i++)
-                        if (wants_tree(k, &k->outs[i])) render_doc(k, &k->outs[i], doc);
-                    cJSON_Delete(doc);
-                } else {
-                    k->failed = 1;
-                }
-            }
+        }
+    }
+    if (k->n_tree) {
+        /* the views walk the session's events where they are */
+        arena *ar = &o->tree;
+        ar->small = 1;
+        cJSON *d = doc_head(ar, s, o);
+        cJSON *evs = o->events ? o->events : node(ar, cJSON_Array);
+        link(d, "events", evs);
+        if (!d || !evs || ar->failed) {
+            k->failed = 1;
+        } else {
+            for (int i = 0; i < k->nouts; i++)
+                if (wants_tree(k, &k->outs[i])) render_doc(k, &k->outs[i], d);
         }
     }
     mx_sink_session_drop(k, s);
@@ -619,11 +634,17 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
 void mx_sink_session_drop(mx_sink *k, mx_sess *s)
 {
     sess_out *o = s->out;
-    (void)k;
     if (!o) return;
     tbuf_free(&o->doc);
     tbuf_free(&o->pend_native);
     tbuf_free(&o->pend_ecs);
+    if (o->tree.nfirst && k->npool < POOL && o->tree.nbytes + o->tree.tbytes <= POOL_KEEP) {
+        /* the next session takes its blocks, instead of malloc and free */
+        arena_reset(&o->tree);
+        k->pool[k->npool++] = o->tree;
+    } else {
+        arena_free(&o->tree);
+    }
     free(o);
     s->out = NULL;
 }
@@ -685,6 +706,50 @@ static cJSON *ecs(mx_sess *s, mx_ev *e)
     mx_ecs_alloc al = { e->a, ecs_node, ecs_text, ecs_num };
     cJSON *r = mx_ecs_wrap(&al, s, (mx_evtype)e->evtype, J(e));
     return r && !e->a->failed ? r : NULL;
+}
+
+/* A copy of an event's tree in arena d, for a session's views: the event
+ * arena is reset when the event ends. */
+static int in_arena(const arena *a, const char *p)
+{
+    for (const tblk *b = a->tfirst; b; b = b->next)
+        if (p >= b->t && p < b->t + b->cap) return 1;
+    return 0;
+}
+
+/* Text at p copied into d, unless it is not in the event arena (a literal:
+ * keys, fixed values), which outlives every session. */
+static char *keep_str(arena *d, const arena *from, char *p)
+{
+    if (!in_arena(from, p)) return p;
+    size_t n = strlen(p);
+    char *t = text(d, n + 1);
+    if (t) memcpy(t, p, n + 1);
+    return t;
+}
+
+static cJSON *copy_tree(arena *d, const arena *from, const cJSON *src)
+{
+    cJSON *c = node(d, 0);
+    if (!c) return NULL;
+    *c = *src;
+    c->next = c->prev = c->child = NULL;
+    if (src->string) {
+        if (!(c->string = keep_str(d, from, src->string))) return NULL;
+        c->type |= cJSON_StringIsConst;
+    }
+    if (src->valuestring) {
+        if (!(c->valuestring = keep_str(d, from, src->valuestring))) return NULL;
+        c->type |= cJSON_IsReference;
+    }
+    for (const cJSON *ch = src->child; ch; ch = ch->next) {
+        cJSON *cc = copy_tree(d, from, ch);
+        if (!cc) return NULL;
+        /* cJSON's list: the first child's prev is the last */
+        if (!c->child) { c->child = cc; cc->prev = cc; }
+        else { cJSON *last = c->child->prev; last->next = cc; cc->prev = last; c->child->prev = cc; }
+    }
+    return c;
 }
 
 /* An output.drop event, written into an output whose collector lost
@@ -749,12 +814,21 @@ void mx_ev_end(mx_sess *s, mx_ev *e)
         if (o) o->last_us = s->cur_us;
         const char *tag = mx_evtype_name((mx_evtype)e->evtype);
         int held = o && o->deferred;
-        if (k->n_native || (k->n_doc && o)) {
+        if (o && k->n_tree) {
+            arena *ta = &o->tree;
+            if (!ta->nfirst && k->npool) *ta = k->pool[--k->npool];
+            ta->small = 1;
+            if (!o->events) o->events = node(ta, cJSON_Array);
+            cJSON *cp = o->events ? copy_tree(ta, a, J(e)) : NULL;
+            if (cp) cJSON_AddItemToArray(o->events, cp);
+            else k->failed = 1;
+        }
+        if (k->n_native || (k->n_text_doc && o)) {
             const char *t = print(k, J(e), 0);
             if (!t) {
                 k->failed = 1;
             } else {
-                if (o && k->n_doc) keep_text(&o->doc, t, ',');
+                if (o && k->n_text_doc) keep_text(&o->doc, t, ',');
                 if (k->n_native && held) keep_text(&o->pend_native, t, '\n');
                 else if (k->n_native) {
                     size_t n = strlen(t);

@@ -33,13 +33,19 @@ size_t mx_view_unsafe(const char *s, unsigned *cp)
 
 void mx_view_text(FILE *f, const char *s)
 {
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        unsigned cp;
-        size_t k;
-        if (c < 0x20 || c == 0x7F) fprintf(f, "\\x%02x", c);
-        else if (c >= 0xC2 && (k = mx_view_unsafe(s, &cp)) != 0) { fprintf(f, "\\u%04x", cp); s += k - 1; }
-        else fputc(c, f);
+    while (s && *s) {
+        /* a run of harmless bytes goes out in one write */
+        const char *run = s;
+        unsigned cp = 0;
+        size_t k = 0;
+        for (; *s; s++) {
+            unsigned char c = (unsigned char)*s;
+            if (c < 0x20 || c == 0x7F || (c >= 0xC2 && (k = mx_view_unsafe(s, &cp)) != 0)) break;
+        }
+        if (s > run) fwrite(run, 1, (size_t)(s - run), f);
+        if (!*s) break;
+        if (k) { fprintf(f, "\\u%04x", cp); s += k; }
+        else { fprintf(f, "\\x%02x", (unsigned char)*s); s++; }
     }
 }
 
@@ -250,7 +256,8 @@ static int describe_raw(const cJSON *e, char *buf, size_t cap)
 static const cJSON *last_event(const cJSON *doc)
 {
     const cJSON *evs = obj(doc, "events");
-    return cJSON_GetArrayItem(evs, cJSON_GetArraySize(evs) - 1);
+    /* in cJSON's lists the first element's prev is the last */
+    return evs && evs->child ? evs->child->prev : NULL;
 }
 
 static void endpoint(char *buf, size_t cap, const cJSON *ep)
