@@ -1,5 +1,6 @@
 /* main.c - command line. */
 #include "mx/capture.h"
+#include "mx/config.h"
 #include "mx/engine.h"
 #include "mx/evtype.h"
 #include "mx/output.h"
@@ -57,6 +58,8 @@ static void usage(FILE *f)
 "                      maxlen=.  With --output and no -F/-o, nothing goes\n"
 "                      to standard output.  See the README, Outputs.\n"
 "      --schema S      native (default) or ecs: -F ndjson in ECS (= -F ecs)\n"
+"      --config FILE   a JSON file whose \"outputs\" array holds outputs as\n"
+"                      objects: {\"kind\", \"target\", and the keys above}\n"
 "      --pretty        indent timeline JSON\n"
 "      --color WHEN    colours in text/summary: auto (default), always, never\n"
 "      --show-user     write AUTH user names (passwords are never written)\n"
@@ -110,7 +113,7 @@ int main(int argc, char **argv)
 {
     enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MERGE, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG,
-           O_ACKPKTS, O_ACKMS, O_LINGER, O_EVTYPES, O_OUTPUT, O_SCHEMA };
+           O_ACKPKTS, O_ACKMS, O_LINGER, O_EVTYPES, O_OUTPUT, O_SCHEMA, O_CONFIG };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
         { "tls-port", required_argument, 0, O_TLSPORT },
@@ -140,6 +143,7 @@ int main(int argc, char **argv)
         { "list-event-types", no_argument, 0, O_EVTYPES },
         { "output", required_argument, 0, O_OUTPUT },
         { "schema", required_argument, 0, O_SCHEMA },
+        { "config", required_argument, 0, O_CONFIG },
         { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
@@ -183,6 +187,10 @@ int main(int argc, char **argv)
             ok = mx_output_parse(optarg, &specs[nspecs], perr, sizeof perr);
             if (!ok) fprintf(stderr, "mxtrace: %s\n", perr);
             else nspecs++;
+            break;
+        case O_CONFIG:
+            ok = mx_config_outputs(optarg, specs, &nspecs, MAX_OUTPUTS, perr, sizeof perr);
+            if (!ok) fprintf(stderr, "mxtrace: --config %s\n", perr);
             break;
         case O_SCHEMA:
             if (!strcmp(optarg, "ecs")) ecs_schema = 1;

@@ -570,7 +570,28 @@ def test_usage():
         check(r.returncode == 1 and r.stderr.count(b"\n") == 1, f"--output {bad}: exit {r.returncode} {r.stderr!r}")
 
 
-for t in (test_usage, test_files, test_unix, test_outage_dgram, test_dead_collector_speed, test_syslog_framing,
+def test_config():
+    ran.append("config")
+    d = os.path.join(WORK, "config")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    cfg = {"outputs": [{"kind": "file", "target": f"{d}/ecs.ndjson", "format": "ecs", "rotate-size": 100000000},
+                       {"kind": "file", "target": f"{d}/tl.json", "schema": "native", "format": "timeline"}]}
+    json.dump(cfg, open(f"{d}/c.json", "w"))
+    r = run(SMALL_ARGS + ["--config", f"{d}/c.json"])
+    check(r.returncode == 0 and r.stdout == b"", f"--config: exit {r.returncode} {r.stderr!r}")
+    check(open(f"{d}/ecs.ndjson", "rb").read() == run(SMALL_ARGS + ["-F", "ecs"]).stdout, "--config ecs file output")
+    check(open(f"{d}/tl.json", "rb").read() == run(SMALL_ARGS + ["-F", "timeline"]).stdout, "--config timeline file output")
+    for bad in ('{"outputs": [{"kind": "file"}]}', '{"outputs": {}}', '{"output": []}', "[1,", '{"outputs": [{"kind": "file", "target": "/tmp/x", "rotate-size": "1,2"}]}',
+                '{"outputs": [{"kind": "file", "target": "/tmp/x", "mode": "list"}]}'):
+        open(f"{d}/bad.json", "w").write(bad)
+        r = run(SMALL_ARGS + ["--config", f"{d}/bad.json"])
+        check(r.returncode == 1 and r.stderr.count(b"\n") == 1 and b"bad.json" in r.stderr, f"--config {bad}: exit {r.returncode} {r.stderr!r}")
+    r = run(SMALL_ARGS + ["--config", f"{d}/missing.json"])
+    check(r.returncode == 1 and b"missing.json" in r.stderr, "--config of a missing file")
+
+
+for t in (test_usage, test_config, test_files, test_unix, test_outage_dgram, test_dead_collector_speed, test_syslog_framing,
           test_rsyslog, test_redis):
     t()
 for s in skipped:
