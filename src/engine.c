@@ -155,9 +155,29 @@ static void flow_remove(mx_engine *e, flow *f)
 
 /* ---- stream consumers -------------------------------------------------- */
 
+static mx_stream_ctx sctx(mx_engine *e, flow *f, int dir);
+
+/* Feeds the session; a hand-off it returns (held bytes of the other
+ * direction released) is acted on here, between the bytes that caused it
+ * and the ones after. */
 static size_t on_data(void *ctx, int dir, const uint8_t *p, size_t n, int force)
 {
-    return mx_sess_feed(&((flow *)ctx)->sess, dir, p, n, force);
+    flow *f = ctx;
+    mx_sess *s = &f->sess;
+    size_t used = 0;
+    for (;;) {
+        used += mx_sess_feed(s, dir, p + used, n - used, force);
+        uint8_t rel = s->release;
+        s->release = 0;
+        if (!rel) break;
+        for (int d = 0; d < 2; d++) {
+            if (d == dir || !(rel >> d & 1)) continue;
+            mx_stream_ctx c = sctx(s->owner, f, d);
+            mx_stream_kick(&f->d[d].st, &c);
+        }
+        if (used >= n) break;
+    }
+    return used;
 }
 
 static const char *gap_why[] = { "lost", "snaplen", "reassembly_limit", "close" };
@@ -196,14 +216,6 @@ static mx_stream_ctx sctx(mx_engine *e, flow *f, int dir)
 {
     mx_stream_ctx c = { &stream_ops, f, dir, &e->cfg.opt.lim, e->now_us };
     return c;
-}
-
-static void kick(mx_sess *s, int dir)
-{
-    mx_engine *e = s->kick_ctx;
-    flow *f = (flow *)((char *)s - offsetof(flow, sess));
-    mx_stream_ctx c = sctx(e, f, dir);
-    mx_stream_kick(&f->d[dir].st, &c);
 }
 
 /* ---- sessions ---------------------------------------------------------- */
@@ -394,8 +406,7 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
     s->cur_us = e->pkt_us;
     f->max_us = e->pkt_us;
     s->cur_frame = e->frame;
-    s->kick = kick;
-    s->kick_ctx = e;
+    s->owner = e;
     s->certs = e->certs;
     mx_stream_init(&f->d[0].st);
     mx_stream_init(&f->d[1].st);

@@ -53,7 +53,7 @@ void mx_sess_start_tls(mx_sess *s)
     s->app[MX_SERVER] = MX_APP_TLS;
     s->tls_handoff = 1;
     s->handoff_open[MX_CLIENT] = s->handoff_open[MX_SERVER] = 1;
-    if (s->kick) s->kick(s, MX_CLIENT);
+    s->release |= 1u << MX_CLIENT;        /* the client's held bytes are TLS */
 }
 
 size_t mx_sess_feed(mx_sess *s, int dir, const uint8_t *p, size_t n, int force)
@@ -92,6 +92,7 @@ size_t mx_sess_feed(mx_sess *s, int dir, const uint8_t *p, size_t n, int force)
         default:          c = n - used; break;
         }
         used += c;
+        if (s->release) break;            /* the owner acts, then feeds the rest */
         if (s->app[dir] == a) break;      /* no hand-off: the rest waits */
     }
     return used;

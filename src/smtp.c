@@ -1341,7 +1341,7 @@ static void reply_done(mx_smtp *m, int incomplete)
     if (cur.verb == V_DATA && m->cmode == CM_DATA_WAIT) {
         if (code == 354) { msg_start(m, 0); set_cmode(m, CM_BODY); }
         else set_cmode(m, CM_CMD);
-        if (m->s->kick) m->s->kick(m->s, MX_CLIENT);
+        m->s->release |= 1u << MX_CLIENT;
     } else if (m->cmode == CM_BODY && cur.verb != V_DATA && code != 354 && m->m) {
         if (code / 100 == 2) {
             /* The server took the message as ended where we did not see
@@ -1380,7 +1380,7 @@ static void reply_done(mx_smtp *m, int incomplete)
             mx_ev_str(st, "result", "refused");
             mx_ev_end(m->s, st);
             if (m->cmode == CM_TLS_WAIT) set_cmode(m, CM_CMD);
-            if (m->s->kick) m->s->kick(m->s, MX_CLIENT);
+            m->s->release |= 1u << MX_CLIENT;
         }
     }
     m->nlines = 0;
@@ -1434,7 +1434,7 @@ static size_t server_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
     size_t i = 0;
     if (n) m->server_spoke = 1;
     while (i < n) {
-        if (m->s->app[MX_SERVER] != MX_APP_SMTP) return i;   /* handed off */
+        if (m->s->app[MX_SERVER] != MX_APP_SMTP || m->s->release) return i;   /* handed off */
         const uint8_t *l = p + i;
         const uint8_t *nl = memchr(l, '\n', n - i);
         size_t len = nl ? (size_t)(nl - l) : n - i;

@@ -56,9 +56,12 @@ typedef struct mx_sess {
     enum mx_app app[2];
     mx_smtp *smtp;
     mx_tls *tls;
-    /* Re-offer a direction's held bytes (set by the engine). */
-    void (*kick)(struct mx_sess *s, int dir);
-    void *kick_ctx;
+    /* Hand-offs the parsers return: bit d set asks the owner of the streams
+     * to offer direction d's held bytes again (a reply that releases the
+     * client, STARTTLS).  A parser that sets it stops consuming at once, so
+     * the owner can act in wire order, clear it, and feed the rest. */
+    uint8_t release;
+    void *owner;                 /* the stream owner's own handle        */
     /* anomalies: first of each kind is an event, the rest are counted */
     const char *anom_kind[24];
     uint32_t anom_count[24];
