@@ -101,9 +101,10 @@ static void tls_version(mx_ecs_alloc *al, cJSON *tls, const cJSON *v)
 {
     const char *s = cJSON_GetStringValue(v);
     if (!s) return;
-    if (!strncmp(s, "TLSv", 4)) put(tls, "version", lit(al, s + 4));
-    else if (!strncmp(s, "SSLv", 4)) put(tls, "version", lit(al, s + 4));
-    else return;
+    if (strncmp(s, "TLSv", 4) && strncmp(s, "SSLv", 4)) return;
+    /* ECS writes a major version with its minor: TLSv1 is "1.0", SSLv3 "3.0" */
+    const char *n = s + 4;
+    put(tls, "version", lit(al, !strcmp(n, "1") ? "1.0" : !strcmp(n, "2") ? "2.0" : !strcmp(n, "3") ? "3.0" : n));
     put(tls, "version_protocol", lit(al, !strncmp(s, "TLS", 3) ? "tls" : "ssl"));
 }
 

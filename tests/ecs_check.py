@@ -79,7 +79,8 @@ def main():
                         tl = e.get("tls", {})
                         if tl.get("cipher") != n.get("cipher") or tl.get("server", {}).get("ja3s") != n.get("ja3s"): err(cap, i, "tls.server")
                         v = n.get("version", "")
-                        if v.startswith("TLSv") and tl.get("version") != v[4:]: err(cap, i, "tls.version")
+                        want = v[4:] if "." in v[4:] else v[4:] + ".0"      # TLSv1 is "1.0" in ECS
+                        if v[:4] in ("TLSv", "SSLv") and tl.get("version") != want: err(cap, i, "tls.version")
                     if t == "tls.certificate" and n.get("chain"):
                         side = e.get("tls", {}).get(n["from"], {})
                         if side.get("hash", {}).get("sha256") != n["chain"][0]["sha256"].upper(): err(cap, i, "tls hash")

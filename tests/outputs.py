@@ -56,6 +56,21 @@ def is_drop(line):
     return '"output.drop"' in line[:200] or '"action":"output.drop"' in line
 
 
+def schema_ok(objs, what):
+    """Validates output.drop records against the native JSON Schema, when
+    the jsonschema module is there."""
+    try:
+        import jsonschema
+    except ImportError:
+        skipped.append(f"schema of {what} (no jsonschema)")
+        return
+    sch = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "schema", "mxtrace.schema.json")))
+    v = jsonschema.Draft202012Validator(sch)
+    for o in objs:
+        errs = list(v.iter_errors(o))
+        check(not errs, f"{what}: {o} fails the schema: {errs[:1]}")
+
+
 # ---- captures ------------------------------------------------------------------
 
 SMALL = [os.path.join(PCAPS, "smtp", f) for f in ("s1.pcapng", "s1-plain-delivery.pcap")]
@@ -291,6 +306,7 @@ def test_outage_dgram():
     if not check(len(readers[1].records()) > 0 and evs[-1] == ref_big[-1], "events do not flow again after the collector returns"):
         idx = {l: i for i, l in enumerate(ref_big)}
         print("  last arrived:", [idx.get(e) for e in evs[-5:]], "of", len(ref_big), err[-600:])
+    schema_ok(drops, "unix-dgram output.drop")
     check(len(drops) >= 1 and sum(d["dropped"] for d in drops) == dropped and drops[0]["reason"] == "collector unreachable",
           f"output.drop records {drops} do not add up to {dropped}")
     check(err.count("collector unreachable") == outages == 1 and err.count("collector back") == 1,
