@@ -38,9 +38,15 @@ static int put(char *out, size_t cap, size_t *len, const char *sep, const char *
 int mx_config_outputs(const char *path, mx_output_spec *specs, int *n, int max, char *err, size_t cap)
 {
     char *txt = slurp(path, err, cap);
-    if (!txt) return 0;
-    cJSON *root = cJSON_Parse(txt);
+    if (!txt) { mx_output_clean_msg(err); return 0; }
+    int ok = mx_config_parse(txt, path, specs, n, max, err, cap);
     free(txt);
+    return ok;
+}
+
+int mx_config_parse(const char *txt, const char *path, mx_output_spec *specs, int *n, int max, char *err, size_t cap)
+{
+    cJSON *root = cJSON_Parse(txt);
     int ok = 0;
     if (!root || !cJSON_IsObject(root)) {
         snprintf(err, cap, "%s: not a JSON object", path);
@@ -87,6 +93,7 @@ int mx_config_outputs(const char *path, mx_output_spec *specs, int *n, int max, 
     }
     ok = 1;
 out:
+    if (!ok) mx_output_clean_msg(err);
     cJSON_Delete(root);
     return ok;
 }

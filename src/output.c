@@ -151,9 +151,16 @@ static int parse_duration_ms(const char *s, uint64_t *out)
     return 1;
 }
 
+void mx_output_clean_msg(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7F) *s = '?';
+}
+
 static int bad(char *err, size_t cap, const char *arg, const char *why)
 {
     snprintf(err, cap, "--output %s: %s", arg, why);
+    mx_output_clean_msg(err);       /* the user's text: one line, no controls */
     return 0;
 }
 
@@ -662,6 +669,10 @@ static void wait_until(mx_output *o, uint64_t when_ms)
 static void go_down(mx_output *o, const char *why)
 {
     if (!o->down) {
+        char w[300];
+        snprintf(w, sizeof w, "%s", why);
+        mx_output_clean_msg(w);
+        why = w;
         o->down = 1;
         o->down_since_ms = now_ms();
         o->st.outages++;
@@ -730,6 +741,7 @@ static void *writer(void *arg)
         o->st.delivered += done - (refused < done ? refused : done);
         if (refused) {
             count_drop(o, refused);
+            mx_output_clean_msg(err);       /* the server's own words */
             if (!o->refusal_said++)
                 fprintf(stderr, "mxtrace: output %s: %s (such records are dropped and counted)\n", o->name, err);
         }
@@ -785,6 +797,7 @@ mx_output *mx_output_open(const mx_output_spec *sp, char *err, size_t cap)
     o->sp = *sp;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (kinds[i].kind == sp->kind) snprintf(o->name, sizeof o->name, "%s:%s", kinds[i].name, sp->target);
+    mx_output_clean_msg(o->name);
     char why[1200];
     if (sp->kind == MX_OUT_FILE) {
         if (!file_open(o, why, sizeof why)) goto fail;
@@ -819,6 +832,7 @@ mx_output *mx_output_open(const mx_output_spec *sp, char *err, size_t cap)
     return o;
 fail:
     snprintf(err, cap, "output %s: %s", o->name, why);
+    mx_output_clean_msg(err);
     mx_output_free(o);
     return NULL;
 }

@@ -96,6 +96,10 @@ int mx_output_is_tty(const mx_output *o);
 void mx_output_close(mx_output *o, mx_output_stats *st);
 void mx_output_free(mx_output *o);
 
+/* Rewrites control characters in a message (one that quotes the user's or
+ * a file's text) so that it stays one line on stderr. */
+void mx_output_clean_msg(char *s);
+
 /* SIGHUP: file outputs close and reopen their file at their next record. */
 void mx_output_reopen_all(void);
 
