@@ -195,7 +195,7 @@ for set in clear starttls; do
     run_floor "$small"
     ROWS+=("${FLOOR_ROW[$full]}")
     declare -A MXRSS=() MXFLOWS=()
-    for fmt in ndjson timeline; do
+    for fmt in ndjson timeline summary text; do
         measure "$RUNS" "$MXTRACE" -r "$full" -F $fmt -o /dev/null --stats
         check_mx "mxtrace -F $fmt $set.pcap" "$SESSIONS"
         ROWS+=("mxtrace -F $fmt$(runs_note)|$set.pcap|${SIZE[$full]}|$SECS|${PKTS[$full]}|$RSS|ratio")

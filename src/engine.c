@@ -1,7 +1,9 @@
 /* engine.c - flow table, TCP state and dispatch (see engine.h).
  *
- * The flow table is a chained hash table plus a list in order of last
- * activity, so idle flows are found at its head in O(1).  A flow's session is
+ * The flow table is a chained hash table plus two lists in order of last
+ * activity, one of open flows and one of ended ones (which wait a shorter
+ * time), so the flows due to expire are found at their heads in O(1): an
+ * open flow that waits for its idle timeout never holds back ended ones.  A flow's session is
  * embedded in it.  A closed flow stays a little while (CLOSED) so that late
  * ACKs and retransmissions are absorbed instead of opening a new session.
  */
@@ -44,7 +46,8 @@ typedef struct dirstate {
 
 typedef struct flow {
     struct flow *hnext;
-    struct flow *prev, *next;     /* activity list                          */
+    struct flow *prev, *next;     /* activity list (open or done)           */
+    uint8_t done;                 /* on the done list: ending or CLOSED      */
     uint32_t hash;
     enum tcp_state state;
     uint64_t last_us;             /* on the idle clock                      */
@@ -77,7 +80,8 @@ struct mx_engine {
     flow **buckets;
     uint32_t nbuckets;            /* power of two */
     uint32_t live;
-    flow *head, *tail;            /* least recently active first */
+    flow *head, *tail;            /* open flows, least recently active first */
+    flow *dhead, *dtail;          /* ended flows (lingering), the same order  */
     uint32_t nending;             /* ended flows waiting to be written      */
     flow *end_head, *end_tail;
     uint64_t next_id;
@@ -127,18 +131,34 @@ static flow *flow_find(mx_engine *e, const mx_pkt *k, uint32_t h, int *dir)
 
 static void list_unlink(mx_engine *e, flow *f)
 {
-    if (f->prev) f->prev->next = f->next; else e->head = f->next;
-    if (f->next) f->next->prev = f->prev; else e->tail = f->prev;
+    flow **h = f->done ? &e->dhead : &e->head, **t = f->done ? &e->dtail : &e->tail;
+    if (f->prev) f->prev->next = f->next; else *h = f->next;
+    if (f->next) f->next->prev = f->prev; else *t = f->prev;
     f->prev = f->next = NULL;
 }
 
 static void list_append(mx_engine *e, flow *f)
 {
-    f->prev = e->tail;
+    flow **h = f->done ? &e->dhead : &e->head, **t = f->done ? &e->dtail : &e->tail;
+    f->prev = *t;
     f->next = NULL;
-    if (e->tail) e->tail->next = f; else e->head = f;
-    e->tail = f;
+    if (*t) (*t)->next = f; else *h = f;
+    *t = f;
 }
+
+/* The flow has ended (or is ending): it moves to the done list. */
+static void mark_done(mx_engine *e, flow *f)
+{
+    if (f->done) return;
+    list_unlink(e, f);
+    f->done = 1;
+    list_append(e, f);
+}
+
+/* Every flow: the open ones, then the done ones. */
+#define FOR_EACH_FLOW(e, f) \
+    for (int _l = 0; _l < 2; _l++) \
+        for (flow *f = _l ? (e)->dhead : (e)->head; f; f = f->next)
 
 static void flow_remove(mx_engine *e, flow *f)
 {
@@ -269,6 +289,7 @@ static int decide(mx_engine *e, flow *f, int final)
     f->cf = NULL;
     f->probation = 0;
     f->state = ST_CLOSED;
+    mark_done(e, f);
     e->st.off_port_ignored++;
     e->st.sessions--;
     return 0;
@@ -350,6 +371,7 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     if (s->tls) { mx_tls_free(s->tls); s->tls = NULL; }
     for (int dir = 0; dir < 2; dir++) mx_stream_free(&f->d[dir].st);
     f->state = ST_CLOSED;
+    mark_done(e, f);
     f->ending = 0;
     f->end_reason = reason;
 }
@@ -363,6 +385,7 @@ static void session_end_soon(mx_engine *e, flow *f, const char *reason, int inco
     f->pend_reason = reason;
     f->pend_incomplete = (uint8_t)incomplete;
     f->end_us = f->max_us;
+    mark_done(e, f);
     /* Bounded: past --max-lingering the longest-ended one is written now
      * (nothing is lost but later resets of it). */
     f->end_prev = e->end_tail;
@@ -375,8 +398,8 @@ static void session_end_soon(mx_engine *e, flow *f, const char *reason, int inco
 static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_src, int off_port)
 {
     if (e->live >= e->cfg.opt.lim.max_flows) {
-        /* Evict the least recently active flow. */
-        flow *old = e->head;
+        /* Evict the least recently active flow, an ended one first. */
+        flow *old = e->dhead ? e->dhead : e->head;
         if (old->ending) {
             session_close(e, old, NULL, 0);
         } else if (old->state != ST_CLOSED) {
@@ -598,10 +621,10 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
 static void expire(mx_engine *e)
 {
     uint64_t idle = (uint64_t)e->cfg.opt.lim.idle_timeout_s * 1000000ull;
-    while (e->head) {
-        flow *f = e->head;
-        uint64_t limit = f->state == ST_CLOSED || f->ending ? LINGER_US : idle;
-        if (f->last_us + limit > e->now_us) break;
+    for (;;) {
+        flow *f = e->dhead && e->dhead->last_us + LINGER_US <= e->now_us ? e->dhead
+                : e->head && e->head->last_us + idle <= e->now_us ? e->head : NULL;
+        if (!f) break;
         if (f->ending) {
             session_close(e, f, NULL, 0);
         } else if (f->state != ST_CLOSED) {
@@ -703,23 +726,24 @@ void mx_engine_finish(mx_engine *e)
     /* End open flows in the order they started (= session id): sorted once,
      * not searched for at every close. */
     size_t n = 0, k = 0;
-    for (flow *f = e->head; f; f = f->next) if (f->state != ST_CLOSED) n++;
+    FOR_EACH_FLOW(e, f) if (f->state != ST_CLOSED) n++;
     flow **v = n ? malloc(n * sizeof *v) : NULL;
     if (v) {
-        for (flow *f = e->head; f; f = f->next) if (f->state != ST_CLOSED) v[k++] = f;
+        FOR_EACH_FLOW(e, f) if (f->state != ST_CLOSED) v[k++] = f;
         qsort(v, k, sizeof *v, by_session_id);
         for (size_t i = 0; i < k; i++) session_close(e, v[i], "end_of_input", 1);
         free(v);
     } else {
         for (;;) {                      /* no memory for the list: the slow way */
             flow *first = NULL;
-            for (flow *f = e->head; f; f = f->next)
+            FOR_EACH_FLOW(e, f)
                 if (f->state != ST_CLOSED && (!first || f->sess.id < first->sess.id)) first = f;
             if (!first) break;
             session_close(e, first, "end_of_input", 1);
         }
     }
     while (e->head) flow_remove(e, e->head);
+    while (e->dhead) flow_remove(e, e->dhead);
 }
 
 mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, size_t cap)
@@ -746,8 +770,8 @@ const mx_engine_stats *mx_engine_stats_get(const mx_engine *e) { return &e->st; 
 void mx_engine_free(mx_engine *e)
 {
     if (!e) return;
-    while (e->head) {
-        flow *f = e->head;
+    while (e->head || e->dhead) {
+        flow *f = e->head ? e->head : e->dhead;
         if (f->sess.smtp) mx_smtp_free(f->sess.smtp);
         if (f->sess.tls) mx_tls_free(f->sess.tls);
         if (f->state != ST_CLOSED) mx_sink_session_drop(e->sink, &f->sess);

@@ -62,7 +62,7 @@ typedef struct sink_out {
     size_t nrows, rows_cap, rows_dropped;
 } sink_out;
 
-enum { MAX_OUTS = 16, POOL = 256, POOL_KEEP = 256 * 1024 };
+enum { MAX_OUTS = 16, POOL = 64, POOL_KEEP = 64 * 1024 };
 
 struct mx_sink {
     arena ar;
