@@ -72,7 +72,7 @@ struct mx_sink {
     int failed;
     sink_out outs[MAX_OUTS];
     int nouts;
-    int n_native, n_ecs, n_doc;   /* outputs of ndjson, ecs, session documents */
+    int n_native, n_ecs;          /* outputs of ndjson, ecs                    */
     int n_text_doc, n_tree;       /* documents written from text / from trees  */
     arena pool[POOL];             /* ended sessions' tree arenas, for reuse    */
     int npool;
@@ -287,7 +287,6 @@ int mx_sink_add(mx_sink *k, mx_format fmt, mx_output *o, int color)
     so->color = color;
     if (fmt == MX_FMT_NDJSON) k->n_native++;
     else if (fmt == MX_FMT_ECS) k->n_ecs++;
-    else k->n_doc++;
     if (fmt == MX_FMT_TIMELINE && !k->opt->pretty) k->n_text_doc++;
     else if (is_doc(fmt)) k->n_tree++;
     return 1;
@@ -789,7 +788,7 @@ static void drop_note(mx_sink *k, sink_out *so, int final)
             if (is_doc(so->fmt) && so->fmt != MX_FMT_TIMELINE) {
                 /* the human views get a line of text */
                 fprintf(so->f, "output.drop: %s lost %llu %s%s since %s (%s)\n", name, (unsigned long long)dropped,
-                        is_doc(so->fmt) ? "session" : "event", dropped == 1 ? "" : "s", t,
+                        "session", dropped == 1 ? "" : "s", t,
                         outage ? "collector unreachable" : "queue full");
             } else {
                 put_text(k, so, txt, n);
