@@ -4,8 +4,8 @@
  * and every field, as -F ndjson writes them); around it go the ECS fields
  * that hold for every event (@timestamp, ecs, event.*, source/destination,
  * network.*) and, for the events that carry them, tls.* and email.*.  Values
- * are shared with the native tree, never copied: the wrapper lives exactly
- * as long as the event.  The mapping is documented in docs/ECS.md.
+ * are shared with the native tree, never copied: the wrapper is built in the
+ * sink's scratch arena and lives as long as the event is being written.  The mapping is documented in docs/ECS.md.
  */
 #include "render_ecs.h"
 
@@ -14,55 +14,39 @@
 
 #define ECS_VERSION "8.11.0"
 
-static const cJSON *get(const cJSON *o, const char *k) { return o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL; }
+typedef mx_arena al_t;
 
-/* A node that shows another's value (or children) without owning it. */
-static cJSON *ref(mx_ecs_alloc *al, const cJSON *v)
-{
-    if (!v) return NULL;
-    cJSON *n = al->node(al->ctx, (v->type & 0xFF) | cJSON_IsReference);
-    if (!n) return NULL;
-    n->valuestring = v->valuestring;
-    n->valuedouble = v->valuedouble;
-    n->valueint = v->valueint;
-    n->child = v->child;
-    return n;
-}
+static const mx_node *get(const mx_node *o, const char *k) { return mx_node_get(o, k); }
+static const char *sv(const mx_node *v) { return mx_node_text(v); }
 
-static void put(cJSON *obj, const char *key, cJSON *v)
-{
-    if (!obj || !v) return;
-    if (cJSON_IsArray(obj)) cJSON_AddItemToArray(obj, v);
-    else cJSON_AddItemToObjectCS(obj, key, v);
-}
+/* A node that shows another's value (or members) without owning it. */
+static mx_node *ref(al_t *al, const mx_node *v) { return mx_node_ref(al, v); }
 
-static cJSON *obj(mx_ecs_alloc *al, cJSON *parent, const char *key)
+static void put(mx_node *obj, const char *key, mx_node *v) { mx_node_add(obj, key, v); }
+
+static mx_node *obj(al_t *al, mx_node *parent, const char *key)
 {
-    cJSON *o = al->node(al->ctx, cJSON_Object);
+    mx_node *o = mx_node_new(al, MX_VT_OBJ);
     put(parent, key, o);
     return o;
 }
 
-static cJSON *lit(mx_ecs_alloc *al, const char *s)
-{
-    cJSON *v = al->node(al->ctx, cJSON_String | cJSON_IsReference);
-    if (v) v->valuestring = (char *)(uintptr_t)s;
-    return v;
-}
+static mx_node *lit(al_t *al, const char *s) { return mx_node_lit(al, s); }
+static mx_node *text(al_t *al, const char *s, size_t n) { return mx_node_str(al, s, n); }
 
 /* The address inside "Name <a@b>" (or the whole text when there is none). */
-static cJSON *address(mx_ecs_alloc *al, const char *s)
+static mx_node *address(al_t *al, const char *s)
 {
     const char *lt = strrchr(s, '<'), *gt = lt ? strchr(lt, '>') : NULL;
-    if (!lt || !gt) return lit(al, s);
-    return al->text(al->ctx, lt + 1, (size_t)(gt - lt - 1));
+    if (!lt || !gt) return text(al, s, strlen(s));
+    return text(al, lt + 1, (size_t)(gt - lt - 1));
 }
 
 /* "a@b, C <c@d>" as an array of addresses (commas inside quotes or <> are
  * not split on; raw headers are not MIME-decoded). */
-static cJSON *addresses(mx_ecs_alloc *al, const char *s)
+static mx_node *addresses(al_t *al, const char *s)
 {
-    cJSON *arr = al->node(al->ctx, cJSON_Array);
+    mx_node *arr = mx_node_new(al, MX_VT_ARR);
     char one[512];
     size_t n = 0;
     int inq = 0, inang = 0;
@@ -75,11 +59,7 @@ static cJSON *addresses(mx_ecs_alloc *al, const char *s)
             one[n] = 0;
             const char *b = one;
             while (*b == ' ') b++;
-            if (*b) {
-                cJSON *a = address(al, b);
-                if (a && a->valuestring == b) a = al->text(al->ctx, b, strlen(b));   /* one[] is ours */
-                put(arr, NULL, a);
-            }
+            if (*b) put(arr, NULL, address(al, b));
             n = 0;
             if (!*p) break;
             continue;
@@ -89,29 +69,30 @@ static cJSON *addresses(mx_ecs_alloc *al, const char *s)
     return arr;
 }
 
-static void endpoint(mx_ecs_alloc *al, cJSON *root, const char *key, const char *ip, uint16_t port)
+static void endpoint(al_t *al, mx_node *root, const char *key, const char *ip, uint16_t port)
 {
-    cJSON *o = obj(al, root, key);
-    put(o, "ip", al->text(al->ctx, ip, strlen(ip)));
-    put(o, "port", al->num(al->ctx, port));
+    mx_node *o = obj(al, root, key);
+    put(o, "ip", text(al, ip, strlen(ip)));
+    put(o, "port", mx_node_int(al, port));
 }
 
 /* "TLSv1.2" -> version "1.2", version_protocol "tls". */
-static void tls_version(mx_ecs_alloc *al, cJSON *tls, const cJSON *v)
+static void tls_version(al_t *al, mx_node *tls, const mx_node *v)
 {
-    const char *s = cJSON_GetStringValue(v);
+    const char *s = sv(v);
     if (!s) return;
     if (strncmp(s, "TLSv", 4) && strncmp(s, "SSLv", 4)) return;
     /* ECS writes a major version with its minor: TLSv1 is "1.0", SSLv3 "3.0" */
     const char *n = s + 4;
-    put(tls, "version", lit(al, !strcmp(n, "1") ? "1.0" : !strcmp(n, "2") ? "2.0" : !strcmp(n, "3") ? "3.0" : n));
+    const char *ver = !strcmp(n, "1") ? "1.0" : !strcmp(n, "2") ? "2.0" : !strcmp(n, "3") ? "3.0" : NULL;
+    put(tls, "version", ver ? lit(al, ver) : text(al, n, strlen(n)));
     put(tls, "version_protocol", lit(al, !strncmp(s, "TLS", 3) ? "tls" : "ssl"));
 }
 
-static void x509(mx_ecs_alloc *al, cJSON *parent, const cJSON *c)
+static void x509(al_t *al, mx_node *parent, const mx_node *c)
 {
-    cJSON *x = obj(al, parent, "x509");
-    cJSON *sub = obj(al, x, "subject"), *iss = obj(al, x, "issuer");
+    mx_node *x = obj(al, parent, "x509");
+    mx_node *sub = obj(al, x, "subject"), *iss = obj(al, x, "issuer");
     put(sub, "distinguished_name", ref(al, get(c, "subject")));
     put(iss, "distinguished_name", ref(al, get(c, "issuer")));
     put(x, "serial_number", ref(al, get(c, "serial")));
@@ -123,28 +104,28 @@ static void x509(mx_ecs_alloc *al, cJSON *parent, const cJSON *c)
     put(x, "public_key_size", ref(al, get(c, "key_bits")));
 }
 
-static void uppercase_hex(mx_ecs_alloc *al, cJSON *o, const char *key, const cJSON *v)
+static void uppercase_hex(al_t *al, mx_node *o, const char *key, const mx_node *v)
 {
-    const char *s = cJSON_GetStringValue(v);
+    const char *s = sv(v);
     if (!s) return;
-    cJSON *n = al->text(al->ctx, s, strlen(s));
+    mx_node *n = text(al, s, strlen(s));
     if (!n) return;
-    for (char *p = n->valuestring; *p; p++)
+    for (char *p = (char *)(uintptr_t)n->v.s; *p; p++)
         if (*p >= 'a' && *p <= 'f') *p = (char)(*p - 'a' + 'A');
     put(o, key, n);
 }
 
-cJSON *mx_ecs_wrap(mx_ecs_alloc *al, const mx_sess *s, mx_evtype type, cJSON *ev)
+mx_node *mx_ecs_wrap(al_t *al, const mx_sess *s, mx_evtype type, const mx_node *ev)
 {
     const mx_evtype_info *ti = mx_evtype_get(type);
-    cJSON *root = al->node(al->ctx, cJSON_Object);
+    mx_node *root = mx_node_new(al, MX_VT_OBJ);
     if (!root || !ti) return NULL;
     put(root, "@timestamp", ref(al, get(ev, "ts")));
     put(obj(al, root, "ecs"), "version", lit(al, ECS_VERSION));
 
-    cJSON *e = obj(al, root, "event");
+    mx_node *e = obj(al, root, "event");
     put(e, "kind", lit(al, type == MX_EV_ANOMALY ? "alert" : "event"));
-    cJSON *cat = al->node(al->ctx, cJSON_Array), *typ = al->node(al->ctx, cJSON_Array);
+    mx_node *cat = mx_node_new(al, MX_VT_ARR), *typ = mx_node_new(al, MX_VT_ARR);
     put(e, "category", cat);
     put(cat, NULL, lit(al, ti->ecs_category));
     put(e, "type", typ);
@@ -153,7 +134,7 @@ cJSON *mx_ecs_wrap(mx_ecs_alloc *al, const mx_sess *s, mx_evtype type, cJSON *ev
     put(e, "module", lit(al, "mxtrace"));
     put(e, "dataset", lit(al, "mxtrace.events"));
 
-    cJSON *net = NULL;
+    mx_node *net = NULL;
     if (s) {
         char cip[64], sip[64];
         mx_addr_str(&s->cli, cip, sizeof cip);
@@ -164,7 +145,7 @@ cJSON *mx_ecs_wrap(mx_ecs_alloc *al, const mx_sess *s, mx_evtype type, cJSON *ev
         put(net, "transport", lit(al, "tcp"));
         put(net, "type", lit(al, s->cli.v6 ? "ipv6" : "ipv4"));
         put(net, "protocol", lit(al, "smtp"));
-        if (s->community_id[0]) put(net, "community_id", al->text(al->ctx, s->community_id, strlen(s->community_id)));
+        if (s->community_id[0]) put(net, "community_id", text(al, s->community_id, strlen(s->community_id)));
     }
 
     switch (type) {
@@ -173,52 +154,52 @@ cJSON *mx_ecs_wrap(mx_ecs_alloc *al, const mx_sess *s, mx_evtype type, cJSON *ev
         put(e, "reason", ref(al, get(ev, "reason")));
         break;
     case MX_EV_SESSION_START: {
-        const cJSON *vl = get(get(ev, "network"), "vlan_id");
-        if (cJSON_GetArraySize(vl) > 0) put(obj(al, net, "vlan"), "id", ref(al, cJSON_GetArrayItem(vl, 0)));
+        const mx_node *vl = get(get(ev, "network"), "vlan_id");
+        const mx_node *v0 = mx_node_at(vl, 0);
+        if (v0) put(obj(al, net, "vlan"), "id", ref(al, v0));
         break;
     }
     case MX_EV_SESSION_END: {
-        const cJSON *v = get(ev, "verdict");
-        if (v) put(e, "outcome", lit(al, cJSON_IsTrue(get(v, "ok")) ? "success" : "failure"));
+        const mx_node *v = get(ev, "verdict");
+        if (v) put(e, "outcome", lit(al, mx_node_true(v, "ok") ? "success" : "failure"));
         if (v) put(e, "reason", ref(al, get(v, "explanation")));
-        put(e, "duration", al->num(al->ctx, (double)(s->cur_us - s->start_us) * 1000.0));
+        put(e, "duration", mx_node_int(al, (int64_t)((double)(s->cur_us - s->start_us) * 1000.0)));
         break;
     }
     case MX_EV_SMTP_REPLY: {
-        const cJSON *c = get(ev, "code");
-        int code = c && (c->type & 0xFF) == cJSON_Raw && c->valuestring ? atoi(c->valuestring) : 0;
+        int64_t code = mx_node_getint(ev, "code", 0);
         if (code >= 200) put(e, "outcome", lit(al, code < 400 ? "success" : "failure"));
         break;
     }
     case MX_EV_TLS_CLIENT_HELLO: {
-        cJSON *cl = obj(al, obj(al, root, "tls"), "client");
+        mx_node *cl = obj(al, obj(al, root, "tls"), "client");
         put(cl, "server_name", ref(al, get(ev, "sni")));
         put(cl, "ja3", ref(al, get(ev, "ja3")));
         put(cl, "supported_ciphers", ref(al, get(ev, "ciphers")));
         break;
     }
     case MX_EV_TLS_SERVER_HELLO: {
-        cJSON *tls = obj(al, root, "tls");
+        mx_node *tls = obj(al, root, "tls");
         tls_version(al, tls, get(ev, "version"));
         put(tls, "cipher", ref(al, get(ev, "cipher")));
-        const cJSON *alpn = get(ev, "alpn");
-        if (cJSON_IsString(alpn)) put(tls, "next_protocol", ref(al, alpn));
+        const mx_node *alpn = get(ev, "alpn");
+        if (sv(alpn)) put(tls, "next_protocol", ref(al, alpn));
         put(obj(al, tls, "server"), "ja3s", ref(al, get(ev, "ja3s")));
         break;
     }
     case MX_EV_TLS_HANDSHAKE_COMPLETE: {
-        cJSON *tls = obj(al, root, "tls");
-        put(tls, "established", al->node(al->ctx, cJSON_True));
+        mx_node *tls = obj(al, root, "tls");
+        put(tls, "established", mx_node_new(al, MX_VT_TRUE));
         tls_version(al, tls, get(ev, "version"));
         put(tls, "cipher", ref(al, get(ev, "cipher")));
         break;
     }
     case MX_EV_TLS_CERTIFICATE: {
-        const cJSON *leaf = cJSON_GetArrayItem(get(ev, "chain"), 0);
-        const cJSON *from = get(ev, "from");
+        const mx_node *leaf = mx_node_at(get(ev, "chain"), 0);
+        const char *from = mx_node_gets(ev, "from");
         if (!leaf) break;
-        int srv = cJSON_GetStringValue(from) && !strcmp(cJSON_GetStringValue(from), "server");
-        cJSON *side = obj(al, obj(al, root, "tls"), srv ? "server" : "client");
+        int srv = from && !strcmp(from, "server");
+        mx_node *side = obj(al, obj(al, root, "tls"), srv ? "server" : "client");
         uppercase_hex(al, obj(al, side, "hash"), "sha256", get(leaf, "sha256"));
         x509(al, side, leaf);
         put(side, "not_before", ref(al, get(leaf, "not_before")));
@@ -228,33 +209,33 @@ cJSON *mx_ecs_wrap(mx_ecs_alloc *al, const mx_sess *s, mx_evtype type, cJSON *ev
         break;
     }
     case MX_EV_TLS_ALERT: {
-        const cJSON *lv = get(ev, "level");
-        if (cJSON_GetStringValue(lv) && !strcmp(cJSON_GetStringValue(lv), "fatal")) put(e, "outcome", lit(al, "failure"));
+        const char *lv = mx_node_gets(ev, "level");
+        if (lv && !strcmp(lv, "fatal")) put(e, "outcome", lit(al, "failure"));
         break;
     }
     case MX_EV_SMTP_DATA: {
-        const cJSON *h = get(ev, "headers");
-        cJSON *em = obj(al, root, "email");
+        const mx_node *h = get(ev, "headers");
+        mx_node *em = obj(al, root, "email");
         put(em, "direction", lit(al, "unknown"));
         const char *v;
-        if ((v = cJSON_GetStringValue(get(h, "from"))) != NULL) put(obj(al, em, "from"), "address", addresses(al, v));
-        if ((v = cJSON_GetStringValue(get(h, "to"))) != NULL) put(obj(al, em, "to"), "address", addresses(al, v));
-        if ((v = cJSON_GetStringValue(get(h, "cc"))) != NULL) put(obj(al, em, "cc"), "address", addresses(al, v));
-        if ((v = cJSON_GetStringValue(get(h, "reply_to"))) != NULL) put(obj(al, em, "reply_to"), "address", addresses(al, v));
+        if ((v = mx_node_gets(h, "from")) != NULL) put(obj(al, em, "from"), "address", addresses(al, v));
+        if ((v = mx_node_gets(h, "to")) != NULL) put(obj(al, em, "to"), "address", addresses(al, v));
+        if ((v = mx_node_gets(h, "cc")) != NULL) put(obj(al, em, "cc"), "address", addresses(al, v));
+        if ((v = mx_node_gets(h, "reply_to")) != NULL) put(obj(al, em, "reply_to"), "address", addresses(al, v));
         put(em, "subject", ref(al, get(h, "subject")));
         put(em, "message_id", ref(al, get(h, "message_id")));
         put(em, "x_mailer", ref(al, get(h, "x_mailer")));
         put(em, "content_type", ref(al, get(ev, "content_type")));
-        const cJSON *parts = get(ev, "mime");
-        cJSON *att = NULL;
-        for (const cJSON *p = parts ? parts->child : NULL; p; p = p->next) {
-            const cJSON *fn = get(p, "filename"), *disp = get(p, "disposition");
-            int is_att = cJSON_IsString(fn) || (cJSON_GetStringValue(disp) && !strcmp(cJSON_GetStringValue(disp), "attachment"));
+        mx_node *att = NULL;
+        MX_NODE_EACH(p, get(ev, "mime")) {
+            const mx_node *fn = get(p, "filename");
+            const char *disp = mx_node_gets(p, "disposition");
+            int is_att = sv(fn) || (disp && !strcmp(disp, "attachment"));
             if (!is_att) continue;
-            if (!att) { att = al->node(al->ctx, cJSON_Array); put(em, "attachments", att); }
-            cJSON *a = al->node(al->ctx, cJSON_Object);
+            if (!att) { att = mx_node_new(al, MX_VT_ARR); put(em, "attachments", att); }
+            mx_node *a = mx_node_new(al, MX_VT_OBJ);
             put(att, NULL, a);
-            cJSON *f = obj(al, a, "file");
+            mx_node *f = obj(al, a, "file");
             put(f, "name", ref(al, fn));
             put(f, "mime_type", ref(al, get(p, "content_type")));
             put(f, "size", ref(al, get(p, "bytes")));
@@ -263,6 +244,6 @@ cJSON *mx_ecs_wrap(mx_ecs_alloc *al, const mx_sess *s, mx_evtype type, cJSON *ev
     }
     default: break;
     }
-    put(root, "mxtrace", ev);
-    return root;
+    put(root, "mxtrace", ref(al, ev));
+    return al->failed ? NULL : root;
 }

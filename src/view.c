@@ -1,7 +1,7 @@
 /* view.c - human views of a session document: text, summary, HTML.
  *
- * Part of the output layer (with sink_json.c): it reads the same per-session
- * document the timeline writes.  Wire text in these documents is already
+ * Part of the output layer (with sink.c): it walks the session's event trees
+ * (event.h) with the timeline document's fields around them.  Wire text in these documents is already
  * valid UTF-8 without NUL (mx_text_clean); here it gets the quoting of its
  * format: control characters are shown as \xNN, and C1 controls, bidi
  * overrides and isolates and the line separators as \uNNNN, on a terminal and
@@ -9,8 +9,8 @@
  * neither move a terminal's cursor, reorder what is shown, nor add markup.
  */
 #include "mx/view.h"
+#include "mx/event.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,64 +83,47 @@ static void utf8_trim(char *s)
 
 /* ---- reading the document -------------------------------------------------- */
 
-static const char *str(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
+typedef mx_node cJ;
 
-/* Numbers are written as raw JSON text by the sink (see sink_json.c). */
-double mx_view_num(const struct cJSON *o, const char *k, double dflt)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (cJSON_IsNumber(v)) return v->valuedouble;
-    if (cJSON_IsRaw(v) && v->valuestring) return strtod(v->valuestring, NULL);
-    return dflt;
-}
-
-#define num mx_view_num
-
-static int boolean(const cJSON *o, const char *k)
-{
-    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
-}
-
-static const cJSON *obj(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+static const char *str(const cJ *o, const char *k) { return mx_node_gets(o, k); }
+/* Integer members (counts, codes, ports, frames) */
+static long long num(const cJ *o, const char *k, long long dflt) { return (long long)mx_node_getint(o, k, dflt); }
+static int boolean(const cJ *o, const char *k) { return mx_node_true(o, k); }
+static const cJ *obj(const cJ *o, const char *k) { return mx_node_get(o, k); }
 
 /* One line describing an event, into buf; returns its kind for styling:
  * 0 plain, 1 failure, 2 note. */
-static int describe_raw(const cJSON *e, char *buf, size_t cap);
+static int describe_raw(const cJ *e, char *buf, size_t cap);
 
-static int describe(const cJSON *e, char *buf, size_t cap)
+static int describe(const cJ *e, char *buf, size_t cap)
 {
     int kind = describe_raw(e, buf, cap);
     utf8_trim(buf);
     return kind;
 }
 
-static int describe_raw(const cJSON *e, char *buf, size_t cap)
+static int describe_raw(const cJ *e, char *buf, size_t cap)
 {
-    const char *type = str(e, "type");
+    mx_evtype type = (mx_evtype)e->evtype;
     buf[0] = 0;
-    if (!type) return 0;
-    if (!strcmp(type, "tcp.syn")) { snprintf(buf, cap, "SYN%s", boolean(e, "retransmission") ? " (again)" : ""); return 0; }
-    if (!strcmp(type, "tcp.synack")) { snprintf(buf, cap, "SYN-ACK"); return 0; }
-    if (!strcmp(type, "tcp.fin")) { snprintf(buf, cap, "FIN"); return 0; }
-    if (!strcmp(type, "tcp.rst")) {
+    if (type == MX_EV_TCP_SYN) { snprintf(buf, cap, "SYN%s", boolean(e, "retransmission") ? " (again)" : ""); return 0; }
+    if (type == MX_EV_TCP_SYNACK) { snprintf(buf, cap, "SYN-ACK"); return 0; }
+    if (type == MX_EV_TCP_FIN) { snprintf(buf, cap, "FIN"); return 0; }
+    if (type == MX_EV_TCP_RST) {
         snprintf(buf, cap, "RST%s%s", boolean(e, "after_close") ? " (after the connection ended)" : "",
                  boolean(e, "in_window") ? "" : " (outside the window: ignored)");
         return 1;
     }
-    if (!strcmp(type, "tcp.refused")) { snprintf(buf, cap, "RST: connection refused"); return 1; }
-    if (!strcmp(type, "tcp.gap")) {
-        snprintf(buf, cap, "[%.0f bytes missing from the capture: %s]", num(e, "bytes", 0), str(e, "reason") ? str(e, "reason") : "");
+    if (type == MX_EV_TCP_REFUSED) { snprintf(buf, cap, "RST: connection refused"); return 1; }
+    if (type == MX_EV_TCP_GAP) {
+        snprintf(buf, cap, "[%lld bytes missing from the capture: %s]", num(e, "bytes", 0), str(e, "reason") ? str(e, "reason") : "");
         return 2;
     }
-    if (!strcmp(type, "smtp.command")) {
+    if (type == MX_EV_SMTP_COMMAND) {
         const char *v = str(e, "verb"), *a = str(e, "arg");
         if (boolean(e, "withheld") && !a) {
             const char *ch = str(e, "chars");
-            snprintf(buf, cap, "[%s line of %.0f bytes withheld%s%s%s]", boolean(e, "known") || !str(e, "chars") ? v : "unknown",
+            snprintf(buf, cap, "[%s line of %lld bytes withheld%s%s%s]", boolean(e, "known") || !str(e, "chars") ? v : "unknown",
                      num(e, "length", 0), ch ? ", " : "", ch ? ch : "",
                      boolean(e, "possible_credential") ? ", possible credential" : "");
             return 0;
@@ -148,61 +131,59 @@ static int describe_raw(const cJSON *e, char *buf, size_t cap)
         snprintf(buf, cap, "%s%s%s%s", v ? v : "", a ? " " : "", a ? a : "", boolean(e, "truncated") ? " [truncated]" : "");
         return 0;
     }
-    if (!strcmp(type, "smtp.auth_response")) {
+    if (type == MX_EV_SMTP_AUTH_RESPONSE) {
         const char *k = str(e, "kind"), *u = str(e, "user");
         snprintf(buf, cap, "<%s%s%s>", k ? k : "response", u ? ": " : ", redacted", u ? u : "");
         return 0;
     }
-    if (!strcmp(type, "smtp.reply")) {
-        const cJSON *lines = obj(e, "lines");
-        int n = cJSON_GetArraySize(lines);
-        const cJSON *l0 = cJSON_GetArrayItem(lines, 0);
+    if (type == MX_EV_SMTP_REPLY) {
+        const cJ *lines = obj(e, "lines");
+        int n = lines && lines->vt == MX_VT_ARR ? (int)lines->len : 0;
+        const cJ *l0 = mx_node_at(lines, 0);
         const char *d = str(e, "decoded");
-        size_t o = (size_t)snprintf(buf, cap, "%.0f%s%s", num(e, "code", 0), n > 1 ? "-" : " ",
-                                    cJSON_IsString(l0) ? l0->valuestring : "");
+        size_t o = (size_t)snprintf(buf, cap, "%lld%s%s", num(e, "code", 0), n > 1 ? "-" : " ",
+                                    mx_node_text(l0) ? l0->v.s : "");
         if (d && o < cap) o += (size_t)snprintf(buf + o, cap - o, " (\"%s\")", d);
         if (n > 1 && o < cap) {
             o += (size_t)snprintf(buf + o, cap - o, " [+%d lines:", n - 1);
-            for (int i = 1; i < n && o < cap; i++) {
-                const cJSON *li = cJSON_GetArrayItem(lines, i);
-                o += (size_t)snprintf(buf + o, cap - o, " %s", cJSON_IsString(li) ? li->valuestring : "");
-            }
+            for (const cJ *li = l0->next; li && o < cap; li = li->next)
+                o += (size_t)snprintf(buf + o, cap - o, " %s", mx_node_text(li) ? li->v.s : "");
             if (o < cap) snprintf(buf + o, cap - o, "]");
         }
         return num(e, "code", 0) >= 400 ? 1 : 0;
     }
-    if (!strcmp(type, "smtp.auth")) {
-        snprintf(buf, cap, "AUTH %s %s (%.0f)%s", str(e, "mechanism") ? str(e, "mechanism") : "",
+    if (type == MX_EV_SMTP_AUTH) {
+        snprintf(buf, cap, "AUTH %s %s (%lld)%s", str(e, "mechanism") ? str(e, "mechanism") : "",
                  str(e, "result") ? str(e, "result") : "", num(e, "code", 0),
                  boolean(e, "password_exposed") ? " - credentials in clear text" : "");
         return str(e, "result") && !strcmp(str(e, "result"), "success") ? 2 : 1;
     }
-    if (!strcmp(type, "smtp.starttls")) {
+    if (type == MX_EV_SMTP_STARTTLS) {
         const char *r = str(e, "result");
         if (r && !strcmp(r, "accepted")) { snprintf(buf, cap, "STARTTLS accepted: TLS from the next byte"); return 2; }
-        snprintf(buf, cap, "STARTTLS refused (%.0f)", num(e, "code", 0));
+        snprintf(buf, cap, "STARTTLS refused (%lld)", num(e, "code", 0));
         return 1;
     }
-    if (!strcmp(type, "smtp.data")) {
-        const cJSON *h = obj(e, "headers");
+    if (type == MX_EV_SMTP_DATA) {
+        const cJ *h = obj(e, "headers");
         const char *subj = str(h, "subject");
-        snprintf(buf, cap, "[message: %.0f bytes%s%s%s, end %s, %.0f attachment(s)]", num(e, "bytes", 0),
+        snprintf(buf, cap, "[message: %lld bytes%s%s%s, end %s, %lld attachment(s)]", num(e, "bytes", 0),
                  subj ? ", Subject: \"" : "", subj ? subj : "", subj ? "\"" : "", str(e, "end") ? str(e, "end") : "",
                  num(e, "attachments", 0));
         return 0;
     }
-    if (!strcmp(type, "tls.client_hello")) {
-        snprintf(buf, cap, "TLS ClientHello%s%s, %.0f cipher suites", str(e, "sni") ? " SNI " : "",
+    if (type == MX_EV_TLS_CLIENT_HELLO) {
+        snprintf(buf, cap, "TLS ClientHello%s%s, %lld cipher suites", str(e, "sni") ? " SNI " : "",
                  str(e, "sni") ? str(e, "sni") : "", num(e, "cipher_suites", 0));
         return 0;
     }
-    if (!strcmp(type, "tls.server_hello") || !strcmp(type, "tls.hello_retry_request")) {
-        snprintf(buf, cap, "TLS %s %s %s", !strcmp(type, "tls.server_hello") ? "ServerHello" : "HelloRetryRequest",
+    if (type == MX_EV_TLS_SERVER_HELLO || type == MX_EV_TLS_HELLO_RETRY_REQUEST) {
+        snprintf(buf, cap, "TLS %s %s %s", type == MX_EV_TLS_SERVER_HELLO ? "ServerHello" : "HelloRetryRequest",
                  str(e, "version") ? str(e, "version") : "", str(e, "cipher") ? str(e, "cipher") : "");
         return 0;
     }
-    if (!strcmp(type, "tls.certificate")) {
-        const cJSON *leaf = cJSON_GetArrayItem(obj(e, "chain"), 0), *ck = obj(e, "checks");
+    if (type == MX_EV_TLS_CERTIFICATE) {
+        const cJ *leaf = mx_node_at(obj(e, "chain"), 0), *ck = obj(e, "checks");
         if (!leaf) {
             int client = str(e, "from") && !strcmp(str(e, "from"), "client");
             snprintf(buf, cap, "TLS Certificate: %s", client ? "none (the client has no certificate to send)" : "empty chain");
@@ -213,38 +194,105 @@ static int describe_raw(const cJSON *e, char *buf, size_t cap)
         int bad = 0;
         if (boolean(ck, "expired") && o < cap) { o += (size_t)snprintf(buf + o, cap - o, "; EXPIRED (%s)", str(leaf, "not_after") ? str(leaf, "not_after") : ""); bad = 1; }
         if (boolean(ck, "self_signed") && o < cap) { o += (size_t)snprintf(buf + o, cap - o, "; self-signed"); bad = 1; }
-        const cJSON *nm;
-        cJSON_ArrayForEach(nm, obj(ck, "names")) {
+        MX_NODE_EACH(nm, obj(ck, "names")) {
             if (!boolean(nm, "covered") && o < cap) { o += (size_t)snprintf(buf + o, cap - o, "; does not cover %s", str(nm, "name")); bad = 1; }
         }
         return bad;
     }
-    if (!strcmp(type, "tls.server_key_exchange")) { snprintf(buf, cap, "TLS ServerKeyExchange%s%s", str(e, "group") ? " " : "", str(e, "group") ? str(e, "group") : ""); return 0; }
-    if (!strcmp(type, "tls.handshake")) { snprintf(buf, cap, "TLS %s", str(e, "message") ? str(e, "message") : ""); return 0; }
-    if (!strcmp(type, "tls.change_cipher_spec")) { snprintf(buf, cap, "TLS ChangeCipherSpec"); return 0; }
-    if (!strcmp(type, "tls.encrypted")) { snprintf(buf, cap, "TLS encrypted records from here"); return 0; }
-    if (!strcmp(type, "tls.handshake_complete")) {
+    if (type == MX_EV_TLS_SERVER_KEY_EXCHANGE) { snprintf(buf, cap, "TLS ServerKeyExchange%s%s", str(e, "group") ? " " : "", str(e, "group") ? str(e, "group") : ""); return 0; }
+    if (type == MX_EV_TLS_HANDSHAKE) { snprintf(buf, cap, "TLS %s", str(e, "message") ? str(e, "message") : ""); return 0; }
+    if (type == MX_EV_TLS_CHANGE_CIPHER_SPEC) { snprintf(buf, cap, "TLS ChangeCipherSpec"); return 0; }
+    if (type == MX_EV_TLS_ENCRYPTED) { snprintf(buf, cap, "TLS encrypted records from here"); return 0; }
+    if (type == MX_EV_TLS_HANDSHAKE_COMPLETE) {
         snprintf(buf, cap, "TLS handshake complete: %s %s", str(e, "version") ? str(e, "version") : "", str(e, "cipher") ? str(e, "cipher") : "");
         return 2;
     }
-    if (!strcmp(type, "tls.alert")) {
+    if (type == MX_EV_TLS_ALERT) {
         if (boolean(e, "encrypted")) {
             const char *p = str(e, "probably");
             snprintf(buf, cap, "TLS Alert (encrypted)%s%s%s", p ? ", probably " : "", p ? p : "",
                      boolean(e, "probable_rejection") ? ": probable rejection" : "");
             return p ? 0 : 1;
         }
-        snprintf(buf, cap, "TLS Alert %s %s (%.0f) after %s %s", str(e, "level") ? str(e, "level") : "",
+        snprintf(buf, cap, "TLS Alert %s %s (%lld) after %s %s", str(e, "level") ? str(e, "level") : "",
                  str(e, "description") ? str(e, "description") : "", num(e, "code", 0),
                  str(e, "after_from") ? str(e, "after_from") : "", str(e, "after") ? str(e, "after") : "");
         return num(e, "code", 0) == 0 ? 0 : 1;
     }
-    if (!strcmp(type, "anomaly")) { snprintf(buf, cap, "! %s: %s", str(e, "kind") ? str(e, "kind") : "", str(e, "detail") ? str(e, "detail") : ""); return 2; }
-    if (!strcmp(type, "limit")) { snprintf(buf, cap, "! limit %s (%.0f) reached", str(e, "limit") ? str(e, "limit") : "", num(e, "value", 0)); return 2; }
+    if (type == MX_EV_ANOMALY) { snprintf(buf, cap, "! %s: %s", str(e, "kind") ? str(e, "kind") : "", str(e, "detail") ? str(e, "detail") : ""); return 2; }
+    if (type == MX_EV_LIMIT) { snprintf(buf, cap, "! limit %s (%lld) reached", str(e, "limit") ? str(e, "limit") : "", num(e, "value", 0)); return 2; }
     return -1;   /* not shown as a step (session.start, session.end) */
 }
 
 /* ---- text ---------------------------------------------------------------- */
+
+/* Formatting without printf, for what every line of a story has. */
+
+static size_t copy(char *o, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(o, s, n);
+    return n;
+}
+
+/* v right-aligned in w columns, as printf's %*lld. */
+static size_t digits(char *o, long long v, int w)
+{
+    char t[24];
+    size_t n = 0, k = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do { t[n++] = (char)('0' + u % 10); u /= 10; } while (u);
+    if (v < 0) t[n++] = '-';
+    for (size_t i = n; i < (size_t)w; i++) o[k++] = ' ';
+    while (n) o[k++] = t[--n];
+    return k;
+}
+
+/* Seconds with six decimals right-aligned in w columns, as printf's %*.6f
+ * gives them for a time in microseconds. */
+static size_t seconds6(char *o, const cJ *v, int w)
+{
+    if (!v || v->vt != MX_VT_USEC || v->v.i <= -(1LL << 52) || v->v.i >= (1LL << 52))
+        return (size_t)snprintf(o, 40, "%*.6f", w, !v ? 0.0 : v->vt == MX_VT_USEC ? (double)v->v.i / 1e6 :
+                                v->vt == MX_VT_INT ? (double)v->v.i : v->vt == MX_VT_NUM ? v->v.d : 0.0);
+    int64_t i = v->v.i;
+    unsigned long long u = i < 0 ? (unsigned long long)-i : (unsigned long long)i;
+    char t[40];
+    size_t n = 0, k = 0;
+    unsigned frac = (unsigned)(u % 1000000u);
+    for (int d = 0; d < 6; d++) { t[n++] = (char)('0' + frac % 10); frac /= 10; }
+    t[n++] = '.';
+    u /= 1000000u;
+    do { t[n++] = (char)('0' + u % 10); u /= 10; } while (u);
+    if (i < 0) t[n++] = '-';
+    for (size_t j = n; j < (size_t)w; j++) o[k++] = ' ';
+    while (n) o[k++] = t[--n];
+    return k;
+}
+
+/* s quoted as mx_view_text() writes it; o has room for 4 bytes per byte. */
+static size_t text_quoted(char *o, const char *s)
+{
+    static const char hx[] = "0123456789abcdef";
+    size_t n = 0;
+    while (s && *s) {
+        unsigned char c = (unsigned char)*s;
+        unsigned cp = 0;
+        size_t k = 0;
+        if (c < 0x20 || c == 0x7F) {
+            o[n++] = '\\'; o[n++] = 'x'; o[n++] = hx[c >> 4]; o[n++] = hx[c & 15];
+            s++;
+        } else if (c >= 0xC2 && (k = mx_view_unsafe(s, &cp)) != 0) {
+            o[n++] = '\\'; o[n++] = 'u';
+            o[n++] = hx[(cp >> 12) & 15]; o[n++] = hx[(cp >> 8) & 15]; o[n++] = hx[(cp >> 4) & 15]; o[n++] = hx[cp & 15];
+            s += k;
+        } else {
+            o[n++] = (char)c;
+            s++;
+        }
+    }
+    return n;
+}
 
 #define C_RESET "\033[0m"
 #define C_CLI "\033[36m"
@@ -253,41 +301,52 @@ static int describe_raw(const cJSON *e, char *buf, size_t cap)
 #define C_OK "\033[1;32m"
 #define C_DIM "\033[2m"
 
-static const cJSON *last_event(const cJSON *doc)
+static const cJ *last_event(const cJ *doc)
 {
-    const cJSON *evs = obj(doc, "events");
-    /* in cJSON's lists the first element's prev is the last */
-    return evs && evs->child ? evs->child->prev : NULL;
+    const cJ *evs = obj(doc, "events");
+    return evs && evs->vt == MX_VT_ARR ? evs->v.kids.last : NULL;
 }
 
-static void endpoint(char *buf, size_t cap, const cJSON *ep)
+static void endpoint(char *buf, size_t cap, const cJ *ep)
 {
     const char *ip = str(ep, "ip");
     int v6 = ip && strchr(ip, ':');
-    snprintf(buf, cap, "%s%s%s:%.0f", v6 ? "[" : "", ip ? ip : "?", v6 ? "]" : "", num(ep, "port", 0));
+    snprintf(buf, cap, "%s%s%s:%lld", v6 ? "[" : "", ip ? ip : "?", v6 ? "]" : "", num(ep, "port", 0));
 }
 
-void mx_view_text_session(FILE *f, const cJSON *doc, int color)
+void mx_view_text_session(FILE *f, const cJ *doc, int color)
 {
     char cli[80], srv[80], line[4096];
-    const cJSON *end = last_event(doc), *v = obj(end, "verdict");
-    const cJSON *start = cJSON_GetArrayItem(obj(doc, "events"), 0);
+    const cJ *end = last_event(doc), *v = obj(end, "verdict");
+    const cJ *start = mx_node_at(obj(doc, "events"), 0);
     const char *dns = str(obj(start, "dns"), "name");
     endpoint(cli, sizeof cli, obj(doc, "client"));
     endpoint(srv, sizeof srv, obj(doc, "server"));
-    fprintf(f, "%ssession %.0f%s  %s -> %s", color ? "\033[1m" : "", num(doc, "session", 0), color ? C_RESET : "", cli, srv);
+    fprintf(f, "%ssession %lld%s  %s -> %s", color ? "\033[1m" : "", num(doc, "session", 0), color ? C_RESET : "", cli, srv);
     if (dns) { fputs(" (", f); mx_view_text(f, dns); fputc(')', f); }
-    fprintf(f, "  %s  %.6f s\n", str(doc, "start") ? str(doc, "start") : "", num(doc, "duration", 0));
-    const cJSON *e;
-    cJSON_ArrayForEach(e, obj(doc, "events")) {
+    fprintf(f, "  %s  %.6f s\n", str(doc, "start") ? str(doc, "start") : "", mx_node_getnum(doc, "duration", 0));
+    MX_NODE_EACH(e, obj(doc, "events")) {
         int kind = describe(e, line, sizeof line);
         if (kind < 0) continue;
         const char *from = str(e, "from");
         const char *who = !from ? " " : !strcmp(from, "client") ? "C" : "S";
         const char *col = !color ? "" : kind == 1 ? C_BAD : kind == 2 ? C_DIM : !from ? "" : *who == 'C' ? C_CLI : C_SRV;
-        fprintf(f, "  %10.6f %5.0f %s: %s", num(e, "t", 0), num(e, "frame", 0), who, col);
-        mx_view_text(f, line);
-        fprintf(f, "%s\n", color && *col ? C_RESET : "");
+        /* the line is put together here and written at once */
+        char out[sizeof line * 4 + 128];
+        size_t n = 2;
+        out[0] = out[1] = ' ';
+        n += seconds6(out + n, mx_node_get(e, "t"), 10);
+        out[n++] = ' ';
+        n += digits(out + n, num(e, "frame", 0), 5);
+        out[n++] = ' ';
+        out[n++] = *who;
+        out[n++] = ':';
+        out[n++] = ' ';
+        n += copy(out + n, col);
+        n += text_quoted(out + n, line);
+        if (color && *col) n += copy(out + n, C_RESET);
+        out[n++] = '\n';
+        fwrite(out, 1, n, f);
     }
     if (v) {
         int ok = boolean(v, "ok");
@@ -311,11 +370,11 @@ void mx_view_summary_header(FILE *f)
             "MODE", "TLS", "AUTH", "MSGS", "VERDICT");
 }
 
-void mx_view_summary_session(FILE *f, const cJSON *doc, int color)
+void mx_view_summary_session(FILE *f, const cJ *doc, int color)
 {
     char cli[80], srv[80], auth[48] = "-", msgs[16], tlsv[24] = "-";
-    const cJSON *end = last_event(doc), *v = obj(end, "verdict"), *smtp = obj(end, "smtp"), *tls = obj(end, "tls");
-    const cJSON *start = cJSON_GetArrayItem(obj(doc, "events"), 0);
+    const cJ *end = last_event(doc), *v = obj(end, "verdict"), *smtp = obj(end, "smtp"), *tls = obj(end, "tls");
+    const cJ *start = mx_node_at(obj(doc, "events"), 0);
     endpoint(cli, sizeof cli, obj(doc, "client"));
     endpoint(srv, sizeof srv, obj(doc, "server"));
     const char *mode = str(start, "mode") ? str(start, "mode") : "-";
@@ -323,12 +382,12 @@ void mx_view_summary_session(FILE *f, const cJSON *doc, int color)
     if (tls && str(tls, "version")) snprintf(tlsv, sizeof tlsv, "%s", str(tls, "version"));
     else if (v && str(v, "tls")) snprintf(tlsv, sizeof tlsv, "%s", !strcmp(str(v, "tls"), "starttls_not_offered") ? "none" :
                                           !strcmp(str(v, "tls"), "starttls_not_used") ? "unused" : "failed");
-    const cJSON *a = obj(smtp, "auth");
+    const cJ *a = obj(smtp, "auth");
     if (a) snprintf(auth, sizeof auth, "%s:%s", str(a, "mechanism") ? str(a, "mechanism") : "?", str(a, "result") ? str(a, "result") : "?");
-    snprintf(msgs, sizeof msgs, "%.0f/%.0f", num(smtp, "messages_accepted", 0),
+    snprintf(msgs, sizeof msgs, "%lld/%lld", num(smtp, "messages_accepted", 0),
              num(smtp, "messages_accepted", 0) + num(smtp, "messages_rejected", 0));
     int ok = v && boolean(v, "ok");
-    fprintf(f, "%-7.0f %-27s %-23s %-23s %-12s %-8s ", num(doc, "session", 0), str(doc, "start") ? str(doc, "start") : "", cli, srv, mode, tlsv);
+    fprintf(f, "%-7lld %-27s %-23s %-23s %-12s %-8s ", num(doc, "session", 0), str(doc, "start") ? str(doc, "start") : "", cli, srv, mode, tlsv);
     mx_view_text(f, auth);
     fprintf(f, "%*s %-5s %s%s%s", (int)(14 - (strlen(auth) < 14 ? strlen(auth) : 14)), "", msgs,
             color ? (ok ? C_OK : C_BAD) : "", v && str(v, "code") ? str(v, "code") : "?", color ? C_RESET : "");
@@ -364,17 +423,17 @@ void mx_view_html_begin(FILE *f)
           "</style></head><body>\n<h1>mxtrace report</h1>\n", f);
 }
 
-void mx_view_html_session(FILE *f, const cJSON *doc)
+void mx_view_html_session(FILE *f, const cJ *doc)
 {
     char cli[80], srv[80], line[4096];
-    const cJSON *end = last_event(doc), *v = obj(end, "verdict");
+    const cJ *end = last_event(doc), *v = obj(end, "verdict");
     endpoint(cli, sizeof cli, obj(doc, "client"));
     endpoint(srv, sizeof srv, obj(doc, "server"));
     const char *code = v && str(v, "code") ? str(v, "code") : "none";
     int ok = v && boolean(v, "ok");
-    fprintf(f, "<section class=\"session\" id=\"s%.0f\" data-verdict=\"", num(doc, "session", 0));
+    fprintf(f, "<section class=\"session\" id=\"s%lld\" data-verdict=\"", num(doc, "session", 0));
     mx_view_html(f, code);
-    fprintf(f, "\">\n<h2>Session %.0f: ", num(doc, "session", 0));
+    fprintf(f, "\">\n<h2>Session %lld: ", num(doc, "session", 0));
     mx_view_html(f, cli);
     fputs(" &rarr; ", f);
     mx_view_html(f, srv);
@@ -392,14 +451,15 @@ void mx_view_html_session(FILE *f, const cJSON *doc)
     fputs("</span><span style=\"text-align:right\">server ", f);
     mx_view_html(f, srv);
     fputs("</span></div>\n", f);
-    const cJSON *e;
-    cJSON_ArrayForEach(e, obj(doc, "events")) {
+    MX_NODE_EACH(e, obj(doc, "events")) {
         int kind = describe(e, line, sizeof line);
         if (kind < 0) continue;
         const char *from = str(e, "from");
         const char *dir = !from ? "note" : !strcmp(from, "client") ? "c2s" : "s2c";
-        fprintf(f, "<div class=\"ev %s%s\" data-frame=\"%.0f\"><span class=\"t\">%.6f</span><div class=\"arrow\">", dir,
-                kind == 1 ? " fail" : "", num(e, "frame", 0), num(e, "t", 0));
+        char t[48];
+        t[seconds6(t, mx_node_get(e, "t"), 0)] = 0;
+        fprintf(f, "<div class=\"ev %s%s\" data-frame=\"%lld\"><span class=\"t\">%s</span><div class=\"arrow\">", dir,
+                kind == 1 ? " fail" : "", num(e, "frame", 0), t);
         mx_view_html(f, line);
         fputs("</div></div>\n", f);
     }

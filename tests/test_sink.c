@@ -1,4 +1,4 @@
-/* Unit tests: the event builder and its arena (sink_json.c).
+/* Unit tests: the event builder and its arena (event.c), through the sink.
  *
  * Events with more nodes than one node block, texts larger than one text
  * block, an event large enough to make the sink trim its arena afterwards,

@@ -1,7 +1,7 @@
 /* sink.h - where sessions and their events are written.
  *
- * The sink owns the JSON library and renders every event and session once per
- * format, for each of its outputs (output.h).  A session is opened with
+ * The sink takes finished events (event.h) and renders every event and
+ * session once per format, for each of its outputs (output.h).  A session is opened with
  * mx_sink_session_begin(), receives its events through mx_ev_end() (see
  * session.h), and is written out (timeline) or closed (ndjson) by
  * mx_sink_session_end().

@@ -1,5 +1,6 @@
 /* view.h - text, summary and HTML views of session documents (output layer;
- * the document is a cJSON object as the timeline writes it). */
+ * a document is an event tree (event.h) with the timeline's fields: session,
+ * client, server, start, duration and the session's events). */
 #ifndef MX_VIEW_H
 #define MX_VIEW_H
 
@@ -7,16 +8,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct cJSON;
+struct mx_ev;
 
 typedef struct mx_view_row {       /* one line of the HTML index */
     uint64_t id;
     int ok;
     char client[64], server[64], code[32], explanation[256];
 } mx_view_row;
-
-/* A number field of a document (plain or raw JSON number). */
-double mx_view_num(const struct cJSON *o, const char *k, double dflt);
 
 /* The format's quoting of already-clean UTF-8 text. */
 /* Length of a screen-acting code point at s (C1 control, bidi control,
@@ -25,11 +23,11 @@ size_t mx_view_unsafe(const char *s, unsigned *cp);
 void mx_view_text(FILE *f, const char *s);
 void mx_view_html(FILE *f, const char *s);
 
-void mx_view_text_session(FILE *f, const struct cJSON *doc, int color);
+void mx_view_text_session(FILE *f, const struct mx_ev *doc, int color);
 void mx_view_summary_header(FILE *f);
-void mx_view_summary_session(FILE *f, const struct cJSON *doc, int color);
+void mx_view_summary_session(FILE *f, const struct mx_ev *doc, int color);
 void mx_view_html_begin(FILE *f);
-void mx_view_html_session(FILE *f, const struct cJSON *doc);
+void mx_view_html_session(FILE *f, const struct mx_ev *doc);
 void mx_view_html_end(FILE *f, const mx_view_row *rows, size_t n, size_t dropped);
 
 #endif

@@ -1,0 +1,366 @@
+/* event.c - the event builder (the mx_ev_* calls of session.h) and the
+ * arenas its trees live in.
+ *
+ * An event is begun in the arena the sink names for the session (its
+ * scratch arena, or the session's own when the views keep the events),
+ * filled with typed nodes, and handed to the sink when it ends.  The scratch
+ * arena is reset when no event in it is open any more.  Nothing here knows
+ * about JSON or any output; wire bytes reach a node only through
+ * mx_text_clean().
+ */
+#include "mx/event.h"
+#include "mx/text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- arenas ------------------------------------------------------------------ */
+
+enum { NODE_BLK = 256, TEXT_BLK = 32 * 1024, TEXT_KEEP = 1 << 20 };
+
+struct mx_nblk { mx_nblk *next; size_t cap; mx_node n[]; };
+struct mx_tblk { mx_tblk *next; size_t cap; char t[]; };
+
+/* The size of the next block: a session's arena starts small and doubles. */
+static size_t next_cap(const mx_arena *a, size_t cur, size_t full, size_t first)
+{
+    if (!a->small) return full;
+    if (!cur) return first;
+    return cur < full ? cur * 2 : full;
+}
+
+mx_node *mx_node_new(mx_arena *a, mx_vt vt)
+{
+    if (!a->ncur || a->nused == a->ncur->cap) {
+        mx_nblk *b = a->ncur ? a->ncur->next : a->nfirst;
+        if (!b) {
+            size_t cap = next_cap(a, a->ncur ? a->ncur->cap : 0, NODE_BLK, 16);
+            b = malloc(sizeof *b + cap * sizeof(mx_node));
+            if (!b) { a->failed = 1; return NULL; }
+            b->next = NULL;
+            b->cap = cap;
+            a->nbytes += sizeof *b + cap * sizeof(mx_node);
+            if (a->ncur) a->ncur->next = b; else a->nfirst = b;
+        }
+        a->ncur = b;
+        a->nused = 0;
+    }
+    mx_node *n = &a->ncur->n[a->nused++];
+    memset(n, 0, sizeof *n);
+    n->vt = (uint8_t)vt;
+    n->a = a;
+    return n;
+}
+
+char *mx_arena_text(mx_arena *a, size_t n)
+{
+    if (a->tcur && a->tcur->cap - a->tused >= n) {
+        char *p = a->tcur->t + a->tused;
+        a->tused += n;
+        return p;
+    }
+    mx_tblk *b = a->tcur ? a->tcur->next : a->tfirst;
+    if (!b || b->cap < n) {
+        size_t blk = next_cap(a, a->tcur ? a->tcur->cap : 0, TEXT_BLK, 1024);
+        size_t cap = n > blk ? n : blk;
+        mx_tblk *nb = malloc(sizeof *nb + cap);
+        if (!nb) { a->failed = 1; return NULL; }
+        nb->cap = cap;
+        nb->next = b;           /* a block too small for n stays for later */
+        if (a->tcur) a->tcur->next = nb; else a->tfirst = nb;
+        a->tbytes += cap;
+        b = nb;
+    }
+    a->tcur = b;
+    a->tused = n;
+    return b->t;
+}
+
+void mx_arena_reset(mx_arena *a)
+{
+    a->ncur = a->nfirst;
+    a->nused = 0;
+    a->failed = 0;
+    a->open = 0;
+    if (a->tbytes > TEXT_KEEP && a->tfirst) {
+        /* one huge event must not pin its memory for the rest of the run */
+        mx_tblk *b = a->tfirst->next;
+        while (b) { mx_tblk *nx = b->next; free(b); b = nx; }
+        a->tfirst->next = NULL;
+        a->tbytes = a->tfirst->cap;
+    }
+    a->tcur = a->tfirst;
+    a->tused = 0;
+}
+
+void mx_arena_free(mx_arena *a)
+{
+    for (mx_nblk *b = a->nfirst; b;) { mx_nblk *nx = b->next; free(b); b = nx; }
+    for (mx_tblk *b = a->tfirst; b;) { mx_tblk *nx = b->next; free(b); b = nx; }
+    memset(a, 0, sizeof *a);
+}
+
+/* ---- nodes ------------------------------------------------------------------- */
+
+mx_node *mx_node_str(mx_arena *a, const char *s, size_t n)
+{
+    char *t = mx_arena_text(a, n + 1);
+    mx_node *v = t ? mx_node_new(a, MX_VT_STR) : NULL;
+    if (!v) return NULL;
+    memcpy(t, s, n);
+    t[n] = 0;
+    v->v.s = t;
+    v->len = (uint32_t)n;
+    return v;
+}
+
+mx_node *mx_node_lit(mx_arena *a, const char *s)
+{
+    mx_node *v = mx_node_new(a, MX_VT_STR);
+    if (!v) return NULL;
+    v->v.s = s;
+    v->len = (uint32_t)strlen(s);
+    return v;
+}
+
+mx_node *mx_node_int(mx_arena *a, int64_t i)
+{
+    mx_node *v = mx_node_new(a, MX_VT_INT);
+    if (v) v->v.i = i;
+    return v;
+}
+
+mx_node *mx_node_ref(mx_arena *a, const mx_node *src)
+{
+    if (!src) return NULL;
+    mx_node *v = mx_node_new(a, (mx_vt)src->vt);
+    if (!v) return NULL;
+    v->v = src->v;
+    v->len = src->len;
+    v->evtype = src->evtype;
+    return v;
+}
+
+void mx_node_add(mx_node *p, const char *key, mx_node *v)
+{
+    if (!p || !v || p->vt < MX_VT_OBJ) return;
+    v->key = p->vt == MX_VT_OBJ ? key : NULL;
+    v->next = NULL;
+    if (p->v.kids.last) p->v.kids.last->next = v;
+    else p->v.kids.first = v;
+    p->v.kids.last = v;
+    p->len++;
+}
+
+/* Keys are literals, so the same key is usually the same pointer; a first
+ * byte that differs settles most of the rest without strcmp. */
+const mx_node *mx_node_get(const mx_node *o, const char *key)
+{
+    if (!o || o->vt != MX_VT_OBJ) return NULL;
+    for (const mx_node *c = o->v.kids.first; c; c = c->next)
+        if (c->key == key || (c->key && c->key[0] == key[0] && !strcmp(c->key, key))) return c;
+    return NULL;
+}
+
+const mx_node *mx_node_at(const mx_node *arr, size_t i)
+{
+    if (!arr || arr->vt < MX_VT_OBJ) return NULL;
+    const mx_node *c = arr->v.kids.first;
+    while (c && i--) c = c->next;
+    return c;
+}
+
+double mx_node_getnum(const mx_node *o, const char *k, double dflt)
+{
+    const mx_node *v = mx_node_get(o, k);
+    if (!v) return dflt;
+    switch (v->vt) {
+    case MX_VT_INT: return (double)v->v.i;
+    case MX_VT_USEC: return (double)v->v.i / 1e6;
+    case MX_VT_NUM: return v->v.d;
+    default: return dflt;
+    }
+}
+
+int64_t mx_node_getint(const mx_node *o, const char *k, int64_t dflt)
+{
+    const mx_node *v = mx_node_get(o, k);
+    return v && v->vt == MX_VT_INT ? v->v.i : dflt;
+}
+
+/* ---- the builder ----------------------------------------------------------------- */
+
+/* ISO-8601 UTC with microseconds; the date and time of day are formatted
+ * once per second of capture time (per thread). */
+static void ts_text(uint64_t us, char *out)
+{
+    static _Thread_local int64_t ts_sec = -1;
+    static _Thread_local char ts_prefix[24];
+    int64_t sec = (int64_t)(us / 1000000u);
+    if (sec != ts_sec) {
+        char full[40];
+        mx_iso_time(us, full, sizeof full);
+        memcpy(ts_prefix, full, 19);
+        ts_sec = sec;
+    }
+    memcpy(out, ts_prefix, 19);
+    uint32_t frac = (uint32_t)(us % 1000000u);
+    out[19] = '.';
+    for (int i = 25; i >= 20; i--) { out[i] = (char)('0' + frac % 10); frac /= 10; }
+    out[26] = 'Z';
+    out[27] = 0;
+}
+
+/* The members every event of a session starts with. */
+static mx_node *head(mx_arena *a, mx_sess *s, mx_evtype type)
+{
+    char t[32];
+    mx_node *o = mx_node_new(a, MX_VT_OBJ);
+    if (!o) return NULL;
+    o->evtype = (uint8_t)type;
+    mx_node_add(o, "type", mx_node_lit(a, mx_evtype_name(type)));
+    mx_node_add(o, "session", mx_node_int(a, (int64_t)s->id));
+    ts_text(s->cur_us, t);
+    mx_node_add(o, "ts", mx_node_str(a, t, 27));
+    mx_ev_seconds(o, "t", s->cur_us - s->start_us);
+    mx_node_add(o, "frame", mx_node_int(a, (int64_t)s->cur_frame));
+    return o;
+}
+
+mx_ev *mx_ev_begin(mx_sess *s, mx_evtype type, int from)
+{
+    mx_arena *a = mx_sink_ev_arena(s->sink, s);
+    if (s->nevents >= s->opt->lim.max_events && type != MX_EV_SESSION_END) {
+        if (s->events_dropped++ == 0) {
+            /* Say once that the cap was reached, then count. */
+            a->open++;
+            mx_node *l = head(a, s, MX_EV_LIMIT);
+            mx_ev_lit(l, "limit", "max_events");
+            mx_ev_int(l, "value", s->opt->lim.max_events);
+            if (l) mx_ev_end(s, l);
+            else if (--a->open == 0 && !a->keep) mx_arena_reset(a);
+        }
+        return NULL;
+    }
+    s->nevents++;
+    a->open++;
+    mx_node *o = head(a, s, type);
+    if (!o) {
+        if (--a->open == 0 && !a->keep) mx_arena_reset(a);
+        return NULL;
+    }
+    if (from == MX_CLIENT) mx_node_add(o, "from", mx_node_lit(a, "client"));
+    else if (from == MX_SERVER) mx_node_add(o, "from", mx_node_lit(a, "server"));
+    return o;
+}
+
+void mx_ev_end(mx_sess *s, mx_ev *e)
+{
+    if (!e) return;
+    mx_arena *a = e->a;
+    mx_sink_ev_done(s->sink, s, e);
+    if (--a->open <= 0) {
+        a->open = 0;
+        if (!a->keep) mx_arena_reset(a);
+    }
+}
+
+/* The single path from wire bytes to an event's text. */
+void mx_ev_wire(mx_ev *e, const char *key, const uint8_t *p, size_t n, size_t maxin)
+{
+    if (!e) return;
+    mx_arena *a = e->a;
+    size_t in = n < maxin ? n : maxin, cap = in * 3 + 4, outlen;
+    char *buf = mx_arena_text(a, cap);
+    if (!buf) return;
+    int fl = mx_text_clean(p, n, maxin, buf, cap, &outlen);
+    a->tused -= cap - (outlen + 1);     /* buf is the arena's last allocation */
+    mx_node *v = mx_node_new(a, MX_VT_STR);
+    if (!v) return;
+    v->v.s = buf;
+    v->len = (uint32_t)outlen;
+    mx_node_add(e, key, v);
+    if ((fl & MX_TEXT_TRUNCATED) && key && e->vt == MX_VT_OBJ) {
+        size_t kl = strlen(key);
+        char *k2 = mx_arena_text(a, kl + sizeof "_truncated");
+        if (!k2) return;
+        memcpy(k2, key, kl);
+        memcpy(k2 + kl, "_truncated", sizeof "_truncated");
+        mx_node_add(e, k2, mx_node_new(a, MX_VT_TRUE));
+    }
+}
+
+void mx_ev_str(mx_ev *e, const char *key, const char *s)
+{
+    if (e && s) mx_node_add(e, key, mx_node_str(e->a, s, strlen(s)));
+}
+
+void mx_ev_lit(mx_ev *e, const char *key, const char *s)
+{
+    if (e && s) mx_node_add(e, key, mx_node_lit(e->a, s));
+}
+
+void mx_ev_int(mx_ev *e, const char *key, int64_t v)
+{
+    if (!e) return;
+    /* Above 2^53 a double loses digits: write such values as strings. */
+    if (v > (1LL << 53) || v < -(1LL << 53)) {
+        char b[32];
+        int n = snprintf(b, sizeof b, "%lld", (long long)v);
+        mx_node_add(e, key, mx_node_str(e->a, b, (size_t)n));
+    } else {
+        mx_node_add(e, key, mx_node_int(e->a, v));
+    }
+}
+
+void mx_ev_num(mx_ev *e, const char *key, double v)
+{
+    if (!e) return;
+    mx_node *n = mx_node_new(e->a, MX_VT_NUM);
+    if (n) n->v.d = v;
+    mx_node_add(e, key, n);
+}
+
+void mx_ev_seconds(mx_ev *e, const char *key, uint64_t us)
+{
+    if (!e) return;
+    mx_node *n = mx_node_new(e->a, MX_VT_USEC);
+    if (n) n->v.i = (int64_t)us;
+    mx_node_add(e, key, n);
+}
+
+void mx_ev_bool(mx_ev *e, const char *key, int v) { if (e) mx_node_add(e, key, mx_node_new(e->a, v ? MX_VT_TRUE : MX_VT_FALSE)); }
+void mx_ev_null(mx_ev *e, const char *key) { if (e) mx_node_add(e, key, mx_node_new(e->a, MX_VT_NULL)); }
+
+mx_ev *mx_ev_obj(mx_ev *e, const char *key)
+{
+    if (!e) return NULL;
+    mx_node *o = mx_node_new(e->a, MX_VT_OBJ);
+    mx_node_add(e, key, o);
+    return o;
+}
+
+mx_ev *mx_ev_arr(mx_ev *e, const char *key)
+{
+    if (!e) return NULL;
+    mx_node *o = mx_node_new(e->a, MX_VT_ARR);
+    mx_node_add(e, key, o);
+    return o;
+}
+
+void mx_ev_push_wire(mx_ev *a, const uint8_t *p, size_t n, size_t cap) { mx_ev_wire(a, NULL, p, n, cap); }
+void mx_ev_push_str(mx_ev *a, const char *s) { mx_ev_str(a, NULL, s); }
+void mx_ev_push_lit(mx_ev *a, const char *s) { mx_ev_lit(a, NULL, s); }
+void mx_ev_push_int(mx_ev *a, int64_t v) { mx_ev_int(a, NULL, v); }
+mx_ev *mx_ev_push_obj(mx_ev *a) { return mx_ev_obj(a, NULL); }
+
+void mx_ev_endpoint(mx_ev *e, const char *key, const mx_addr *a, uint16_t port)
+{
+    if (!e) return;
+    char ip[64];
+    mx_addr_str(a, ip, sizeof ip);
+    mx_ev *o = mx_ev_obj(e, key);
+    mx_ev_str(o, "ip", ip);
+    if (o) mx_node_add(o, "port", mx_node_int(o->a, port));
+}

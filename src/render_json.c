@@ -1,0 +1,200 @@
+/* render_json.c - event trees as JSON text.
+ *
+ * The bytes are those cJSON's printer wrote for the same values (the JSON
+ * goldens were made with it, and tests/test_json.c compares the two on
+ * random trees), written here without its per-byte copying: strings go out
+ * in runs between the bytes that need an escape, integers and microsecond
+ * times as digits, keys from their own text.
+ */
+#include "render_json.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { BUF_MAX = 1u << 30 };
+
+void mx_buf_free(mx_buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* Room for n more bytes and a NUL. */
+static int room(mx_buf *b, size_t n)
+{
+    if (b->failed) return 0;
+    if (b->len + n + 1 <= b->cap) return 1;
+    size_t nc = b->cap ? b->cap : 4096;
+    while (nc < b->len + n + 1) nc *= 2;
+    if (nc > BUF_MAX) { b->failed = 1; return 0; }
+    char *np = realloc(b->p, nc);
+    if (!np) { b->failed = 1; return 0; }
+    b->p = np;
+    b->cap = nc;
+    return 1;
+}
+
+static void put(mx_buf *b, const char *s, size_t n)
+{
+    if (!room(b, n)) return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void putc1(mx_buf *b, char c)
+{
+    if (!room(b, 1)) return;
+    b->p[b->len++] = c;
+}
+
+/* 1: a byte that is escaped; 2: the first byte of U+0085 or U+2028/9. */
+static const unsigned char special[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1, [0xC2] = 2, [0xE2] = 2,
+};
+
+static void string(mx_buf *b, const char *s, size_t n)
+{
+    static const char hx[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    putc1(b, '"');
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && !special[*p]) p++;
+        if (p > run) put(b, (const char *)run, (size_t)(p - run));
+        if (p == end) break;
+        char e[6] = { '\\', 0 };
+        size_t el = 2, skip = 1;
+        unsigned cp = 0;
+        switch (*p) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        case 0xC2:
+            if (p + 1 < end && p[1] == 0x85) { cp = 0x85; skip = 2; }
+            else el = 0;
+            break;
+        case 0xE2:
+            if (p + 2 < end && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9)) { cp = 0x2000u + (p[2] - 0x80u); skip = 3; }
+            else el = 0;
+            break;
+        default: cp = *p; break;              /* another control character */
+        }
+        if (cp) {
+            e[1] = 'u';
+            e[2] = hx[(cp >> 12) & 15]; e[3] = hx[(cp >> 8) & 15]; e[4] = hx[(cp >> 4) & 15]; e[5] = hx[cp & 15];
+            el = 6;
+        }
+        if (el) put(b, e, el);
+        else put(b, (const char *)p, 1);       /* a lead byte of something else */
+        p += skip;
+    }
+    putc1(b, '"');
+}
+
+static size_t u64_digits(uint64_t v, char *out)
+{
+    char tmp[24];
+    size_t n = 0;
+    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static void integer(mx_buf *b, int64_t v)
+{
+    char t[24];
+    size_t n;
+    if (v < 0) { t[0] = '-'; n = 1 + u64_digits((uint64_t)-(v + 1) + 1, t + 1); }
+    else n = u64_digits((uint64_t)v, t);
+    put(b, t, n);
+}
+
+/* Microseconds as seconds: "0", "0.00142", "12.5". */
+static void seconds(mx_buf *b, uint64_t us)
+{
+    char t[32];
+    size_t n = u64_digits(us / 1000000u, t);
+    uint32_t frac = (uint32_t)(us % 1000000u);
+    if (frac) {
+        t[n++] = '.';
+        for (uint32_t d = 100000; d && frac; d /= 10) { t[n++] = (char)('0' + frac / d); frac %= d; }
+    }
+    put(b, t, n);
+}
+
+/* A double as cJSON writes one: integral values in int range as integers,
+ * else the shortest of 15 or 17 significant digits that reads back. */
+static void number(mx_buf *b, double d)
+{
+    char t[64];
+    int n;
+    if (isnan(d) || isinf(d)) { put(b, "null", 4); return; }
+    int vi = d >= 2147483647.0 ? 2147483647 : d <= -2147483648.0 ? (-2147483647 - 1) : (int)d;
+    if (d == (double)vi) n = snprintf(t, sizeof t, "%d", vi);
+    else {
+        n = snprintf(t, sizeof t, "%1.15g", d);
+        double back = strtod(t, NULL);
+        double m = fabs(back) > fabs(d) ? fabs(back) : fabs(d);
+        if (!(fabs(back - d) <= m * DBL_EPSILON)) n = snprintf(t, sizeof t, "%1.17g", d);
+    }
+    put(b, t, (size_t)n);
+}
+
+static void tabs(mx_buf *b, size_t n)
+{
+    static const char t[] = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
+    while (n > 16) { put(b, t, 16); n -= 16; }
+    put(b, t, n);
+}
+
+static void value(mx_buf *b, const mx_node *v, int pretty, size_t depth)
+{
+    switch (v->vt) {
+    case MX_VT_NULL: put(b, "null", 4); break;
+    case MX_VT_FALSE: put(b, "false", 5); break;
+    case MX_VT_TRUE: put(b, "true", 4); break;
+    case MX_VT_INT: integer(b, v->v.i); break;
+    case MX_VT_USEC: seconds(b, (uint64_t)v->v.i); break;
+    case MX_VT_NUM: number(b, v->v.d); break;
+    case MX_VT_STR: string(b, v->v.s ? v->v.s : "", v->v.s ? v->len : 0); break;
+    case MX_VT_ARR:
+        putc1(b, '[');
+        for (const mx_node *c = v->v.kids.first; c; c = c->next) {
+            value(b, c, pretty, depth + 1);
+            if (c->next) { if (pretty) put(b, ", ", 2); else putc1(b, ','); }
+        }
+        putc1(b, ']');
+        break;
+    case MX_VT_OBJ:
+        putc1(b, '{');
+        if (pretty) putc1(b, '\n');
+        for (const mx_node *c = v->v.kids.first; c; c = c->next) {
+            if (pretty) tabs(b, depth + 1);
+            string(b, c->key ? c->key : "", c->key ? strlen(c->key) : 0);
+            if (pretty) put(b, ":\t", 2); else putc1(b, ':');
+            value(b, c, pretty, depth + 1);
+            if (c->next) putc1(b, ',');
+            if (pretty) putc1(b, '\n');
+        }
+        if (pretty) tabs(b, depth);
+        putc1(b, '}');
+        break;
+    default: put(b, "null", 4); break;
+    }
+}
+
+int mx_json_write(mx_buf *b, const mx_node *v, int pretty)
+{
+    if (!v) { b->failed = 1; return 0; }
+    value(b, v, pretty, 0);
+    if (!b->failed && b->p) b->p[b->len] = 0;
+    return !b->failed;
+}

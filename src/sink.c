@@ -1,0 +1,498 @@
+/* sink.c - where finished events go: each output's renderer, fed once per
+ * format.
+ *
+ * An event comes here from mx_ev_end() (event.c) as a tree of typed nodes.
+ * ndjson and ECS outputs get it as one line, written through one reused
+ * buffer; the timeline keeps the event's text for the session document; the
+ * views (text, summary, HTML, the indented timeline) keep the tree itself:
+ * while any output wants one, a session's events are built straight into
+ * the session's own arena (mx_sink_ev_arena), and the view walks them when
+ * the session ends.  Ended sessions' arenas are pooled for the next ones.
+ * JSON text is written by render_json.c, ECS trees made by render_ecs.c.
+ */
+#define _GNU_SOURCE 1              /* memmem */
+#include "mx/sink.h"
+#include "mx/event.h"
+#include "mx/output.h"
+#include "mx/view.h"
+#include "render_ecs.h"
+#include "render_json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* One output and the renderer that feeds it. */
+typedef struct sink_out {
+    mx_format fmt;
+    mx_output *o;
+    FILE *f;                    /* mx_output_file(o)                 */
+    int color, owned;
+    uint64_t sessions;
+    mx_view_row *rows;          /* HTML index                        */
+    size_t nrows, rows_cap, rows_dropped;
+} sink_out;
+
+enum { MAX_OUTS = 16, POOL = 64, POOL_KEEP = 64 * 1024 };
+
+struct mx_sink {
+    mx_arena ar;                  /* scratch: events not kept, ECS wrappers  */
+    const mx_opts *opt;
+    mx_buf buf;                   /* the event being written                 */
+    mx_buf note;                  /* an output.drop written before it        */
+    int failed;
+    sink_out outs[MAX_OUTS];
+    int nouts;
+    int n_native, n_ecs;          /* outputs of ndjson, ecs                    */
+    int n_text_doc, n_tree;       /* documents written from text / from trees  */
+    mx_arena pool[POOL];          /* ended sessions' arenas, for reuse         */
+    int npool;
+};
+
+#define MAX_HTML_ROWS 100000
+
+/* Formats that write a whole session document when it ends. */
+static int is_doc(mx_format f) { return f != MX_FMT_NDJSON && f != MX_FMT_ECS; }
+
+/* Printed events joined by a separator. */
+typedef struct tbuf {
+    char *txt;
+    size_t len, cap;
+    uint32_t nev;
+} tbuf;
+
+/* A session's sink state.  The timeline keeps its events as text (joined by
+ * commas), which is far smaller than their trees, and writes the document
+ * around it at the end; the views keep the trees, in the session's arena.
+ * Held-back sessions (--any-port) keep their ndjson and ECS lines until they
+ * are confirmed. */
+typedef struct sess_out {
+    tbuf doc;               /* native events, for the documents          */
+    tbuf pend_native;       /* lines held back (deferred)                 */
+    tbuf pend_ecs;
+    mx_arena tree;          /* the events, for the views                  */
+    mx_node *events;        /* their array, in tree                       */
+    int deferred;
+    uint64_t last_us;
+} sess_out;
+
+mx_sink *mx_sink_create(const mx_opts *opt)
+{
+    mx_sink *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    k->opt = opt;
+    return k;
+}
+
+int mx_sink_add(mx_sink *k, mx_format fmt, mx_output *o, int color)
+{
+    if (!o || k->nouts == MAX_OUTS) return 0;
+    sink_out *so = &k->outs[k->nouts++];
+    memset(so, 0, sizeof *so);
+    so->fmt = fmt;
+    so->o = o;
+    so->f = mx_output_file(o);
+    so->color = color;
+    if (fmt == MX_FMT_NDJSON) k->n_native++;
+    else if (fmt == MX_FMT_ECS) k->n_ecs++;
+    if (fmt == MX_FMT_TIMELINE && !k->opt->pretty) k->n_text_doc++;
+    else if (is_doc(fmt)) k->n_tree++;
+    return 1;
+}
+
+mx_sink *mx_sink_new(mx_format fmt, FILE *out, const mx_opts *opt, int color)
+{
+    mx_sink *k = mx_sink_create(opt);
+    mx_output *o = k ? mx_output_stream(out, "(stream)") : NULL;
+    if (!o || !mx_sink_add(k, fmt, o, color)) {
+        mx_output_free(o);
+        mx_sink_free(k);
+        return NULL;
+    }
+    k->outs[0].owned = 1;
+    return k;
+}
+
+int mx_sink_failed(const mx_sink *k)
+{
+    if (k->failed) return 1;
+    for (int i = 0; i < k->nouts; i++)
+        if (mx_output_failed(k->outs[i].o)) return 1;
+    return 0;
+}
+
+static void drop_note(mx_sink *k, sink_out *so, int final);
+
+static void put_text(mx_sink *k, sink_out *so, const char *t, size_t n)
+{
+    if (n && fwrite(t, 1, n, so->f) != n) k->failed = 1;
+}
+
+static void end_record(sink_out *so, const char *tag) { mx_output_commit(so->o, tag); }
+
+void mx_sink_finish(mx_sink *k)
+{
+    for (int i = 0; i < k->nouts; i++) {
+        sink_out *so = &k->outs[i];
+        drop_note(k, so, 1);
+        if (so->fmt == MX_FMT_HTML) {
+            if (!so->sessions) mx_view_html_begin(so->f);
+            mx_view_html_end(so->f, so->rows, so->nrows, so->rows_dropped);
+            end_record(so, "report");
+        }
+        if (fflush(so->f) != 0) k->failed = 1;
+    }
+}
+
+void mx_sink_free(mx_sink *k)
+{
+    if (!k) return;
+    mx_arena_free(&k->ar);
+    for (int i = 0; i < k->npool; i++) mx_arena_free(&k->pool[i]);
+    for (int i = 0; i < k->nouts; i++) {
+        free(k->outs[i].rows);
+        if (k->outs[i].owned) mx_output_free(k->outs[i].o);
+    }
+    mx_buf_free(&k->buf);
+    mx_buf_free(&k->note);
+    free(k);
+}
+
+/* The last element of an array (O(1): arrays know their last). */
+static const mx_node *last_of(const mx_node *arr) { return arr && arr->vt >= MX_VT_OBJ ? arr->v.kids.last : NULL; }
+
+static void html_row(sink_out *k, const mx_node *doc)
+{
+    if (k->nrows >= MAX_HTML_ROWS) { k->rows_dropped++; return; }
+    if (k->nrows == k->rows_cap) {
+        size_t nc = k->rows_cap ? k->rows_cap * 2 : 64;
+        mx_view_row *nr = realloc(k->rows, nc * sizeof *nr);
+        if (!nr) { k->rows_dropped++; return; }
+        k->rows = nr;
+        k->rows_cap = nc;
+    }
+    mx_view_row *r = &k->rows[k->nrows++];
+    memset(r, 0, sizeof *r);
+    const mx_node *c = mx_node_get(doc, "client"), *sv = mx_node_get(doc, "server");
+    const mx_node *v = mx_node_get(last_of(mx_node_get(doc, "events")), "verdict");
+    r->id = (uint64_t)mx_node_getint(doc, "session", 0);
+    const char *cip = mx_node_gets(c, "ip"), *sip = mx_node_gets(sv, "ip");
+    snprintf(r->client, sizeof r->client, "%s:%lld", cip ? cip : "?", (long long)mx_node_getint(c, "port", 0));
+    snprintf(r->server, sizeof r->server, "%s:%lld", sip ? sip : "?", (long long)mx_node_getint(sv, "port", 0));
+    const char *code = mx_node_gets(v, "code"), *ex = mx_node_gets(v, "explanation");
+    snprintf(r->code, sizeof r->code, "%s", code ? code : "none");
+    snprintf(r->explanation, sizeof r->explanation, "%s", ex ? ex : "");
+    r->ok = mx_node_true(v, "ok");
+}
+
+/* Writes ev as JSON into b (emptied first); NULL if it cannot. */
+static const char *print(mx_sink *k, mx_buf *b, const mx_node *ev, int pretty)
+{
+    b->len = 0;
+    b->failed = 0;
+    if (!mx_json_write(b, ev, pretty)) { k->failed = 1; return NULL; }
+    return b->p;
+}
+
+/* Writes one line (an event) to an output as one record. */
+static void put_line(mx_sink *k, sink_out *so, const char *t, size_t n, const char *tag)
+{
+    drop_note(k, so, 0);
+    put_text(k, so, t, n);
+    if (fputc('\n', so->f) == EOF) k->failed = 1;
+    end_record(so, tag);
+}
+
+/* Appends one printed event to a kept text. */
+static void keep_text(tbuf *o, const char *t, size_t n, char sep)
+{
+    size_t need = o->len + n + 2;
+    if (need > o->cap) {
+        size_t nc = o->cap ? o->cap : 1024;
+        while (nc < need) nc *= 2;
+        char *nb = realloc(o->txt, nc);
+        if (!nb) return;
+        o->txt = nb;
+        o->cap = nc;
+    }
+    if (o->nev++) o->txt[o->len++] = sep;
+    memcpy(o->txt + o->len, t, n);
+    o->len += n;
+    o->txt[o->len] = 0;
+}
+
+static void tbuf_free(tbuf *b)
+{
+    free(b->txt);
+    memset(b, 0, sizeof *b);
+}
+
+/* The event type a printed line names, for the record's tag: native lines
+ * begin with their "type", ECS lines carry it as event.action. */
+static const char *line_tag(const char *line, size_t n, const char *key, char *out, size_t cap)
+{
+    const char *p = memmem(line, n, key, strlen(key));
+    out[0] = 0;
+    if (p) {
+        p += strlen(key);
+        size_t i = 0;
+        while (p + i < line + n && p[i] != '"' && i + 1 < cap) { out[i] = p[i]; i++; }
+        out[i] = 0;
+    }
+    return out;
+}
+
+/* Writes held-back lines to every output of the format, one record each. */
+static void release_lines(mx_sink *k, tbuf *b, mx_format fmt)
+{
+    const char *key = fmt == MX_FMT_ECS ? "\"action\":\"" : "\"type\":\"";
+    if (!b->txt) return;
+    for (const char *p = b->txt, *end = b->txt + b->len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        char tag[64];
+        line_tag(p, n, key, tag, sizeof tag);
+        for (int i = 0; i < k->nouts; i++)
+            if (k->outs[i].fmt == fmt) put_line(k, &k->outs[i], p, n, tag);
+        p += n + 1;
+    }
+}
+
+void mx_sink_session_begin(mx_sink *k, mx_sess *s)
+{
+    (void)k;
+    s->out = calloc(1, sizeof(sess_out));
+}
+
+void mx_sink_session_defer(mx_sink *k, mx_sess *s)
+{
+    sess_out *o = s->out;
+    (void)k;
+    if (!o) return;
+    o->deferred = 1;
+}
+
+void mx_sink_session_confirm(mx_sink *k, mx_sess *s)
+{
+    sess_out *o = s->out;
+    if (!o || !o->deferred) return;
+    o->deferred = 0;
+    release_lines(k, &o->pend_native, MX_FMT_NDJSON);
+    release_lines(k, &o->pend_ecs, MX_FMT_ECS);
+    tbuf_free(&o->pend_native);
+    tbuf_free(&o->pend_ecs);
+}
+
+/* Renders a session document to one output. */
+static void render_doc(mx_sink *k, sink_out *so, const mx_node *doc)
+{
+    drop_note(k, so, 0);
+    switch (so->fmt) {
+    case MX_FMT_TEXT: mx_view_text_session(so->f, doc, so->color); break;
+    case MX_FMT_SUMMARY:
+        if (!so->sessions) { mx_view_summary_header(so->f); end_record(so, "header"); }
+        mx_view_summary_session(so->f, doc, so->color);
+        break;
+    case MX_FMT_HTML:
+        if (!so->sessions) mx_view_html_begin(so->f);
+        mx_view_html_session(so->f, doc);
+        html_row(so, doc);
+        break;
+    default: {
+        const char *t = print(k, &k->buf, doc, 1);
+        if (t) put_text(k, so, t, k->buf.len);
+        if (fputc('\n', so->f) == EOF) k->failed = 1;
+        break;
+    }
+    }
+    so->sessions++;
+    end_record(so, "session");
+}
+
+/* Whether an output takes the document as a tree (not as text). */
+static int wants_tree(const mx_sink *k, const sink_out *so)
+{
+    return is_doc(so->fmt) && !(so->fmt == MX_FMT_TIMELINE && !k->opt->pretty);
+}
+
+/* The document's own fields, built in arena ar (the events follow). */
+static mx_node *doc_head(mx_arena *ar, const mx_sess *s, const sess_out *o)
+{
+    char t[40];
+    mx_node *d = mx_node_new(ar, MX_VT_OBJ);
+    mx_node_add(d, "session", mx_node_int(ar, (int64_t)s->id));
+    if (s->community_id[0]) mx_node_add(d, "community_id", mx_node_str(ar, s->community_id, strlen(s->community_id)));
+    mx_ev_endpoint(d, "client", &s->cli, s->cli_port);
+    mx_ev_endpoint(d, "server", &s->srv, s->srv_port);
+    mx_iso_time(s->start_us, t, sizeof t);
+    mx_node_add(d, "start", mx_node_str(ar, t, strlen(t)));
+    mx_iso_time(o->last_us, t, sizeof t);
+    mx_node_add(d, "end", mx_node_str(ar, t, strlen(t)));
+    mx_ev_seconds(d, "duration", o->last_us - s->start_us);
+    return d;
+}
+
+void mx_sink_session_end(mx_sink *k, mx_sess *s)
+{
+    sess_out *o = s->out;
+    if (!o) return;
+    if (k->n_text_doc) {
+        /* the timeline: the header's fields, then the events' kept text */
+        mx_arena *ar = &k->ar;
+        ar->open++;
+        mx_node *d = doc_head(ar, s, o);
+        const char *head = ar->failed || !d ? NULL : print(k, &k->buf, d, 0);
+        if (!head) k->failed = 1;
+        if (--ar->open == 0) mx_arena_reset(ar);
+        if (head) {
+            size_t hl = k->buf.len - 1;       /* without its closing brace */
+            for (int i = 0; i < k->nouts; i++) {
+                sink_out *so = &k->outs[i];
+                if (so->fmt != MX_FMT_TIMELINE || wants_tree(k, so)) continue;
+                drop_note(k, so, 0);
+                put_text(k, so, head, hl);
+                put_text(k, so, ",\"events\":[", 11);
+                put_text(k, so, o->doc.txt, o->doc.len);
+                put_text(k, so, "]}\n", 3);
+                so->sessions++;
+                end_record(so, "session");
+            }
+        }
+    }
+    if (k->n_tree) {
+        /* the views walk the session's events where they are */
+        mx_arena *ar = &o->tree;
+        ar->small = ar->keep = 1;
+        mx_node *d = doc_head(ar, s, o);
+        mx_node *evs = o->events ? o->events : mx_node_new(ar, MX_VT_ARR);
+        mx_node_add(d, "events", evs);
+        if (!d || !evs || ar->failed) {
+            k->failed = 1;
+        } else {
+            for (int i = 0; i < k->nouts; i++)
+                if (wants_tree(k, &k->outs[i])) render_doc(k, &k->outs[i], d);
+        }
+    }
+    mx_sink_session_drop(k, s);
+}
+
+void mx_sink_session_drop(mx_sink *k, mx_sess *s)
+{
+    sess_out *o = s->out;
+    if (!o) return;
+    tbuf_free(&o->doc);
+    tbuf_free(&o->pend_native);
+    tbuf_free(&o->pend_ecs);
+    if (o->tree.nfirst && k->npool < POOL && o->tree.nbytes + o->tree.tbytes <= POOL_KEEP) {
+        /* the next session takes its blocks, instead of malloc and free */
+        mx_arena_reset(&o->tree);
+        k->pool[k->npool++] = o->tree;
+    } else {
+        mx_arena_free(&o->tree);
+    }
+    free(o);
+    s->out = NULL;
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+mx_arena *mx_sink_ev_arena(mx_sink *k, mx_sess *s)
+{
+    sess_out *o = s->out;
+    if (!k->n_tree || !o) return &k->ar;
+    mx_arena *ta = &o->tree;
+    if (!ta->nfirst && k->npool) *ta = k->pool[--k->npool];
+    ta->small = ta->keep = 1;
+    return ta;
+}
+
+/* An output.drop event, written into an output whose collector lost
+ * records once it takes them again.  It is built and printed apart from
+ * the event being written (which is in k->buf). */
+static void drop_note(mx_sink *k, sink_out *so, int final)
+{
+    uint64_t dropped, first_us;
+    int outage;
+    if (!mx_output_drop_report(so->o, &dropped, &first_us, &outage, final)) return;
+    mx_arena *a = &k->ar;
+    char t[40];
+    a->open++;
+    mx_node *ev = mx_node_new(a, MX_VT_OBJ);
+    if (ev) {
+        ev->evtype = MX_EV_OUTPUT_DROP;
+        mx_node_add(ev, "type", mx_node_lit(a, mx_evtype_name(MX_EV_OUTPUT_DROP)));
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        mx_iso_time((uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u, t, sizeof t);
+        mx_node_add(ev, "ts", mx_node_str(a, t, strlen(t)));
+        const char *name = mx_output_name(so->o);
+        mx_node_add(ev, "output", mx_node_str(a, name, strlen(name)));
+        mx_node_add(ev, "dropped", mx_node_int(a, (int64_t)dropped));
+        mx_node_add(ev, "record", mx_node_lit(a, is_doc(so->fmt) ? "session" : "event"));
+        mx_iso_time(first_us, t, sizeof t);
+        mx_node_add(ev, "first_drop", mx_node_str(a, t, strlen(t)));
+        mx_node_add(ev, "reason", mx_node_lit(a, outage ? "collector unreachable" : "queue full"));
+        const mx_node *top = ev;
+        if (so->fmt == MX_FMT_ECS) top = mx_ecs_wrap(a, NULL, MX_EV_OUTPUT_DROP, ev);
+        const char *txt = top && !a->failed ? print(k, &k->note, top, 0) : NULL;
+        if (txt) {
+            if (is_doc(so->fmt) && so->fmt != MX_FMT_TIMELINE) {
+                /* the human views get a line of text */
+                fprintf(so->f, "output.drop: %s lost %llu %s%s since %s (%s)\n", name, (unsigned long long)dropped,
+                        "session", dropped == 1 ? "" : "s", t,
+                        outage ? "collector unreachable" : "queue full");
+            } else {
+                put_text(k, so, txt, k->note.len);
+                if (fputc('\n', so->f) == EOF) k->failed = 1;
+            }
+            end_record(so, "output.drop");
+        }
+    }
+    if (--a->open <= 0) { a->open = 0; mx_arena_reset(a); }
+}
+
+void mx_sink_ev_done(mx_sink *k, mx_sess *s, mx_node *e)
+{
+    sess_out *o = s->out;
+    mx_arena *a = e->a;
+    if (a->failed) {
+        k->failed = 1;                  /* out of memory: the event is lost */
+        return;
+    }
+    if (o) o->last_us = s->cur_us;
+    const char *tag = mx_evtype_name((mx_evtype)e->evtype);
+    int held = o && o->deferred;
+    if (o && k->n_tree && a == &o->tree) {
+        /* built in the session's arena: kept there for the views */
+        if (!o->events) o->events = mx_node_new(a, MX_VT_ARR);
+        if (o->events) mx_node_add(o->events, NULL, e);
+        else k->failed = 1;
+    }
+    if (k->n_native || (k->n_text_doc && o)) {
+        const char *t = print(k, &k->buf, e, 0);
+        if (t) {
+            size_t n = k->buf.len;
+            if (o && k->n_text_doc) keep_text(&o->doc, t, n, ',');
+            if (k->n_native && held) keep_text(&o->pend_native, t, n, '\n');
+            else if (k->n_native)
+                for (int i = 0; i < k->nouts; i++)
+                    if (k->outs[i].fmt == MX_FMT_NDJSON) put_line(k, &k->outs[i], t, n, tag);
+        }
+    }
+    if (k->n_ecs) {
+        mx_arena *sa = &k->ar;
+        sa->open++;
+        mx_node *top = mx_ecs_wrap(sa, s, (mx_evtype)e->evtype, e);
+        const char *t = top ? print(k, &k->buf, top, 0) : NULL;
+        if (!t) {
+            k->failed = 1;
+        } else if (held) {
+            keep_text(&o->pend_ecs, t, k->buf.len, '\n');
+        } else {
+            for (int i = 0; i < k->nouts; i++)
+                if (k->outs[i].fmt == MX_FMT_ECS) put_line(k, &k->outs[i], t, k->buf.len, tag);
+        }
+        if (--sa->open <= 0) { sa->open = 0; mx_arena_reset(sa); }
+    }
+}
