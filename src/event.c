@@ -139,13 +139,15 @@ mx_node *mx_node_ref(mx_arena *a, const mx_node *src)
     v->v = src->v;
     v->len = src->len;
     v->evtype = src->evtype;
+    if (src->vt == MX_VT_EVENT) v->head = src->head;
     return v;
 }
 
 void mx_node_add(mx_node *p, const char *key, mx_node *v)
 {
-    if (!p || !v || p->vt < MX_VT_OBJ) return;
-    v->key = p->vt == MX_VT_OBJ ? key : NULL;
+    if (!p || !v || p->vt < MX_VT_OBJ || (v->vt == MX_VT_EVENT && p->vt != MX_VT_ARR)) return;
+    if (p->vt != MX_VT_ARR) v->key = key;
+    else if (v->vt != MX_VT_EVENT) v->key = NULL;
     v->next = NULL;
     if (p->v.kids.last) p->v.kids.last->next = v;
     else p->v.kids.first = v;
@@ -157,7 +159,7 @@ void mx_node_add(mx_node *p, const char *key, mx_node *v)
  * byte that differs settles most of the rest without strcmp. */
 const mx_node *mx_node_get(const mx_node *o, const char *key)
 {
-    if (!o || o->vt != MX_VT_OBJ) return NULL;
+    if (!o || (o->vt != MX_VT_OBJ && o->vt != MX_VT_EVENT)) return NULL;
     for (const mx_node *c = o->v.kids.first; c; c = c->next)
         if (c->key == key || (c->key && c->key[0] == key[0] && !strcmp(c->key, key))) return c;
     return NULL;
@@ -191,9 +193,9 @@ int64_t mx_node_getint(const mx_node *o, const char *k, int64_t dflt)
 
 /* ---- the builder ----------------------------------------------------------------- */
 
-/* ISO-8601 UTC with microseconds; the date and time of day are formatted
- * once per second of capture time (per thread). */
-static void ts_text(uint64_t us, char *out)
+/* The date and time of day are formatted once per second of capture time
+ * (per thread). */
+void mx_ev_ts_text(uint64_t us, char out[28])
 {
     static _Thread_local int64_t ts_sec = -1;
     static _Thread_local char ts_prefix[24];
@@ -212,19 +214,83 @@ static void ts_text(uint64_t us, char *out)
     out[27] = 0;
 }
 
-/* The members every event of a session starts with. */
-static mx_node *head(mx_arena *a, mx_sess *s, mx_evtype type)
+static void set(mx_node *n, mx_vt vt, const char *key)
 {
-    char t[32];
+    memset(n, 0, sizeof *n);
+    n->vt = (uint8_t)vt;
+    n->key = key;
+}
+
+const mx_node *mx_ev_head_nodes(const mx_node *e, mx_node out[6], char ts[28])
+{
+    const mx_evhead *h = mx_node_head(e);
+    if (!h) return e && e->vt >= MX_VT_OBJ ? e->v.kids.first : NULL;
+    size_t n = 0;
+    set(&out[n], MX_VT_STR, "type");
+    out[n].v.s = mx_evtype_name((mx_evtype)e->evtype);
+    out[n++].len = (uint32_t)strlen(out[0].v.s);
+    set(&out[n], MX_VT_INT, "session");
+    out[n++].v.i = (int64_t)h->session;
+    mx_ev_ts_text(h->ts_us, ts);
+    set(&out[n], MX_VT_STR, "ts");
+    out[n].v.s = ts;
+    out[n++].len = 27;
+    set(&out[n], MX_VT_USEC, "t");
+    out[n++].v.i = h->t_us;
+    set(&out[n], MX_VT_INT, "frame");
+    out[n++].v.i = (int64_t)h->frame;
+    if (h->from == MX_CLIENT || h->from == MX_SERVER) {
+        set(&out[n], MX_VT_STR, "from");
+        out[n].v.s = h->from == MX_CLIENT ? "client" : "server";
+        out[n++].len = 6;
+    }
+    for (size_t i = 0; i + 1 < n; i++) out[i].next = &out[i + 1];
+    out[n - 1].next = e->v.kids.first;
+    return &out[0];
+}
+
+mx_node *mx_ev_expand(mx_arena *a, const mx_node *e)
+{
+    if (!mx_node_head(e)) return mx_node_ref(a, e);
+    mx_node tmp[6];
+    char ts[28];
+    mx_ev_head_nodes(e, tmp, ts);
     mx_node *o = mx_node_new(a, MX_VT_OBJ);
     if (!o) return NULL;
+    o->evtype = e->evtype;
+    mx_node *prev = NULL;
+    for (const mx_node *c = &tmp[0]; c && c != e->v.kids.first; c = c->next) {
+        int is_ts = c->vt == MX_VT_STR && c->v.s == ts;     /* the one text not static */
+        mx_node *k = is_ts ? mx_node_str(a, ts, 27) : mx_node_new(a, (mx_vt)c->vt);
+        if (!k) return NULL;
+        if (!is_ts) { k->v = c->v; k->len = c->len; }
+        k->key = c->key;
+        if (prev) prev->next = k; else o->v.kids.first = k;
+        prev = k;
+        o->len++;
+    }
+    /* the event's own members follow, shared */
+    prev->next = e->v.kids.first;
+    o->v.kids.last = e->v.kids.last ? e->v.kids.last : prev;
+    o->len += e->len;
+    return o;
+}
+
+/* A session's event: its head, members to follow. */
+static mx_node *head(mx_arena *a, mx_sess *s, mx_evtype type, int from)
+{
+    /* the head goes in the text store, on an 8-byte boundary */
+    char *p = mx_arena_text(a, 7 + sizeof(mx_evhead));
+    mx_node *o = p ? mx_node_new(a, MX_VT_EVENT) : NULL;
+    if (!o) return NULL;
+    mx_evhead *h = (mx_evhead *)(void *)(((uintptr_t)p + 7) & ~(uintptr_t)7);
+    h->session = s->id;
+    h->frame = s->cur_frame;
+    h->ts_us = s->cur_us;
+    h->t_us = (int64_t)(s->cur_us - s->start_us);
+    h->from = from;
+    o->head = h;
     o->evtype = (uint8_t)type;
-    mx_node_add(o, "type", mx_node_lit(a, mx_evtype_name(type)));
-    mx_node_add(o, "session", mx_node_int(a, (int64_t)s->id));
-    ts_text(s->cur_us, t);
-    mx_node_add(o, "ts", mx_node_str(a, t, 27));
-    mx_ev_seconds(o, "t", s->cur_us - s->start_us);
-    mx_node_add(o, "frame", mx_node_int(a, (int64_t)s->cur_frame));
     return o;
 }
 
@@ -235,7 +301,7 @@ mx_ev *mx_ev_begin(mx_sess *s, mx_evtype type, int from)
         if (s->events_dropped++ == 0) {
             /* Say once that the cap was reached, then count. */
             a->open++;
-            mx_node *l = head(a, s, MX_EV_LIMIT);
+            mx_node *l = head(a, s, MX_EV_LIMIT, MX_NODIR);
             mx_ev_lit(l, "limit", "max_events");
             mx_ev_int(l, "value", s->opt->lim.max_events);
             if (l) mx_ev_end(s, l);
@@ -245,13 +311,11 @@ mx_ev *mx_ev_begin(mx_sess *s, mx_evtype type, int from)
     }
     s->nevents++;
     a->open++;
-    mx_node *o = head(a, s, type);
+    mx_node *o = head(a, s, type, from);
     if (!o) {
         if (--a->open == 0 && !a->keep) mx_arena_reset(a);
         return NULL;
     }
-    if (from == MX_CLIENT) mx_node_add(o, "from", mx_node_lit(a, "client"));
-    else if (from == MX_SERVER) mx_node_add(o, "from", mx_node_lit(a, "server"));
     return o;
 }
 
@@ -281,7 +345,7 @@ void mx_ev_wire(mx_ev *e, const char *key, const uint8_t *p, size_t n, size_t ma
     v->v.s = buf;
     v->len = (uint32_t)outlen;
     mx_node_add(e, key, v);
-    if ((fl & MX_TEXT_TRUNCATED) && key && e->vt == MX_VT_OBJ) {
+    if ((fl & MX_TEXT_TRUNCATED) && key && e->vt != MX_VT_ARR) {
         size_t kl = strlen(key);
         char *k2 = mx_arena_text(a, kl + sizeof "_truncated");
         if (!k2) return;

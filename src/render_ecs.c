@@ -120,7 +120,14 @@ mx_node *mx_ecs_wrap(al_t *al, const mx_sess *s, mx_evtype type, const mx_node *
     const mx_evtype_info *ti = mx_evtype_get(type);
     mx_node *root = mx_node_new(al, MX_VT_OBJ);
     if (!root || !ti) return NULL;
-    put(root, "@timestamp", ref(al, get(ev, "ts")));
+    const mx_evhead *eh = mx_node_head(ev);
+    if (eh) {
+        char ts[28];
+        mx_ev_ts_text(eh->ts_us, ts);
+        put(root, "@timestamp", text(al, ts, 27));
+    } else {
+        put(root, "@timestamp", ref(al, get(ev, "ts")));
+    }
     put(obj(al, root, "ecs"), "version", lit(al, ECS_VERSION));
 
     mx_node *e = obj(al, root, "event");
@@ -196,9 +203,8 @@ mx_node *mx_ecs_wrap(al_t *al, const mx_sess *s, mx_evtype type, const mx_node *
     }
     case MX_EV_TLS_CERTIFICATE: {
         const mx_node *leaf = mx_node_at(get(ev, "chain"), 0);
-        const char *from = mx_node_gets(ev, "from");
         if (!leaf) break;
-        int srv = from && !strcmp(from, "server");
+        int srv = eh && eh->from == MX_SERVER;
         mx_node *side = obj(al, obj(al, root, "tls"), srv ? "server" : "client");
         uppercase_hex(al, obj(al, side, "hash"), "sha256", get(leaf, "sha256"));
         x509(al, side, leaf);
@@ -244,6 +250,6 @@ mx_node *mx_ecs_wrap(al_t *al, const mx_sess *s, mx_evtype type, const mx_node *
     }
     default: break;
     }
-    put(root, "mxtrace", ref(al, ev));
+    put(root, "mxtrace", mx_ev_expand(al, ev));
     return al->failed ? NULL : root;
 }

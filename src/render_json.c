@@ -174,9 +174,13 @@ static void value(mx_buf *b, const mx_node *v, int pretty, size_t depth)
         putc1(b, ']');
         break;
     case MX_VT_OBJ:
+    case MX_VT_EVENT: {
+        /* an event's head is written as its first members */
+        mx_node head[6];
+        char ts[28];
         putc1(b, '{');
         if (pretty) putc1(b, '\n');
-        for (const mx_node *c = v->v.kids.first; c; c = c->next) {
+        for (const mx_node *c = mx_ev_head_nodes(v, head, ts); c; c = c->next) {
             if (pretty) tabs(b, depth + 1);
             string(b, c->key ? c->key : "", c->key ? strlen(c->key) : 0);
             if (pretty) put(b, ":\t", 2); else putc1(b, ':');
@@ -187,6 +191,7 @@ static void value(mx_buf *b, const mx_node *v, int pretty, size_t depth)
         if (pretty) tabs(b, depth);
         putc1(b, '}');
         break;
+    }
     default: put(b, "null", 4); break;
     }
 }

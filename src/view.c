@@ -185,7 +185,7 @@ static int describe_raw(const cJ *e, char *buf, size_t cap)
     if (type == MX_EV_TLS_CERTIFICATE) {
         const cJ *leaf = mx_node_at(obj(e, "chain"), 0), *ck = obj(e, "checks");
         if (!leaf) {
-            int client = str(e, "from") && !strcmp(str(e, "from"), "client");
+            int client = mx_node_head(e) && mx_node_head(e)->from == MX_CLIENT;
             snprintf(buf, cap, "TLS Certificate: %s", client ? "none (the client has no certificate to send)" : "empty chain");
             return 0;
         }
@@ -248,14 +248,11 @@ static size_t digits(char *o, long long v, int w)
     return k;
 }
 
-/* Seconds with six decimals right-aligned in w columns, as printf's %*.6f
- * gives them for a time in microseconds. */
-static size_t seconds6(char *o, const cJ *v, int w)
+/* Microseconds as seconds with six decimals, right-aligned in w columns, as
+ * printf's %*.6f gives them. */
+static size_t seconds6(char *o, int64_t i, int w)
 {
-    if (!v || v->vt != MX_VT_USEC || v->v.i <= -(1LL << 52) || v->v.i >= (1LL << 52))
-        return (size_t)snprintf(o, 40, "%*.6f", w, !v ? 0.0 : v->vt == MX_VT_USEC ? (double)v->v.i / 1e6 :
-                                v->vt == MX_VT_INT ? (double)v->v.i : v->vt == MX_VT_NUM ? v->v.d : 0.0);
-    int64_t i = v->v.i;
+    if (i <= -(1LL << 52) || i >= (1LL << 52)) return (size_t)snprintf(o, 40, "%*.6f", w, (double)i / 1e6);
     unsigned long long u = i < 0 ? (unsigned long long)-i : (unsigned long long)i;
     char t[40];
     size_t n = 0, k = 0;
@@ -328,16 +325,17 @@ void mx_view_text_session(FILE *f, const cJ *doc, int color)
     MX_NODE_EACH(e, obj(doc, "events")) {
         int kind = describe(e, line, sizeof line);
         if (kind < 0) continue;
-        const char *from = str(e, "from");
-        const char *who = !from ? " " : !strcmp(from, "client") ? "C" : "S";
-        const char *col = !color ? "" : kind == 1 ? C_BAD : kind == 2 ? C_DIM : !from ? "" : *who == 'C' ? C_CLI : C_SRV;
+        const mx_evhead *h = mx_node_head(e);
+        int from = h ? h->from : MX_NODIR;
+        const char *who = from == MX_CLIENT ? "C" : from == MX_SERVER ? "S" : " ";
+        const char *col = !color ? "" : kind == 1 ? C_BAD : kind == 2 ? C_DIM : from == MX_NODIR ? "" : *who == 'C' ? C_CLI : C_SRV;
         /* the line is put together here and written at once */
         char out[sizeof line * 4 + 128];
         size_t n = 2;
         out[0] = out[1] = ' ';
-        n += seconds6(out + n, mx_node_get(e, "t"), 10);
+        n += seconds6(out + n, h ? h->t_us : 0, 10);
         out[n++] = ' ';
-        n += digits(out + n, num(e, "frame", 0), 5);
+        n += digits(out + n, h ? (long long)h->frame : 0, 5);
         out[n++] = ' ';
         out[n++] = *who;
         out[n++] = ':';
@@ -454,12 +452,13 @@ void mx_view_html_session(FILE *f, const cJ *doc)
     MX_NODE_EACH(e, obj(doc, "events")) {
         int kind = describe(e, line, sizeof line);
         if (kind < 0) continue;
-        const char *from = str(e, "from");
-        const char *dir = !from ? "note" : !strcmp(from, "client") ? "c2s" : "s2c";
+        const mx_evhead *h = mx_node_head(e);
+        int from = h ? h->from : MX_NODIR;
+        const char *dir = from == MX_CLIENT ? "c2s" : from == MX_SERVER ? "s2c" : "note";
         char t[48];
-        t[seconds6(t, mx_node_get(e, "t"), 0)] = 0;
+        t[seconds6(t, h ? h->t_us : 0, 0)] = 0;
         fprintf(f, "<div class=\"ev %s%s\" data-frame=\"%lld\"><span class=\"t\">%s</span><div class=\"arrow\">", dir,
-                kind == 1 ? " fail" : "", num(e, "frame", 0), t);
+                kind == 1 ? " fail" : "", h ? (long long)h->frame : 0, t);
         mx_view_html(f, line);
         fputs("</div></div>\n", f);
     }

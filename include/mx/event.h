@@ -30,14 +30,28 @@ typedef enum mx_vt {
     MX_VT_STR,       /* v.s, len bytes: valid UTF-8 without NUL      */
     MX_VT_OBJ,       /* v.kids: members with keys                    */
     MX_VT_ARR,       /* v.kids: elements without keys                */
+    MX_VT_EVENT,     /* a session's event: head, then v.kids members  */
 } mx_vt;
+
+/* What every event of a session starts with, kept as values: the writers
+ * show it as the members type, session, ts, t, frame and from. */
+typedef struct mx_evhead {
+    uint64_t session;             /* the session's id                        */
+    uint64_t frame;               /* the packet it came from                 */
+    uint64_t ts_us;               /* capture time, µs since the epoch        */
+    int64_t t_us;                 /* µs since the session's first packet     */
+    int from;                     /* MX_CLIENT, MX_SERVER or MX_NODIR        */
+} mx_evhead;
 
 typedef struct mx_arena mx_arena;
 
 /* A node: a top-level event, a member or an element.  (mx_ev, the handle
  * the parsers hold, is this struct.) */
 struct mx_ev {
-    const char *key;              /* member name (static or arena text); NULL in an array */
+    union {
+        const char *key;          /* member name (static or arena text); NULL in an array */
+        const mx_evhead *head;    /* MX_VT_EVENT (never a member of an object) */
+    };
     struct mx_ev *next;           /* next member or element                 */
     union {
         int64_t i;
@@ -91,6 +105,17 @@ void mx_node_add(mx_node *parent, const char *key, mx_node *v);
 
 /* ---- reading --------------------------------------------------------------- */
 
+/* An event's head, or NULL when e is not a session's event. */
+static inline const mx_evhead *mx_node_head(const mx_node *e) { return e && e->vt == MX_VT_EVENT ? e->head : NULL; }
+/* The head of event e as nodes (out[], ts[] for the time's text), linked in
+ * front of e's own members: returns the first, as an object would have it. */
+const mx_node *mx_ev_head_nodes(const mx_node *e, mx_node out[6], char ts[28]);
+/* The same, built in arena a: an object that shows e whole (its members
+ * shared, not copied).  NULL when out of memory. */
+mx_node *mx_ev_expand(mx_arena *a, const mx_node *e);
+/* ISO-8601 UTC with microseconds and a Z (27 characters and a NUL). */
+void mx_ev_ts_text(uint64_t us, char out[28]);
+
 /* The member of obj named key, or NULL (obj may be NULL or not an object). */
 const mx_node *mx_node_get(const mx_node *obj, const char *key);
 /* Element i of an array (NULL past its end). */
@@ -109,6 +134,7 @@ static inline int mx_node_true(const mx_node *o, const char *k)
     return v && v->vt == MX_VT_TRUE;
 }
 #define MX_NODE_EACH(c, parent) for (const mx_node *c = (parent) && (parent)->vt >= MX_VT_OBJ ? (parent)->v.kids.first : NULL; c; c = c->next)
+/* (over an event, its own members: the head is read with mx_node_head) */
 
 /* ---- the consumer of events (the output layer provides these) -------------- */
 
