@@ -114,7 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pcap_close(p);      /* closes `in` */
     }
 
-    mx_engine_finish(e);
+    mx_engine_finish(e, "end_of_input");
     mx_sink_finish(sink);
     const mx_engine_stats *st = mx_engine_stats_get(e);
     if (st->packets != frames) FZ_FAIL("packets %llu != frames fed %llu",

@@ -542,7 +542,7 @@ static void progress(source *s, uint64_t frame)
 }
 
 /* Hands the packet read last to the engine as frame number frame. */
-static void dispatch(mx_engine *e, source *s, uint64_t frame)
+static void dispatch(mx_engine *e, source *s, uint64_t frame, const mx_capture_ctl *ctl)
 {
     const struct bpf_program *prog = s->have_prog ? &s->prog : NULL;
     if (s->ng) {
@@ -562,7 +562,8 @@ static void dispatch(mx_engine *e, source *s, uint64_t frame)
      * because the capture cut them short: reported per file at its end */
     const mx_engine_stats *st = mx_engine_stats_get(e);
     uint64_t cut = st->truncated;
-    mx_engine_packet(e, s->pkt_lt, s->us, s->data, s->caplen, len, frame);
+    int kept = mx_engine_packet(e, s->pkt_lt, s->us, s->data, s->caplen, len, frame);
+    if (kept && ctl && ctl->dump) mx_pktdump_write(ctl->dump, s->pkt_lt, s->us, s->data, s->caplen, s->len, s->snaplen);
     if (st->truncated != cut) {
         s->cut++;
         if (s->caplen > s->cut_kept) s->cut_kept = s->caplen;
@@ -593,10 +594,23 @@ static void close_source(source *s)
     s->open = 0;
 }
 
-int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
-                   const char *filter, int show_progress, int merge)
+/* Every so many packets the run looks up: a signal, an output that failed. */
+#define BATCH 4096
+
+/* 1 when the run must stop reading. */
+static int must_stop(const mx_capture_ctl *ctl, uint64_t frame, int force)
 {
-    int rc = MX_CAP_OK;
+    if (!ctl) return 0;
+    if (ctl->stop && *ctl->stop) return 1;
+    if ((force || frame % BATCH == 0) && ctl->batch && !ctl->batch(ctl->ctx)) return 1;
+    return 0;
+}
+
+int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
+                   const char *filter, int show_progress, int merge,
+                   const mx_capture_ctl *ctl)
+{
+    int rc = MX_CAP_OK, stopped = 0;
     uint64_t frame = 0;
     source *S = calloc(nfiles > 0 ? (size_t)nfiles : 1, sizeof *S);
     if (!S) {
@@ -609,11 +623,14 @@ int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
     }
     if (!merge) {
         /* one after the other, in the order given */
-        for (int i = 0; i < nfiles; i++) {
+        for (int i = 0; i < nfiles && !stopped; i++) {
             source *s = &S[i];
             if (open_source(s) == MX_CAP_OK) {
                 s->show_progress = show_progress && s->size >= PROGRESS_MIN_BYTES;
-                while (read_next(s)) dispatch(e, s, ++frame);
+                while (read_next(s)) {
+                    dispatch(e, s, ++frame, ctl);
+                    if (must_stop(ctl, frame, 0)) { stopped = 1; break; }
+                }
             }
             close_source(s);
             rc = worse(rc, s->rc);
@@ -635,12 +652,17 @@ int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
             for (int i = 0; i < nfiles; i++)
                 if (have[i] && (b < 0 || S[i].us < S[b].us)) b = i;
             if (b < 0) break;
-            dispatch(e, &S[b], ++frame);
+            dispatch(e, &S[b], ++frame, ctl);
             if (!(have[b] = read_next(&S[b]))) close_source(&S[b]);
+            if (must_stop(ctl, frame, 0)) { stopped = 1; break; }
         }
-        for (int i = 0; i < nfiles; i++) rc = worse(rc, S[i].rc);
+        for (int i = 0; i < nfiles; i++) {
+            if (have[i]) close_source(&S[i]);
+            rc = worse(rc, S[i].rc);
+        }
         free(have);
     }
+    if (!stopped) must_stop(ctl, frame, 1);
     free(S);
     return rc;
 }

@@ -635,7 +635,7 @@ static void expire(mx_engine *e)
     }
 }
 
-void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
+int mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
                       const uint8_t *data, uint32_t caplen, uint32_t wirelen,
                       uint64_t frame)
 {
@@ -649,19 +649,19 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
     switch (mx_decode(linktype, data, caplen, wirelen, &k)) {
     case MX_DEC_OK: break;
     case MX_DEC_UDP:
-        if (k.sport == 53) mx_dns_response(&e->dns, k.payload, k.caplen, frame, ts_us);
-        else e->st.not_tcp++;
-        return;
-    case MX_DEC_NOT_IP: e->st.not_ip++; return;
-    case MX_DEC_NOT_TCP: e->st.not_tcp++; return;
-    case MX_DEC_FRAGMENT: e->st.fragments++; return;
-    case MX_DEC_TRUNCATED: e->st.truncated++; return;
-    default: e->st.malformed++; return;
+        if (k.sport == 53) { mx_dns_response(&e->dns, k.payload, k.caplen, frame, ts_us); return 1; }
+        e->st.not_tcp++;
+        return 0;
+    case MX_DEC_NOT_IP: e->st.not_ip++; return 0;
+    case MX_DEC_NOT_TCP: e->st.not_tcp++; return 0;
+    case MX_DEC_FRAGMENT: e->st.fragments++; return 0;
+    case MX_DEC_TRUNCATED: e->st.truncated++; return 0;
+    default: e->st.malformed++; return 0;
     }
     e->st.tcp_packets++;
     int sport_mail = is_mail_port(e, k.sport), dport_mail = is_mail_port(e, k.dport);
     int off_port = !sport_mail && !dport_mail;
-    if (off_port && (!e->cfg.any_port || !e->cls)) return;
+    if (off_port && (!e->cfg.any_port || !e->cls)) return 0;
     e->st.mail_packets++;
 
     uint32_t h = flow_hash(&k);
@@ -678,11 +678,11 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
             f->sess.cur_frame = e->frame;
             on_rst(e, f, dir, &k);
         }
-        return;
+        return 1;
     }
     if (f && f->ending) session_close(e, f, NULL, 0);      /* port reuse */
     if (f && f->state == ST_CLOSED) {
-        if (!syn_only) { f->last_us = e->now_us; return; }  /* straggler */
+        if (!syn_only) { f->last_us = e->now_us; return 1; }  /* straggler */
         flow_remove(e, f);                                  /* port reuse */
         f = NULL;
     }
@@ -692,10 +692,10 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
         int client_is_src;
         if (syn_only) client_is_src = 1;
         else if ((k.flags & (MX_TCP_SYN | MX_TCP_ACK)) == (MX_TCP_SYN | MX_TCP_ACK)) client_is_src = 0;
-        else if (k.paylen == 0 && !(k.flags & (MX_TCP_FIN | MX_TCP_RST))) return; /* bare ACK */
+        else if (k.paylen == 0 && !(k.flags & (MX_TCP_FIN | MX_TCP_RST))) return 0; /* bare ACK */
         else client_is_src = dport_mail || !sport_mail;
         f = flow_new(e, &k, h, client_is_src, off_port);
-        if (!f) return;
+        if (!f) return 0;
         dir = client_is_src ? MX_CLIENT : MX_SERVER;
     } else {
         list_unlink(e, f);
@@ -707,12 +707,20 @@ void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
     if (e->pkt_us < f->sess.start_us) f->sess.start_us = e->pkt_us;
     if (e->pkt_us > f->max_us) f->max_us = e->pkt_us;
     if (f->cf) mx_cflow_packet(e->cls, f->cf, k.l3, k.l3len, e->now_us);
-    if (f->probation && !decide(e, f, 0)) return;
+    if (f->probation && !decide(e, f, 0)) return 0;
     tcp_packet(e, f, dir, &k);
     if (f->sess.tls_handoff) {
         f->sess.tls_handoff = 0;
         if (f->cf) mx_cflow_restart(e->cls, f->cf);
     }
+    return 1;
+}
+
+void mx_engine_tick(mx_engine *e, uint64_t now_us)
+{
+    if (now_us <= e->now_us) return;
+    e->now_us = now_us;
+    expire(e);
 }
 
 static int by_session_id(const void *a, const void *b)
@@ -721,7 +729,7 @@ static int by_session_id(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-void mx_engine_finish(mx_engine *e)
+void mx_engine_finish(mx_engine *e, const char *reason)
 {
     /* End open flows in the order they started (= session id): sorted once,
      * not searched for at every close. */
@@ -731,7 +739,7 @@ void mx_engine_finish(mx_engine *e)
     if (v) {
         FOR_EACH_FLOW(e, f) if (f->state != ST_CLOSED) v[k++] = f;
         qsort(v, k, sizeof *v, by_session_id);
-        for (size_t i = 0; i < k; i++) session_close(e, v[i], "end_of_input", 1);
+        for (size_t i = 0; i < k; i++) session_close(e, v[i], reason, 1);
         free(v);
     } else {
         for (;;) {                      /* no memory for the list: the slow way */
@@ -739,7 +747,7 @@ void mx_engine_finish(mx_engine *e)
             FOR_EACH_FLOW(e, f)
                 if (f->state != ST_CLOSED && (!first || f->sess.id < first->sess.id)) first = f;
             if (!first) break;
-            session_close(e, first, "end_of_input", 1);
+            session_close(e, first, reason, 1);
         }
     }
     while (e->head) flow_remove(e, e->head);

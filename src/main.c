@@ -3,26 +3,33 @@
 #include "mx/config.h"
 #include "mx/engine.h"
 #include "mx/evtype.h"
+#include "mx/live.h"
 #include "mx/output.h"
 #include "mx/sink.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MX_VERSION "0.1.0"
 
-enum { EXIT_USAGE = 1, EXIT_OUTPUT = 4 };
+enum { EXIT_USAGE = 1, EXIT_INPUT = 2, EXIT_OUTPUT = 4, EXIT_PRIV = 5 };
 
 static void usage(FILE *f)
 {
     fputs(
 "usage: mxtrace -r FILE [-r FILE ...] [options] [BPF filter]\n"
+"       mxtrace -i IFACE [-i IFACE ...] [options] [BPF filter]\n"
+"       mxtrace -D\n"
 "\n"
 "Follows every TCP connection on the mail ports and writes, per connection,\n"
 "a time-ordered JSON story of SMTP commands and replies, STARTTLS, TLS and\n"
@@ -34,6 +41,29 @@ static void usage(FILE *f)
 "                      after the other in the order given\n"
 "      --merge         read the -r files side by side in time order, as\n"
 "                      mergecap merges them (frame numbers in that order)\n"
+"  -i IFACE            sniff this interface (repeat for several); needs root\n"
+"                      or CAP_NET_RAW+CAP_NET_ADMIN.  Sessions are written\n"
+"                      as they end; SIGINT/SIGTERM end the run (open\n"
+"                      sessions written, reason shutdown); SIGHUP reopens\n"
+"                      output files.  The kernel filter is the followed\n"
+"                      ports and UDP 53; a BPF filter given is added to it\n"
+"  -D                  list the interfaces -i can open\n"
+"  -s, --snaplen N     bytes kept of each packet (default 262144)\n"
+"  -B, --buffer-size KIB  kernel buffer per interface (default 32768)\n"
+"      --no-promisc    do not put the interfaces in promiscuous mode\n"
+"      --immediate     hand each packet over at once (lowest latency)\n"
+"      --tstamp-precision micro|nano  timestamps asked of the kernel\n"
+"      --stats-interval SEC  capture.stats events every SEC seconds\n"
+"                      (default 60; 0: only at the end)\n"
+"  -Z USER             after opening the interfaces and outputs, drop root\n"
+"                      for USER (its groups, gid, uid); refuse to run on\n"
+"                      as root if that fails\n"
+"      --chroot DIR    chroot to DIR before dropping root (with -Z)\n"
+"  -w FILE             also write the packets of the followed sessions (and\n"
+"                      DNS answers) to FILE, in pcap format\n"
+"  -C MB               -w: start FILE1, FILE2, ... each MB million bytes\n"
+"  -G SEC              -w: a new file every SEC seconds, FILE a strftime\n"
+"                      pattern (e.g. mail-%Y%m%d-%H%M.pcap)\n"
 "  -p, --port N[,N]    also follow these server ports (default 25,587,465)\n"
 "      --tls-port N[,N] ports where TLS starts at once (default 465)\n"
 "      --any-port      also follow connections on other ports that nDPI\n"
@@ -77,11 +107,128 @@ static void usage(FILE *f)
 "  -h, --help          this text\n"
 "  -V, --version       version\n"
 "\n"
-"exit status: 0 ok; 1 bad usage; 2 an input could not be read; 3 an input\n"
-"was damaged (what came before the damage is written); 4 output failed.\n", f);
+"exit status: 0 ok (also after SIGINT/SIGTERM, and when the reader of\n"
+"standard output went away); 1 bad usage; 2 an input could not be read\n"
+"(a file, an interface); 3 an input was damaged or reading an interface\n"
+"failed (what came before is written); 4 output failed; 5 root could not\n"
+"be dropped (-Z).\n", f);
 }
 
 static void on_hup(int sig) { (void)sig; mx_output_reopen_all(); }
+
+/* SIGINT, SIGTERM: the reading loops stop at their next look (a packet, a
+ * batch, a wake-up); a second signal ends the process at once. */
+static volatile sig_atomic_t stop_flag;
+static void on_stop(int sig)
+{
+    stop_flag = sig;
+    signal(sig, SIG_DFL);
+}
+
+static void handle(int sig, void (*fn)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+/* After each batch of packets: outputs that must be seen now are flushed,
+ * and a failed one is told at once and stops the run. */
+typedef struct batch_ctx {
+    mx_sink *sink;
+    int flush;
+} batch_ctx;
+
+static int on_batch(void *ctx)
+{
+    batch_ctx *b = ctx;
+    return mx_sink_flush(b->sink, b->flush);
+}
+
+/* capture.stats (and capture.loss when drops rose) into every output. */
+typedef struct stats_ctx {
+    mx_sink *sink;
+    int to_stderr;
+} stats_ctx;
+
+static void on_capture_stats(void *ctx, const mx_live_stats *st)
+{
+    stats_ctx *c = ctx;
+    char line[512];
+    snprintf(line, sizeof line, "capture.stats: %s received %llu, dropped %llu by the kernel, %llu by the interface%s",
+             st->iface, (unsigned long long)st->received, (unsigned long long)st->dropped,
+             (unsigned long long)st->if_dropped, st->final ? " (end of the run)" : "");
+    mx_ev *ev = mx_sink_run_begin(c->sink, MX_EV_CAPTURE_STATS);
+    mx_ev_str(ev, "interface", st->iface);
+    mx_ev_int(ev, "received", (int64_t)st->received);
+    mx_ev_int(ev, "dropped", (int64_t)st->dropped);
+    mx_ev_int(ev, "if_dropped", (int64_t)st->if_dropped);
+    mx_ev_bool(ev, "final", st->final);
+    mx_sink_run_end(c->sink, ev, line);
+    if (c->to_stderr) fprintf(stderr, "mxtrace: %s\n", line);
+    if (st->d_dropped || st->d_if_dropped) {
+        char since[40];
+        mx_iso_time(st->since_us, since, sizeof since);
+        snprintf(line, sizeof line, "capture.loss: %s dropped %llu packets in the kernel and %llu in the interface "
+                 "since %s (%llu received)", st->iface, (unsigned long long)st->d_dropped,
+                 (unsigned long long)st->d_if_dropped, since, (unsigned long long)st->d_received);
+        ev = mx_sink_run_begin(c->sink, MX_EV_CAPTURE_LOSS);
+        mx_ev_str(ev, "interface", st->iface);
+        mx_ev_str(ev, "since", since);
+        mx_ev_int(ev, "received", (int64_t)st->d_received);
+        mx_ev_int(ev, "dropped", (int64_t)st->d_dropped);
+        mx_ev_int(ev, "if_dropped", (int64_t)st->d_if_dropped);
+        mx_sink_run_end(c->sink, ev, line);
+        fprintf(stderr, "mxtrace: %s\n", line);
+    }
+}
+
+/* -Z: root is given up for user (and its groups) after the interfaces and
+ * outputs are open; --chroot first.  0 (said) when it cannot be. */
+static int drop_root(const char *user, const char *dir)
+{
+    struct passwd *pw = getpwnam(user);
+    if (!pw) { fprintf(stderr, "mxtrace: -Z %s: no such user\n", user); return 0; }
+    if (dir && (chroot(dir) != 0 || chdir("/") != 0)) {
+        fprintf(stderr, "mxtrace: --chroot %s: %s\n", dir, strerror(errno));
+        return 0;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        fprintf(stderr, "mxtrace: -Z %s: cannot drop root: %s\n", user, strerror(errno));
+        return 0;
+    }
+    if (pw->pw_uid != 0 && (getuid() == 0 || geteuid() == 0 || setuid(0) == 0)) {
+        fprintf(stderr, "mxtrace: -Z %s: still root after dropping it: refusing to go on\n", user);
+        return 0;
+    }
+    return 1;
+}
+
+/* The kernel filter of a live run: the followed ports (every TCP port with
+ * --any-port) and DNS answers, VLAN-tagged or not, and the user's. */
+static char *live_filter(const mx_engine_cfg *cfg, const char *user)
+{
+    char base[2048];
+    size_t n = 0;
+    if (cfg->any_port) {
+        n = (size_t)snprintf(base, sizeof base, "tcp or udp port 53");
+    } else {
+        for (int i = 0; i < cfg->nports; i++)
+            n += (size_t)snprintf(base + n, sizeof base - n, "%stcp port %u", n ? " or " : "", cfg->ports[i]);
+        for (int i = 0; i < cfg->ntls_ports; i++)
+            n += (size_t)snprintf(base + n, sizeof base - n, " or tcp port %u", cfg->tls_ports[i]);
+        snprintf(base + n, sizeof base - n, " or udp port 53");
+    }
+    size_t cap = 2 * strlen(base) + (user ? strlen(user) : 0) + 64;
+    char *f = malloc(cap);
+    if (!f) return NULL;
+    if (user && *user) snprintf(f, cap, "((%s) or (vlan and (%s))) and (%s)", base, base, user);
+    else snprintf(f, cap, "(%s) or (vlan and (%s))", base, base);
+    return f;
+}
 
 static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t *out)
 {
@@ -113,7 +260,8 @@ int main(int argc, char **argv)
 {
     enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MERGE, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG,
-           O_ACKPKTS, O_ACKMS, O_LINGER, O_EVTYPES, O_OUTPUT, O_SCHEMA, O_CONFIG };
+           O_ACKPKTS, O_ACKMS, O_LINGER, O_EVTYPES, O_OUTPUT, O_SCHEMA, O_CONFIG,
+           O_NOPROMISC, O_IMMEDIATE, O_TSPREC, O_STATSIV, O_CHROOT };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
         { "tls-port", required_argument, 0, O_TLSPORT },
@@ -144,13 +292,23 @@ int main(int argc, char **argv)
         { "output", required_argument, 0, O_OUTPUT },
         { "schema", required_argument, 0, O_SCHEMA },
         { "config", required_argument, 0, O_CONFIG },
+        { "snaplen", required_argument, 0, 's' },
+        { "buffer-size", required_argument, 0, 'B' },
+        { "no-promisc", no_argument, 0, O_NOPROMISC },
+        { "immediate", no_argument, 0, O_IMMEDIATE },
+        { "tstamp-precision", required_argument, 0, O_TSPREC },
+        { "stats-interval", required_argument, 0, O_STATSIV },
+        { "chroot", required_argument, 0, O_CHROOT },
         { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
     };
     static mx_engine_cfg cfg;
     const char **files = calloc((size_t)argc + 1, sizeof *files);
-    int nfiles = 0, stats = 0, merge = 0, color = -1, progress = -1;
+    int nfiles = 0, stats = 0, merge = 0, color = -1, progress = -1, list_ifaces = 0;
+    static mx_live_opts lopt = { .snaplen = 262144, .buffer_kib = 32768, .promisc = 1, .stats_interval_s = 60 };
+    const char *zuser = NULL, *chroot_dir = NULL, *wpath = NULL;
+    uint32_t w_mb = 0, w_secs = 0;
     const char *outpath = NULL;
     mx_format fmt = MX_FMT_TIMELINE;
     int fmt_given = 0, ecs_schema = 0;
@@ -167,10 +325,31 @@ int main(int argc, char **argv)
     int tls_ports_given = 0;
 
     int c;
-    while ((c = getopt_long(argc, argv, "r:F:o:p:hV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:F:o:p:hVi:Ds:B:Z:w:C:G:", lo, NULL)) != -1) {
         int ok = 1;
+        uint32_t u;
         switch (c) {
         case 'r': files[nfiles++] = optarg; break;
+        case 'i':
+            if (lopt.nifaces == MX_LIVE_MAX_IFACES) { fprintf(stderr, "mxtrace: -i: at most %d interfaces\n", MX_LIVE_MAX_IFACES); ok = 0; break; }
+            lopt.ifaces[lopt.nifaces++] = optarg;
+            break;
+        case 'D': list_ifaces = 1; break;
+        case 's': ok = parse_u32("-s", optarg, 64, &u) && u <= 262144; if (ok) lopt.snaplen = (int)u; else fprintf(stderr, "mxtrace: -s: 64 to 262144\n"); break;
+        case 'B': ok = parse_u32("-B", optarg, 1, &u) && u <= 4u << 20; if (ok) lopt.buffer_kib = (int)u; else fprintf(stderr, "mxtrace: -B: 1 to 4194304 KiB\n"); break;
+        case O_NOPROMISC: lopt.promisc = 0; break;
+        case O_IMMEDIATE: lopt.immediate = 1; break;
+        case O_TSPREC:
+            if (!strcmp(optarg, "nano")) lopt.nano = 1;
+            else if (!strcmp(optarg, "micro")) lopt.nano = 0;
+            else { fprintf(stderr, "mxtrace: --tstamp-precision: micro or nano\n"); ok = 0; }
+            break;
+        case O_STATSIV: ok = parse_u32("--stats-interval", optarg, 0, &lopt.stats_interval_s); break;
+        case 'Z': zuser = optarg; break;
+        case O_CHROOT: chroot_dir = optarg; break;
+        case 'w': wpath = optarg; break;
+        case 'C': ok = parse_u32("-C", optarg, 1, &w_mb); break;
+        case 'G': ok = parse_u32("-G", optarg, 1, &w_secs); break;
         case 'F':
             fmt_given = 1;
             if (strcmp(optarg, "timeline") == 0) fmt = MX_FMT_TIMELINE;
@@ -242,8 +421,31 @@ int main(int argc, char **argv)
     }
     if (!tls_ports_given) cfg.tls_ports[cfg.ntls_ports++] = 465;
     if (L->max_hold < L->max_line + 2) L->max_hold = L->max_line + 2;
-    if (nfiles == 0) {
-        fprintf(stderr, "mxtrace: no input: give -r FILE (see --help)\n");
+    if (list_ifaces) {
+        char lerr[256];
+        int n = mx_live_list(stdout, lerr, sizeof lerr);
+        if (!n) fprintf(stderr, "mxtrace: -D: %s\n", lerr);
+        free(files);
+        return n ? 0 : EXIT_INPUT;
+    }
+    int live = lopt.nifaces > 0;
+    if (nfiles == 0 && !live) {
+        fprintf(stderr, "mxtrace: no input: give -r FILE or -i IFACE (see --help)\n");
+        free(files);
+        return EXIT_USAGE;
+    }
+    if (nfiles && live) {
+        fprintf(stderr, "mxtrace: -r and -i cannot be used together\n");
+        free(files);
+        return EXIT_USAGE;
+    }
+    if (chroot_dir && !zuser) {
+        fprintf(stderr, "mxtrace: --chroot needs -Z USER\n");
+        free(files);
+        return EXIT_USAGE;
+    }
+    if ((w_mb || w_secs) && !wpath) {
+        fprintf(stderr, "mxtrace: -C and -G need -w FILE\n");
         free(files);
         return EXIT_USAGE;
     }
@@ -298,24 +500,62 @@ int main(int argc, char **argv)
         mx_sink_add(sink, f, o, 0);
         if (specs[i].kind == MX_OUT_FILE) files_out = 1; else net = 1;
     }
-    /* A collector that goes away must not kill the run; SIGHUP reopens the
-     * files (logrotate). */
-    if (net) signal(SIGPIPE, SIG_IGN);
-    if (files_out) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_hup;
-        sa.sa_flags = SA_RESTART;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGHUP, &sa, NULL);
+    (void)net;
+    (void)files_out;
+    /* A reader or collector that goes away is a failed write, not the end
+     * of the process; SIGHUP reopens the files (logrotate); SIGINT and
+     * SIGTERM end the run with every open session written. */
+    signal(SIGPIPE, SIG_IGN);
+    handle(SIGHUP, on_hup);
+    handle(SIGINT, on_stop);
+    handle(SIGTERM, on_stop);
+    mx_pktdump *dump = NULL;
+    mx_live *lv = NULL;
+    int setup_rc = 0;
+    if (wpath && !(dump = mx_pktdump_open(wpath, (uint64_t)w_mb * 1000000u, w_secs, perr, sizeof perr))) {
+        fprintf(stderr, "mxtrace: %s\n", perr);
+        setup_rc = EXIT_OUTPUT;
     }
+    if (!setup_rc && live) {
+        char *kf = live_filter(&cfg, filter);
+        lopt.filter = kf;
+        if (!kf || !(lv = mx_live_open(&lopt, perr, sizeof perr))) {
+            mx_output_clean_msg(perr);
+            fprintf(stderr, "mxtrace: %s\n", kf ? perr : "out of memory");
+            setup_rc = EXIT_INPUT;
+        }
+        free(kf);
+        lopt.filter = NULL;
+    }
+    if (!setup_rc && zuser && !drop_root(zuser, chroot_dir)) setup_rc = EXIT_PRIV;
     char err[256] = "out of memory";
-    mx_engine *eng = sink ? mx_engine_new(&cfg, sink, err, sizeof err) : NULL;
-    if (!eng) { fprintf(stderr, "mxtrace: %s\n", err); return EXIT_OUTPUT; }
+    mx_engine *eng = sink && !setup_rc ? mx_engine_new(&cfg, sink, err, sizeof err) : NULL;
+    if (!eng) {
+        if (!setup_rc) fprintf(stderr, "mxtrace: %s\n", err);
+        mx_live_close(lv);
+        mx_pktdump_close(dump);
+        mx_sink_free(sink);
+        for (int i = 0; i < nouts; i++) { mx_output_stats st; mx_output_close(outs[i], &st); mx_output_free(outs[i]); }
+        if (out != stdout) fclose(out);
+        free(files); free(filter);
+        return setup_rc ? setup_rc : EXIT_OUTPUT;
+    }
 
-    int rc = mx_capture_run(eng, files, nfiles, filter, progress, merge);
-    mx_engine_finish(eng);
+    /* what reads a pipe (or tails a live run's files) sees each session as
+     * it ends, not a buffer later */
+    struct stat ost;
+    int out_regular = primary && fstat(fileno(out), &ost) == 0 && S_ISREG(ost.st_mode);
+    batch_ctx bc = { sink, live || (primary && !out_regular) };
+    stats_ctx sc = { sink, stats };
+    mx_capture_ctl ctl = { &stop_flag, on_batch, &bc, dump };
+    int rc = live ? mx_live_run(lv, eng, &ctl, on_capture_stats, &sc)
+                  : mx_capture_run(eng, files, nfiles, filter, progress, merge, &ctl);
+    mx_engine_finish(eng, stop_flag ? "shutdown" : "end_of_input");
     mx_sink_finish(sink);
+    mx_sink_flush(sink, 1);
+    mx_live_close(lv);
+    if (dump && !mx_pktdump_ok(dump) && !rc) rc = EXIT_OUTPUT;
+    mx_pktdump_close(dump);
     if (stats) {
         const mx_engine_stats *s = mx_engine_stats_get(eng);
         fprintf(stderr, "mxtrace: packets %llu tcp %llu mail %llu sessions %llu "
@@ -344,13 +584,14 @@ int main(int argc, char **argv)
                     name, (unsigned long long)st.records, (unsigned long long)st.delivered,
                     (unsigned long long)st.dropped, (unsigned long long)st.outages, (unsigned long long)st.rotations);
         if (mx_output_failed(outs[i])) {
-            fprintf(stderr, "mxtrace: %s: write failed\n", i == 0 && primary ? (outpath ? outpath : "(stdout)") : name);
+            if (!mx_sink_told(sink))
+                fprintf(stderr, "mxtrace: %s: write failed\n", i == 0 && primary ? (outpath ? outpath : "(stdout)") : name);
             failed = 0;
-            if (!rc) rc = EXIT_OUTPUT;
+            if (!rc && !mx_sink_epipe(sink)) rc = EXIT_OUTPUT;
         }
     }
-    if (failed) {
-        fprintf(stderr, "mxtrace: %s: write failed\n", outpath ? outpath : "(stdout)");
+    if (failed && !mx_sink_epipe(sink)) {
+        if (!mx_sink_told(sink)) fprintf(stderr, "mxtrace: %s: write failed\n", outpath ? outpath : "(stdout)");
         if (!rc) rc = EXIT_OUTPUT;
     }
     mx_sink_free(sink);

@@ -131,7 +131,7 @@ mx_node *mx_ecs_wrap(al_t *al, const mx_sess *s, mx_evtype type, const mx_node *
     put(obj(al, root, "ecs"), "version", lit(al, ECS_VERSION));
 
     mx_node *e = obj(al, root, "event");
-    put(e, "kind", lit(al, type == MX_EV_ANOMALY ? "alert" : "event"));
+    put(e, "kind", lit(al, type == MX_EV_ANOMALY || type == MX_EV_CAPTURE_LOSS ? "alert" : type == MX_EV_CAPTURE_STATS ? "metric" : "event"));
     mx_node *cat = mx_node_new(al, MX_VT_ARR), *typ = mx_node_new(al, MX_VT_ARR);
     put(e, "category", cat);
     put(cat, NULL, lit(al, ti->ecs_category));
@@ -160,6 +160,13 @@ mx_node *mx_ecs_wrap(al_t *al, const mx_sess *s, mx_evtype type, const mx_node *
         put(e, "outcome", lit(al, "failure"));
         put(e, "reason", ref(al, get(ev, "reason")));
         break;
+    case MX_EV_CAPTURE_STATS:
+    case MX_EV_CAPTURE_LOSS: {
+        mx_node *ifc = obj(al, obj(al, obj(al, root, "observer"), "ingress"), "interface");
+        put(ifc, "name", ref(al, get(ev, "interface")));
+        if (type == MX_EV_CAPTURE_LOSS) put(e, "outcome", lit(al, "failure"));
+        break;
+    }
     case MX_EV_SESSION_START: {
         const mx_node *vl = get(get(ev, "network"), "vlan_id");
         const mx_node *v0 = mx_node_at(vl, 0);

@@ -18,6 +18,7 @@
 #include "render_ecs.h"
 #include "render_json.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@ typedef struct sink_out {
     mx_output *o;
     FILE *f;                    /* mx_output_file(o)                 */
     int color, owned;
+    int werr;                   /* errno of the first failed write, or -1   */
+    int said;                   /* its failure was told                     */
     uint64_t sessions;
     mx_view_row *rows;          /* HTML index                        */
     size_t nrows, rows_cap, rows_dropped;
@@ -42,6 +45,7 @@ struct mx_sink {
     mx_buf buf;                   /* the event being written                 */
     mx_buf note;                  /* an output.drop written before it        */
     int failed;
+    int epipe;                    /* standard output's reader went away      */
     sink_out outs[MAX_OUTS];
     int nouts;
     int n_native, n_ecs;          /* outputs of ndjson, ecs                    */
@@ -124,10 +128,54 @@ int mx_sink_failed(const mx_sink *k)
 
 static void drop_note(mx_sink *k, sink_out *so, int final);
 
+/* A write to so failed: kept (with its reason) for mx_sink_flush. */
+static void wfail(mx_sink *k, sink_out *so)
+{
+    k->failed = 1;
+    if (!so->werr) so->werr = errno ? errno : -1;
+}
+
 static void put_text(mx_sink *k, sink_out *so, const char *t, size_t n)
 {
-    if (n && fwrite(t, 1, n, so->f) != n) k->failed = 1;
+    if (n && fwrite(t, 1, n, so->f) != n) wfail(k, so);
 }
+
+static void put_nl(mx_sink *k, sink_out *so)
+{
+    if (fputc('\n', so->f) == EOF) wfail(k, so);
+}
+
+int mx_sink_flush(mx_sink *k, int streams)
+{
+    int ok = 1;
+    for (int i = 0; i < k->nouts; i++) {
+        sink_out *so = &k->outs[i];
+        if (so->said) { ok = 0; continue; }
+        errno = 0;
+        if (streams && fflush(so->f) != 0 && !so->werr) so->werr = errno ? errno : -1;
+        if (!so->werr && mx_output_failed(so->o)) so->werr = -1;
+        if (!so->werr) continue;
+        so->said = 1;
+        k->failed = 1;
+        ok = 0;
+        if (so->werr == EPIPE && so->o && !strcmp(mx_output_name(so->o), "(stdout)")) {
+            k->epipe = 1;             /* the reader of a pipe is done: a quiet end */
+            continue;
+        }
+        fprintf(stderr, "mxtrace: %s: write failed: %s\n", mx_output_name(so->o),
+                so->werr > 0 ? strerror(so->werr) : "input/output error");
+    }
+    return ok;
+}
+
+int mx_sink_told(const mx_sink *k)
+{
+    for (int i = 0; i < k->nouts; i++)
+        if (k->outs[i].said) return 1;
+    return 0;
+}
+
+int mx_sink_epipe(const mx_sink *k) { return k->epipe; }
 
 static void end_record(sink_out *so, const char *tag) { mx_output_commit(so->o, tag); }
 
@@ -200,7 +248,7 @@ static void put_line(mx_sink *k, sink_out *so, const char *t, size_t n, const ch
 {
     drop_note(k, so, 0);
     put_text(k, so, t, n);
-    if (fputc('\n', so->f) == EOF) k->failed = 1;
+    put_nl(k, so);
     end_record(so, tag);
 }
 
@@ -302,7 +350,7 @@ static void render_doc(mx_sink *k, sink_out *so, const mx_node *doc)
     default: {
         const char *t = print(k, &k->buf, doc, 1);
         if (t) put_text(k, so, t, k->buf.len);
-        if (fputc('\n', so->f) == EOF) k->failed = 1;
+        put_nl(k, so);
         break;
     }
     }
@@ -444,7 +492,7 @@ static void drop_note(mx_sink *k, sink_out *so, int final)
                         outage ? "collector unreachable" : "queue full");
             } else {
                 put_text(k, so, txt, k->note.len);
-                if (fputc('\n', so->f) == EOF) k->failed = 1;
+                put_nl(k, so);
             }
             end_record(so, "output.drop");
         }
@@ -495,4 +543,47 @@ void mx_sink_ev_done(mx_sink *k, mx_sess *s, mx_node *e)
         }
         if (--sa->open <= 0) { sa->open = 0; mx_arena_reset(sa); }
     }
+}
+
+/* ---- events of the run (no session) ---------------------------------------- */
+
+mx_ev *mx_sink_run_begin(mx_sink *k, mx_evtype type)
+{
+    mx_arena *a = &k->ar;
+    char t[40];
+    a->open++;
+    mx_node *ev = mx_node_new(a, MX_VT_OBJ);
+    if (!ev) { if (--a->open <= 0) mx_arena_reset(a); return NULL; }
+    ev->evtype = (uint8_t)type;
+    mx_node_add(ev, "type", mx_node_lit(a, mx_evtype_name(type)));
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    mx_iso_time((uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u, t, sizeof t);
+    mx_node_add(ev, "ts", mx_node_str(a, t, strlen(t)));
+    return ev;
+}
+
+void mx_sink_run_end(mx_sink *k, mx_ev *ev, const char *line)
+{
+    if (!ev) return;
+    mx_arena *a = &k->ar;
+    const char *tag = mx_evtype_name((mx_evtype)ev->evtype);
+    for (int i = 0; i < k->nouts && !a->failed; i++) {
+        sink_out *so = &k->outs[i];
+        if (so->fmt == MX_FMT_HTML) continue;           /* inside a document */
+        if (is_doc(so->fmt) && so->fmt != MX_FMT_TIMELINE) {
+            /* the human views get a line of text */
+            if (line) {
+                drop_note(k, so, 0);
+                fprintf(so->f, "%s\n", line);
+                end_record(so, tag);
+            }
+            continue;
+        }
+        const mx_node *top = so->fmt == MX_FMT_ECS ? mx_ecs_wrap(a, NULL, (mx_evtype)ev->evtype, ev) : ev;
+        const char *t = top && !a->failed ? print(k, &k->note, top, 0) : NULL;
+        if (t) put_line(k, so, t, k->note.len, tag);
+    }
+    if (a->failed) k->failed = 1;
+    if (--a->open <= 0) { a->open = 0; mx_arena_reset(a); }
 }

@@ -88,7 +88,7 @@ static void handshake(run *r)
 
 static char *finish(run *r)
 {
-    mx_engine_finish(r->e);
+    mx_engine_finish(r->e, "end_of_input");
     mx_sink_finish(r->k);
     mx_engine_free(r->e);
     mx_sink_free(r->k);

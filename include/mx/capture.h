@@ -20,10 +20,23 @@
 #ifndef MX_CAPTURE_H
 #define MX_CAPTURE_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "mx/engine.h"
+
+typedef struct mx_pktdump mx_pktdump;
+
+/* What a reading loop answers to, besides the packets. */
+typedef struct mx_capture_ctl {
+    volatile sig_atomic_t *stop;    /* set (by a signal): stop reading now    */
+    /* After each batch of packets (and on a quiet link, at each wake-up):
+     * flush what must be seen now; 0 stops the run (an output failed). */
+    int (*batch)(void *ctx);
+    void *ctx;
+    mx_pktdump *dump;               /* -w: the followed packets go here too   */
+} mx_capture_ctl;
 
 enum mx_capture_rc {
     MX_CAP_OK = 0,
@@ -34,7 +47,23 @@ enum mx_capture_rc {
 /* show_progress: print progress on stderr while reading files over 64 MiB.
  * merge: read the files side by side in time order instead of one by one. */
 int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
-                   const char *filter, int show_progress, int merge);
+                   const char *filter, int show_progress, int merge,
+                   const mx_capture_ctl *ctl);
+
+/* --- -w: writing the followed packets to pcap files ----------------------
+ *
+ * Files in libpcap's format with the link type and snap length of the
+ * first packet written; packets of another link type are counted and
+ * skipped.  rotate_bytes (-C) starts FILE1, FILE2, ... once a file is that
+ * large; rotate_s (-G) starts a new file every rotate_s seconds, its name
+ * FILE formatted by strftime (local time), as tcpdump does. */
+mx_pktdump *mx_pktdump_open(const char *path, uint64_t rotate_bytes, unsigned rotate_s, char *err, size_t cap);
+void mx_pktdump_write(mx_pktdump *d, int linktype, uint64_t us, const uint8_t *data,
+                      uint32_t caplen, uint32_t len, uint32_t snaplen);
+void mx_pktdump_flush(mx_pktdump *d);
+/* 0 once a write failed (said on stderr then). */
+int mx_pktdump_ok(const mx_pktdump *d);
+void mx_pktdump_close(mx_pktdump *d);
 
 /* --- pcapng block reader ------------------------------------------------
  *

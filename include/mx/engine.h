@@ -40,13 +40,21 @@ typedef struct mx_engine_stats {
 mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, size_t cap);
 
 /* One captured packet: link type, time in microseconds since the epoch, the
- * captured bytes, original length, and its 1-based number in the input. */
-void mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
+ * captured bytes, original length, and its 1-based number in the input.
+ * Returns 1 when the packet belongs to a followed connection (or is a DNS
+ * answer the verdicts use), 0 when it was passed over. */
+int mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
                       const uint8_t *data, uint32_t caplen, uint32_t wirelen,
                       uint64_t frame);
 
-/* Ends every open flow (end of input), writing each out as incomplete. */
-void mx_engine_finish(mx_engine *e);
+/* The clock moved on without a packet (live capture on a quiet link):
+ * flows whose idle timeout or linger ran out by now_us end. */
+void mx_engine_tick(mx_engine *e, uint64_t now_us);
+
+/* Ends every open flow, writing each out as incomplete with the reason
+ * given ("end_of_input", "shutdown"); in the order they started, in
+ * O(n log n). */
+void mx_engine_finish(mx_engine *e, const char *reason);
 
 const mx_engine_stats *mx_engine_stats_get(const mx_engine *e);
 void mx_engine_free(mx_engine *e);

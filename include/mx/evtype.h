@@ -37,7 +37,9 @@
     X(TLS_HANDSHAKE_COMPLETE, "tls.handshake_complete", "network", "protocol", "both sides finished the handshake") \
     X(ANOMALY, "anomaly", "network", "info", "something off in the traffic, once per kind and session") \
     X(LIMIT, "limit", "network", "info", "a cap that ends part of the output was reached") \
-    X(OUTPUT_DROP, "output.drop", "network", "info", "records an output lost while its collector was slow or away (no session)")
+    X(OUTPUT_DROP, "output.drop", "network", "info", "records an output lost while its collector was slow or away (no session)") \
+    X(CAPTURE_STATS, "capture.stats", "network", "info", "an interface's packet counters from libpcap, periodically and at the end (live capture; no session)") \
+    X(CAPTURE_LOSS, "capture.loss", "network", "error", "the kernel or the interface dropped packets since the last report (live capture; no session)")
 
 typedef enum mx_evtype {
 #define MX_EVT_ENUM(e, name, cat, typ, doc) MX_EV_##e,

@@ -44,6 +44,21 @@ void mx_sink_session_confirm(mx_sink *k, mx_sess *s);
 void mx_sink_session_drop(mx_sink *k, mx_sess *s);
 /* Non-zero once a write to the output failed. */
 int mx_sink_failed(const mx_sink *k);
+/* Says (once, on stderr, with the reason) an output whose writes failed;
+ * streams: also flush the outputs, so that a pipe's reader sees what is
+ * done.  0 when an output failed (the run should stop reading). */
+int mx_sink_flush(mx_sink *k, int streams);
+/* Non-zero when a failure was already told by mx_sink_flush(). */
+int mx_sink_told(const mx_sink *k);
+/* Non-zero when standard output's reader went away (EPIPE): a quiet end. */
+int mx_sink_epipe(const mx_sink *k);
+
+/* An event of the run, not of a session (capture.stats, ...): begun with
+ * its type and the wall-clock time, filled with the mx_ev_* calls, written
+ * to every output by mx_sink_run_end(); line is what the text and summary
+ * views show of it (NULL: nothing). */
+mx_ev *mx_sink_run_begin(mx_sink *k, mx_evtype type);
+void mx_sink_run_end(mx_sink *k, mx_ev *ev, const char *line);
 void mx_sink_free(mx_sink *k);
 
 #endif
