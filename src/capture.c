@@ -4,7 +4,9 @@
 #include "mx/capture.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pcap/pcap.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -296,18 +298,30 @@ static int worse(int a, int b)
 /* Standard input after its first bytes were read to tell the format: a
  * stream that gives those bytes back first, for libpcap. */
 typedef struct prefixed {
-    FILE *f;
+    int fd;
     uint8_t pre[8];
     size_t n, pos;
+    volatile sig_atomic_t *stop;
 } prefixed;
 
+/* Reads of a pipe wait in poll, so that SIGINT/SIGTERM end a run whose
+ * input has gone quiet: after a stop the stream ends. */
 static ssize_t prefixed_read(void *c, char *buf, size_t size)
 {
     prefixed *p = c;
     size_t got = 0;
     while (got < size && p->pos < p->n) buf[got++] = (char)p->pre[p->pos++];
-    if (got < size) got += fread(buf + got, 1, size - got, p->f);
-    return (ssize_t)got;
+    if (got) return (ssize_t)got;
+    for (;;) {
+        if (p->stop && *p->stop) return 0;
+        struct pollfd pf = { p->fd, POLLIN, 0 };
+        int r = poll(&pf, 1, 250);
+        if (r < 0 && errno != EINTR) return -1;
+        if (r <= 0) continue;
+        ssize_t n = read(p->fd, buf, size);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        return n;
+    }
 }
 
 static int prefixed_close(void *c)
@@ -322,6 +336,7 @@ typedef struct ifstate {
 } ifstate;
 
 typedef struct source {
+    volatile sig_atomic_t *stop;
     const char *path, *name;
     const char *filter;
     FILE *f;                    /* pcapng: the file                     */
@@ -334,6 +349,7 @@ typedef struct source {
     int have_prog;
     long long size;
     int show_progress;
+    int slow;                   /* a pipe: packets come when they come      */
     time_t last;
     uint64_t packets;           /* records read from this file          */
     uint64_t cut;               /* headers cut short by the snap length */
@@ -359,9 +375,33 @@ static int open_source(source *s)
         return s->rc = MX_CAP_UNREADABLE;
     }
     s->size = is_stdin ? 0 : (long long)st.st_size;
+    struct stat fst;
+    s->slow = fstat(fileno(f), &fst) != 0 || !S_ISREG(fst.st_mode);
     s->last = time(NULL);
     uint8_t m[4];
-    size_t nm = fread(m, 1, 4, f);
+    size_t nm = 0;
+    prefixed *pc = NULL;
+    if (is_stdin) {
+        /* standard input is read without stdio, through poll (see above) */
+        static const cookie_io_functions_t io = { prefixed_read, NULL, NULL, prefixed_close };
+        pc = calloc(1, sizeof *pc);
+        if (pc) { pc->fd = STDIN_FILENO; pc->stop = s->stop; }
+        while (pc && nm < 4) {
+            ssize_t r = prefixed_read(pc, (char *)m + nm, 4 - nm);
+            if (r <= 0) break;
+            nm += (size_t)r;
+        }
+        int ng = nm == 4 && m[0] == 0x0A && m[1] == 0x0D && m[2] == 0x0D && m[3] == 0x0A;
+        if (pc && !ng) { memcpy(pc->pre, m, nm); pc->n = nm; }   /* libpcap reads them again */
+        f = pc ? fopencookie(pc, "r", io) : NULL;
+        if (!f) {
+            free(pc);
+            fprintf(stderr, "mxtrace: %s: cannot read: out of memory\n", s->name);
+            return s->rc = MX_CAP_UNREADABLE;
+        }
+    } else {
+        nm = fread(m, 1, 4, f);
+    }
     if (nm == 4 && m[0] == 0x0A && m[1] == 0x0D && m[2] == 0x0D && m[3] == 0x0A) {
         s->f = f;
         s->ng = mx_pcapng_new(f, m, 4);
@@ -385,19 +425,8 @@ static int open_source(source *s)
         return MX_CAP_OK;
     }
     if (is_stdin) {
-        prefixed *pc = calloc(1, sizeof *pc);
-        static const cookie_io_functions_t io = { prefixed_read, NULL, NULL, prefixed_close };
-        FILE *cf = pc ? fopencookie(pc, "r", io) : NULL;
-        if (!cf) {
-            free(pc);
-            fprintf(stderr, "mxtrace: %s: cannot read: out of memory\n", s->name);
-            return s->rc = MX_CAP_UNREADABLE;
-        }
-        pc->f = stdin;
-        memcpy(pc->pre, m, nm);
-        pc->n = nm;
-        s->p = pcap_fopen_offline_with_tstamp_precision(cf, PCAP_TSTAMP_PRECISION_MICRO, err);
-        if (!s->p) fclose(cf);
+        s->p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_MICRO, err);
+        if (!s->p) fclose(f);
     } else {
         fclose(f);
         s->p = pcap_open_offline_with_tstamp_precision(s->path, PCAP_TSTAMP_PRECISION_MICRO, err);
@@ -452,6 +481,7 @@ static int read_next(source *s)
         }
         s->open = 0;
         if (r == PCAP_ERROR_BREAK) return 0;        /* end of file */
+        if (s->stop && *s->stop) return 0;          /* cut short by SIGINT/SIGTERM */
         fprintf(stderr, "mxtrace: %s: damaged capture after packet %llu: %s\n", s->name,
                 (unsigned long long)s->packets, pcap_geterr(s->p));
         s->rc = worse(s->rc, MX_CAP_DAMAGED);
@@ -472,6 +502,7 @@ static int read_next(source *s)
     }
     s->open = 0;
     if (r == MX_NG_END) return 0;
+    if (s->stop && *s->stop) return 0;
     if (r == MX_NG_NOT_PCAPNG) {
         fprintf(stderr, "mxtrace: %s: cannot read: %s\n", s->name, mx_pcapng_error(s->ng));
         s->rc = worse(s->rc, MX_CAP_UNREADABLE);
@@ -618,6 +649,7 @@ int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
         return MX_CAP_UNREADABLE;
     }
     for (int i = 0; i < nfiles; i++) {
+        S[i].stop = ctl ? ctl->stop : NULL;
         S[i].path = files[i];
         S[i].filter = filter && *filter ? filter : NULL;
     }
@@ -629,7 +661,8 @@ int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
                 s->show_progress = show_progress && s->size >= PROGRESS_MIN_BYTES;
                 while (read_next(s)) {
                     dispatch(e, s, ++frame, ctl);
-                    if (must_stop(ctl, frame, 0)) { stopped = 1; break; }
+                    /* from a pipe, what a packet ended is passed on at once */
+                    if (must_stop(ctl, frame, s->slow)) { stopped = 1; break; }
                 }
             }
             close_source(s);
@@ -653,8 +686,9 @@ int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
                 if (have[i] && (b < 0 || S[i].us < S[b].us)) b = i;
             if (b < 0) break;
             dispatch(e, &S[b], ++frame, ctl);
+            int slow = S[b].slow;
             if (!(have[b] = read_next(&S[b]))) close_source(&S[b]);
-            if (must_stop(ctl, frame, 0)) { stopped = 1; break; }
+            if (must_stop(ctl, frame, slow)) { stopped = 1; break; }
         }
         for (int i = 0; i < nfiles; i++) {
             if (have[i]) close_source(&S[i]);
