@@ -7,7 +7,9 @@ shutdown, exit 0, no cut line), a reader that leaves standard output (a
 quiet end), a full disk (told at once, with the reason, exit 4), -w (the
 packets written read back as the same sessions; -C rotation), closing tens
 of thousands of open flows at the end in linear time, and the command-line
-errors of live capture.
+errors of live capture.  As root, also a short live run on the loopback
+interface: its session written while it runs, capture.stats events, valid
+against the JSON Schemas in ndjson and ECS.
 """
 import json
 import os
@@ -187,6 +189,87 @@ check(r.returncode in (0, 2) and (r.returncode == 2 or r.stdout.decode().startsw
 if os.geteuid() == 0:
     r = run(["-r", S1, "-F", "ndjson", "-Z", "nobody"])
     check(r.returncode == 0 and '"code":"delivered"' in r.stdout.decode(), "-Z nobody: the run goes on without root")
+
+# 7. As root: a live run on the loopback interface, its session written while
+# it runs, capture.stats in ndjson and ECS valid against the JSON Schemas.
+def live_lo(fmt):
+    import socket
+    import threading
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+
+    def serve():
+        c, _ = srv.accept()
+        c.sendall(b"220 lo.example ESMTP\r\n")
+        f = c.makefile("rb")
+        for line in f:
+            if line.upper().startswith(b"QUIT"):
+                c.sendall(b"221 bye\r\n")
+                break
+            c.sendall(b"250 ok\r\n")
+        c.close()
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    p = subprocess.Popen([MX, "-i", "lo", "-p", str(port), "-F", fmt, "--stats-interval", "1", "--immediate",
+                          "tcp", "port", str(port)],      # only this test's traffic
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    c = socket.create_connection(("127.0.0.1", port))
+    c.recv(100)
+    for cmd in (b"EHLO me\r\n", b"QUIT\r\n"):
+        c.sendall(cmd)
+        c.recv(100)
+    c.close()
+    out, lines, deadline = b"", [], time.time() + 12
+    os.set_blocking(p.stdout.fileno(), False)
+    while time.time() < deadline and b"session.end" not in out:
+        time.sleep(0.1)
+        try:
+            out += p.stdout.read() or b""
+        except (BlockingIOError, TypeError):
+            pass
+    running = p.poll() is None
+    time.sleep(1.2)
+    p.send_signal(signal.SIGTERM)
+    rest, err = p.communicate(timeout=10)
+    srv.close()
+    return running, p.returncode, [json.loads(l) for l in (out + rest).decode().splitlines() if l.strip()], err.decode()
+
+
+if os.geteuid() != 0:
+    print("skip live capture on lo: not root")
+else:
+    running, rc, evs, err = live_lo("ndjson")
+    ends = [e for e in evs if e.get("type") == "session.end"]
+    stats = [e for e in evs if e.get("type") == "capture.stats"]
+    check(running and len(ends) == 1 and ends[0]["verdict"]["code"] == "no_mail",
+          "live on lo: the session is written when it ends, while mxtrace runs")
+    check(rc == 0 and len(stats) >= 2 and stats[-1]["final"] is True and stats[-1]["received"] > 0,
+          f"live on lo: capture.stats every second and a final one ({len(stats)}; {err.strip()!r})")
+    check(all(b["received"] >= a["received"] for a, b in zip(stats, stats[1:])), "capture.stats counters never go back")
+    _, rc2, ecs, _ = live_lo("ecs")
+    try:
+        import jsonschema
+        V = jsonschema.Draft202012Validator
+        sch = {n: json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "schema", n)))
+               for n in ("mxtrace.schema.json", "mxtrace-ecs.schema.json")}
+        sn, se = sch["mxtrace.schema.json"], sch["mxtrace-ecs.schema.json"]
+        try:
+            from referencing import Registry, Resource
+            reg = Registry().with_resources([(x["$id"], Resource.from_contents(x)) for x in (sn, se)])
+            vn, ve = V(sn, registry=reg), V(se, registry=reg)
+        except ImportError:           # jsonschema 4.10 (Debian 12): a resolver
+            store = {sn["$id"]: sn, se["$id"]: se}
+            vn = V(sn, resolver=jsonschema.RefResolver.from_schema(sn, store=store))
+            ve = V(se, resolver=jsonschema.RefResolver.from_schema(se, store=store))
+        bad = [str(x.message) for e in evs for x in vn.iter_errors(e)] + [str(x.message) for e in ecs for x in ve.iter_errors(e)]
+        check(not bad and any(e.get("mxtrace", {}).get("type") == "capture.stats" for e in ecs),
+              f"live events and their ECS form (capture.stats a metric) valid against the schemas {bad[:3]}")
+    except ImportError:
+        print("skip schema validation of live events: python3-jsonschema missing")
 
 print(f"{'FAILED: ' + str(len(fails)) if fails else 'all passed'}")
 sys.exit(1 if fails else 0)
