@@ -130,21 +130,17 @@ static void seconds(mx_buf *b, uint64_t us)
     put(b, t, n);
 }
 
-/* A double as cJSON writes one: integral values in int range as integers,
- * else the shortest of 15 or 17 significant digits that reads back. */
+/* A double as cJSON 1.7.15 writes one: 15 significant digits, or 17 when
+ * 15 do not read back as the same value; not a number as null. */
 static void number(mx_buf *b, double d)
 {
     char t[64];
     int n;
     if (isnan(d) || isinf(d)) { put(b, "null", 4); return; }
-    int vi = d >= 2147483647.0 ? 2147483647 : d <= -2147483648.0 ? (-2147483647 - 1) : (int)d;
-    if (d == (double)vi) n = snprintf(t, sizeof t, "%d", vi);
-    else {
-        n = snprintf(t, sizeof t, "%1.15g", d);
-        double back = strtod(t, NULL);
-        double m = fabs(back) > fabs(d) ? fabs(back) : fabs(d);
-        if (!(fabs(back - d) <= m * DBL_EPSILON)) n = snprintf(t, sizeof t, "%1.17g", d);
-    }
+    n = snprintf(t, sizeof t, "%1.15g", d);
+    double back = strtod(t, NULL);
+    double m = fabs(back) > fabs(d) ? fabs(back) : fabs(d);
+    if (!(fabs(back - d) <= m * DBL_EPSILON)) n = snprintf(t, sizeof t, "%1.17g", d);
     put(b, t, (size_t)n);
 }
 

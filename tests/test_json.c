@@ -55,7 +55,7 @@ static double rand_double(void)
     case 1: return (double)rnd(1000000) / 1000.0;
     case 2: return 1.0 / (double)(1 + rnd(97));
     case 3: return 3e300 * (double)rnd(5);
-    case 4: return -1.5e-300;
+    case 4: return rnd(2) ? -1.5e-300 : -0.0;
     case 5: return 4294967296.0 + rnd(10);                        /* over int range */
     case 6: return rnd(2) ? NAN : INFINITY;
     default: return 0.1 * (double)rnd(100);
