@@ -7,8 +7,9 @@ if [ "${1:-}" = "--test" ]; then
   # tshark: conformance checks; clang + libclang-rt: sanitizers and fuzzing;
   # python3: JSON checks in the test scripts; python3-jsonschema: the JSON
   # Schema tests; chromium: the HTML report test; redis-server, redis-tools
-  # and rsyslog: the collectors of the output tests.
-  want="$want tshark clang libclang-rt-14-dev python3 python3-jsonschema chromium fonts-dejavu-core redis-server redis-tools rsyslog"
+  # and rsyslog: the collectors of the output tests; iproute2, python3-aiosmtpd,
+  # swaks and openssl: the mail servers and clients of the live-capture test.
+  want="$want tshark clang libclang-rt-14-dev python3 python3-jsonschema chromium fonts-dejavu-core redis-server redis-tools rsyslog iproute2 python3-aiosmtpd swaks openssl"
 fi
 missing=""
 for p in $want; do
