@@ -44,6 +44,7 @@ struct mx_output {
     char name[600];
     FILE *f;
     int owns_f, failed, tty;
+    int fail_errno;             /* why the first failed write failed       */
 
     /* file */
     int fd;
@@ -350,7 +351,7 @@ static ssize_t cookie_file_write(void *c, const char *buf, size_t n)
     while (done < n) {
         ssize_t w = write(o->fd, buf + done, n - done);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) { o->failed = 1; return done ? (ssize_t)done : -1; }
+        if (w <= 0) { if (!o->failed) o->fail_errno = w < 0 ? errno : ENOSPC; o->failed = 1; return done ? (ssize_t)done : -1; }
         done += (size_t)w;
     }
     o->fbytes += n;
@@ -839,6 +840,7 @@ fail:
 
 FILE *mx_output_file(mx_output *o) { return o->f; }
 int mx_output_failed(const mx_output *o) { return o->failed || (o->sp.kind == MX_OUT_STREAM && ferror(o->f)); }
+int mx_output_errno(const mx_output *o) { return o->fail_errno; }
 const char *mx_output_name(const mx_output *o) { return o->name; }
 int mx_output_is_tty(const mx_output *o) { return o->tty; }
 

@@ -153,7 +153,7 @@ int mx_sink_flush(mx_sink *k, int streams)
         if (so->said) { ok = 0; continue; }
         errno = 0;
         if (streams && fflush(so->f) != 0 && !so->werr) so->werr = errno ? errno : -1;
-        if (!so->werr && mx_output_failed(so->o)) so->werr = -1;
+        if (!so->werr && mx_output_failed(so->o)) so->werr = mx_output_errno(so->o) ? mx_output_errno(so->o) : -1;
         if (!so->werr) continue;
         so->said = 1;
         k->failed = 1;

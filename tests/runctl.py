@@ -121,6 +121,10 @@ if os.path.exists("/dev/full"):
           f"one line with the reason ({msg})")
     r2 = run(["-r", big, "-F", "ndjson", "-o", "/dev/null"])
     check(r2.returncode == 0, "the same run to /dev/null succeeds")
+    r = run(["-r", big, "-F", "summary", "-o", "/dev/null", "--output", "file:/dev/full,format=ndjson"])
+    msg = r.stderr.decode().strip().splitlines()
+    check(r.returncode == 4 and len(msg) == 1 and "file:/dev/full: write failed: No space left on device" in msg[0],
+          f"a full --output file: exit 4, one line with the reason ({msg})")
 
 # 4. -w: the followed packets read back give the same sessions.
 def story(evs):

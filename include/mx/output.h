@@ -89,6 +89,8 @@ void mx_output_commit(mx_output *o, const char *tag);
 int mx_output_drop_report(mx_output *o, uint64_t *dropped, uint64_t *first_us, int *outage, int final);
 /* Non-zero once a write to a stream or file output failed. */
 int mx_output_failed(const mx_output *o);
+/* The errno of a file output's first failed write (0 if not known). */
+int mx_output_errno(const mx_output *o);
 const char *mx_output_name(const mx_output *o);
 int mx_output_is_tty(const mx_output *o);
 /* Sends what is queued (waiting at most flush= for the collector), stops the
