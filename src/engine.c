@@ -308,6 +308,7 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
         f->end_prev = f->end_next = NULL;
     }
     if (!decide(e, f, 1)) return;
+    mx_sess_parsers(s);
     for (int dir = 0; dir < 2; dir++) {
         mx_stream_ctx c = sctx(e, f, dir);
         mx_stream_flush(&f->d[dir].st, &c);
@@ -441,8 +442,6 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
     e->st.sessions++;
 
     s->tls_from_start = (uint8_t)is_tls_port(e, s->srv_port);
-    s->smtp = mx_smtp_new(s);
-    s->tls = mx_tls_new(s);
     if (e->cls) f->cf = mx_cflow_new();
     if (s->tls_from_start) mx_sess_implicit_tls(s);
     else s->app[0] = s->app[1] = MX_APP_SMTP;

@@ -56,6 +56,26 @@ void mx_sess_start_tls(mx_sess *s)
     s->release |= 1u << MX_CLIENT;        /* the client's held bytes are TLS */
 }
 
+/* A parser's state is made when its first byte comes: a connection that
+ * never carries data (a SYN flood, a refusal) costs no parser memory. */
+static mx_smtp *smtp_of(mx_sess *s)
+{
+    if (!s->smtp) s->smtp = mx_smtp_new(s);
+    return s->smtp;
+}
+
+static mx_tls *tls_of(mx_sess *s)
+{
+    if (!s->tls) s->tls = mx_tls_new(s);
+    return s->tls;
+}
+
+void mx_sess_parsers(mx_sess *s)
+{
+    smtp_of(s);
+    tls_of(s);
+}
+
 size_t mx_sess_feed(mx_sess *s, int dir, const uint8_t *p, size_t n, int force)
 {
     size_t used = 0;
@@ -63,9 +83,9 @@ size_t mx_sess_feed(mx_sess *s, int dir, const uint8_t *p, size_t n, int force)
         enum mx_app a = s->app[dir];
         size_t c;
         switch (a) {
-        case MX_APP_SMTP: c = mx_smtp_feed(s->smtp, dir, p + used, n - used, force); break;
+        case MX_APP_SMTP: c = mx_smtp_feed(smtp_of(s), dir, p + used, n - used, force); break;
         case MX_APP_TLS:
-            if (s->handoff_open[dir] && s->smtp) {
+            if (s->handoff_open[dir] && smtp_of(s)) {
                 /* The 220 to STARTTLS was given, but is TLS what follows?
                  * A middlebox that answers STARTTLS itself, or a broken
                  * server, lets the conversation go on in clear text. */
@@ -87,7 +107,7 @@ size_t mx_sess_feed(mx_sess *s, int dir, const uint8_t *p, size_t n, int force)
                     continue;
                 }
             }
-            c = mx_tls_feed(s->tls, dir, p + used, n - used, force);
+            c = mx_tls_feed(tls_of(s), dir, p + used, n - used, force);
             break;
         default:          c = n - used; break;
         }
@@ -100,8 +120,8 @@ size_t mx_sess_feed(mx_sess *s, int dir, const uint8_t *p, size_t n, int force)
 
 void mx_sess_gap(mx_sess *s, int dir, uint32_t len)
 {
-    if (s->app[dir] == MX_APP_SMTP) mx_smtp_gap(s->smtp, dir, len);
-    else if (s->app[dir] == MX_APP_TLS) mx_tls_gap(s->tls, dir, len);
+    if (s->app[dir] == MX_APP_SMTP) mx_smtp_gap(smtp_of(s), dir, len);
+    else if (s->app[dir] == MX_APP_TLS) mx_tls_gap(tls_of(s), dir, len);
 }
 
 void mx_sess_eof(mx_sess *s, int dir)

@@ -125,6 +125,11 @@ size_t mx_sess_feed(mx_sess *s, int dir, const uint8_t *p, size_t n, int force);
 void mx_sess_gap(mx_sess *s, int dir, uint32_t len);
 void mx_sess_eof(mx_sess *s, int dir);
 
+/* Makes the parsers' states if no byte has made them yet (they are made on
+ * a direction's first byte); the end of a session calls it, so that its
+ * summary is written the same either way. */
+void mx_sess_parsers(mx_sess *s);
+
 /* Writes the anomaly counts into obj (session summary). */
 void mx_sess_anomaly_summary(const mx_sess *s, mx_ev *obj);
 
