@@ -186,6 +186,19 @@ static void on_capture_stats(void *ctx, const mx_live_stats *st)
     }
 }
 
+/* The process's peak resident memory (VmHWM: its own, not what a parent
+ * had before exec, as getrusage's ru_maxrss may say); 0 if unknown. */
+static unsigned long long peak_memory_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb;
+}
+
 /* -Z: root is given up for user (and its groups) after the interfaces and
  * outputs are open; --chroot first.  0 (said) when it cannot be. */
 static int drop_root(const char *user, const char *dir)
@@ -560,14 +573,14 @@ int main(int argc, char **argv)
         const mx_engine_stats *s = mx_engine_stats_get(eng);
         fprintf(stderr, "mxtrace: packets %llu tcp %llu mail %llu sessions %llu "
                 "non-ip %llu non-tcp %llu fragments %llu truncated %llu malformed %llu "
-                "evicted %llu timed-out %llu peak-flows %llu off-port-ignored %llu\n",
+                "evicted %llu timed-out %llu peak-flows %llu off-port-ignored %llu peak-memory-kb %llu\n",
                 (unsigned long long)s->packets, (unsigned long long)s->tcp_packets,
                 (unsigned long long)s->mail_packets, (unsigned long long)s->sessions,
                 (unsigned long long)s->not_ip, (unsigned long long)s->not_tcp,
                 (unsigned long long)s->fragments, (unsigned long long)s->truncated,
                 (unsigned long long)s->malformed, (unsigned long long)s->evicted,
                 (unsigned long long)s->timed_out, (unsigned long long)s->max_live_flows,
-                (unsigned long long)s->off_port_ignored);
+                (unsigned long long)s->off_port_ignored, peak_memory_kb());
     }
     mx_engine_free(eng);
     int failed = mx_sink_failed(sink);
