@@ -7,6 +7,8 @@
  *              bits1-2: consumer: 0 whole lines, 1 first byte says how many,
  *                    2 everything, 3 half
  *              bit3: no mx_stream_start (the first segment sets the start)
+ *              bit4: both directions share a memory budget (mx_memcap) of
+ *                    max_hold + max_ooo_bytes / 2 + 64 bytes
  *   [ooo u8]   max_ooo_bytes = ooo * 8      [segs u8] max_ooo_segs = segs % 9
  *   [hold u8]  max_hold = 64 + hold (64 is the command-line minimum)
  *   [isn u32]
@@ -34,6 +36,7 @@
  * that was handed to the stream; at the end the counters agree (offset = bytes + gap_bytes = bytes
  * consumed + dropped + gap bytes, next_seq - start = offset) and nothing is
  * left buffered.  With seq-derived bytes every offered byte is verified.
+ * With a budget: it is never exceeded, and it is all given back at the end.
  */
 #include "fuzz_common.h"
 #include "mx/stream.h"
@@ -58,6 +61,7 @@ typedef struct fctx {
     mx_stream st[2];
     dirmodel m[2];
     mx_limits lim;
+    mx_memcap mc;           /* a small budget both directions share        */
     int derived, cmode;
     int in_kick;
 } fctx;
@@ -75,7 +79,7 @@ static uint8_t derived_byte(uint32_t seq)
 
 static mx_stream_ctx sctx(fctx *f, int dir)
 {
-    mx_stream_ctx c = { &ops, f, dir, &f->lim, 0 };
+    mx_stream_ctx c = { &ops, f, dir, &f->lim, 0, &f->mc };
     return c;
 }
 
@@ -281,6 +285,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     f->lim.max_ooo_bytes = (uint32_t)fz_u8(&in) * 8;
     f->lim.max_ooo_segs = fz_u8(&in) % 9;
     f->lim.max_hold = 64 + fz_u8(&in);
+    /* mode bit 4: a shared memory budget (--memcap) small enough to be hit */
+    if (mode & 0x10) f->mc.cap = f->lim.max_hold + f->lim.max_ooo_bytes / 2 + 64;
     uint32_t isn = fz_u32(&in);
     for (int d = 0; d < 2; d++) {
         mx_stream_init(&f->st[d]);
@@ -330,6 +336,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(f->m[d].pend);
         free(f->m[d].rx);
     }
+    if (f->mc.used != 0) FZ_FAIL("the budget keeps %llu bytes after every stream was freed", (unsigned long long)f->mc.used);
+    if (f->mc.cap && f->mc.peak > f->mc.cap) FZ_FAIL("the budget was exceeded");
     free(f);
     return 0;
 }

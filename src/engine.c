@@ -85,6 +85,7 @@ struct mx_engine {
     uint32_t nending;             /* ended flows waiting to be written      */
     flow *end_head, *end_tail;
     uint64_t next_id;
+    mx_memcap mc;                 /* --memcap over every stream's buffers    */
     mx_engine_stats st;
     /* pkt_us: the current packet's own capture time, which every event
      * carries; now_us: the latest time seen, a clock that never runs back,
@@ -200,7 +201,7 @@ static size_t on_data(void *ctx, int dir, const uint8_t *p, size_t n, int force)
     return used;
 }
 
-static const char *gap_why[] = { "lost", "snaplen", "reassembly_limit", "close" };
+static const char *gap_why[] = { "lost", "snaplen", "reassembly_limit", "close", "memcap" };
 
 static void on_gap(void *ctx, int dir, uint64_t at, uint32_t len, int why)
 {
@@ -215,7 +216,7 @@ static void on_gap(void *ctx, int dir, uint64_t at, uint32_t len, int why)
     mx_ev *ev = mx_ev_begin(s, MX_EV_TCP_GAP, dir);
     mx_ev_int(ev, "bytes", len);
     mx_ev_int(ev, "stream_offset", (int64_t)at);
-    mx_ev_str(ev, "reason", gap_why[why & 3]);
+    mx_ev_str(ev, "reason", why >= 0 && why < 5 ? gap_why[why] : "lost");
     mx_ev_end(s, ev);
     mx_sess_gap(s, dir, len);
 }
@@ -224,17 +225,21 @@ static void on_limit(void *ctx, int dir, int which, uint32_t value)
 {
     flow *f = ctx;
     mx_sess *s = &f->sess;
-    const char *name = which == MX_STREAM_LIMIT_OOO ? "max_ooo_bytes" : "max_hold";
-    /* One event per limit and direction is enough; the rest are counted. */
-    mx_sess_anomaly(s, dir, which == MX_STREAM_LIMIT_OOO ? "limit.max_ooo_bytes" : "limit.max_hold", name);
     (void)value;
+    /* One event per limit and session is enough; the rest are counted. */
+    if (which == MX_STREAM_LIMIT_MEMCAP)
+        mx_sess_anomaly(s, dir, "limit.memcap",
+                        "the memory budget of all connections' buffers (--memcap) is spent: this connection's held bytes were given up");
+    else
+        mx_sess_anomaly(s, dir, which == MX_STREAM_LIMIT_OOO ? "limit.max_ooo_bytes" : "limit.max_hold",
+                        which == MX_STREAM_LIMIT_OOO ? "max_ooo_bytes" : "max_hold");
 }
 
 static const mx_stream_ops stream_ops = { on_data, on_gap, on_limit };
 
 static mx_stream_ctx sctx(mx_engine *e, flow *f, int dir)
 {
-    mx_stream_ctx c = { &stream_ops, f, dir, &e->cfg.opt.lim, e->now_us };
+    mx_stream_ctx c = { &stream_ops, f, dir, &e->cfg.opt.lim, e->now_us, &e->mc };
     return c;
 }
 
@@ -759,6 +764,7 @@ mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, siz
     if (!e) { snprintf(err, cap, "out of memory"); return NULL; }
     e->cfg = *cfg;
     e->sink = sink;
+    e->mc.cap = cfg->opt.lim.memcap;
     if (!cfg->no_ndpi && !(e->cls = mx_classify_new(cfg->opt.lim.ndpi_packets, cfg->any_port, err, cap))) {
         free(e);
         return NULL;
@@ -772,7 +778,13 @@ mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, siz
     return e;
 }
 
-const mx_engine_stats *mx_engine_stats_get(const mx_engine *e) { return &e->st; }
+const mx_engine_stats *mx_engine_stats_get(const mx_engine *e)
+{
+    mx_engine *w = (mx_engine *)(uintptr_t)e;      /* counters kept by the streams */
+    w->st.memcap_refused = e->mc.refused;
+    w->st.buffers_peak = e->mc.peak;
+    return &e->st;
+}
 
 void mx_engine_free(mx_engine *e)
 {

@@ -12,6 +12,7 @@ void mx_limits_default(mx_limits *l)
     l->max_lingering = 1024;
     l->max_line = 4096;
     l->max_hold = 16 * 1024;
+    l->memcap = 256ull << 20;
     l->max_events = 10000;
     l->max_pending = 128;
     l->max_field = 1024;

@@ -99,7 +99,7 @@ static void usage(FILE *f)
 "                      stderr is a terminal)\n"
 "limits (reaching one is an event in the output):\n"
 "      --max-flows N --idle-timeout SEC --max-ooo-bytes N --max-ooo-segs N\n"
-"      --max-line N --max-hold N --max-events N --max-pending N\n"
+"      --max-line N --max-hold N --max-events N --max-pending N --memcap SIZE\n"
 "      --max-field N --max-mime-parts N --max-tls-msg N --ndpi-packets N\n"
 "      --ack-wait-packets N --ack-wait-ms MS --max-lingering N\n"
 "      --list-event-types  the event types, one per line: name, ECS\n"
@@ -256,6 +256,25 @@ static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t *out
     return 1;
 }
 
+/* N, NK, NM or NG (powers of 1024), at least 64 KiB. */
+static int parse_size(const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    int shift = 0;
+    if (*end == 'K' || *end == 'k') shift = 10;
+    else if (*end == 'M' || *end == 'm') shift = 20;
+    else if (*end == 'G' || *end == 'g') shift = 30;
+    if (shift) end++;
+    if (errno || end == s || *end || v > (1ull << 40) || (v << shift) < (64u << 10)) {
+        fprintf(stderr, "mxtrace: %s: bad size '%s' (bytes, or with K, M, G; at least 64K)\n", opt, s);
+        return 0;
+    }
+    *out = (uint64_t)v << shift;
+    return 1;
+}
+
 static int add_ports(const char *s, uint16_t *ports, int *n, int max)
 {
     char buf[256];
@@ -274,7 +293,7 @@ int main(int argc, char **argv)
     enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MERGE, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG,
            O_ACKPKTS, O_ACKMS, O_LINGER, O_EVTYPES, O_OUTPUT, O_SCHEMA, O_CONFIG,
-           O_NOPROMISC, O_IMMEDIATE, O_TSPREC, O_STATSIV, O_CHROOT };
+           O_NOPROMISC, O_IMMEDIATE, O_TSPREC, O_STATSIV, O_CHROOT, O_MEMCAP };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
         { "tls-port", required_argument, 0, O_TLSPORT },
@@ -312,6 +331,7 @@ int main(int argc, char **argv)
         { "tstamp-precision", required_argument, 0, O_TSPREC },
         { "stats-interval", required_argument, 0, O_STATSIV },
         { "chroot", required_argument, 0, O_CHROOT },
+        { "memcap", required_argument, 0, O_MEMCAP },
         { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
@@ -419,6 +439,7 @@ int main(int argc, char **argv)
         case O_FIELD: ok = parse_u32("--max-field", optarg, 16, &L->max_field); break;
         case O_PARTS: ok = parse_u32("--max-mime-parts", optarg, 1, &L->max_mime_parts); break;
         case O_TLSMSG: ok = parse_u32("--max-tls-msg", optarg, 64, &L->max_tls_msg); break;
+        case O_MEMCAP: ok = parse_size("--memcap", optarg, &L->memcap); break;
         case O_EVTYPES:
             for (int t = 0; t < MX_EV__COUNT; t++) {
                 const mx_evtype_info *i = mx_evtype_get((mx_evtype)t);
@@ -573,14 +594,16 @@ int main(int argc, char **argv)
         const mx_engine_stats *s = mx_engine_stats_get(eng);
         fprintf(stderr, "mxtrace: packets %llu tcp %llu mail %llu sessions %llu "
                 "non-ip %llu non-tcp %llu fragments %llu truncated %llu malformed %llu "
-                "evicted %llu timed-out %llu peak-flows %llu off-port-ignored %llu peak-memory-kb %llu\n",
+                "evicted %llu timed-out %llu peak-flows %llu off-port-ignored %llu memcap-refused %llu "
+                "buffers-peak-kb %llu peak-memory-kb %llu\n",
                 (unsigned long long)s->packets, (unsigned long long)s->tcp_packets,
                 (unsigned long long)s->mail_packets, (unsigned long long)s->sessions,
                 (unsigned long long)s->not_ip, (unsigned long long)s->not_tcp,
                 (unsigned long long)s->fragments, (unsigned long long)s->truncated,
                 (unsigned long long)s->malformed, (unsigned long long)s->evicted,
                 (unsigned long long)s->timed_out, (unsigned long long)s->max_live_flows,
-                (unsigned long long)s->off_port_ignored, peak_memory_kb());
+                (unsigned long long)s->off_port_ignored, (unsigned long long)s->memcap_refused,
+                (unsigned long long)(s->buffers_peak / 1024), peak_memory_kb());
     }
     mx_engine_free(eng);
     int failed = mx_sink_failed(sink);

@@ -22,8 +22,29 @@ static int32_t sdiff(uint32_t a, uint32_t b) { return (int32_t)(a - b); }
 
 void mx_stream_init(mx_stream *s) { memset(s, 0, sizeof *s); }
 
+/* Takes n bytes of the budget for s; 0 when they do not fit. */
+static int charge(mx_stream *s, const mx_stream_ctx *c, size_t n)
+{
+    mx_memcap *m = c->mc;
+    if (!m) return 1;
+    if (m->cap && m->used + n > m->cap) { m->refused++; return 0; }
+    m->used += n;
+    if (m->used > m->peak) m->peak = m->used;
+    s->mc = m;
+    s->charged += (uint32_t)n;
+    return 1;
+}
+
+static void release(mx_stream *s, size_t n)
+{
+    if (!s->mc) return;
+    s->mc->used -= n;
+    s->charged -= (uint32_t)n;
+}
+
 void mx_stream_free(mx_stream *s)
 {
+    if (s->mc) s->mc->used -= s->charged;
     mx_seg *g = s->ooo;
     while (g) { mx_seg *n = g->next; free(g); g = n; }
     free(s->tail);
@@ -53,7 +74,17 @@ static void deliver(mx_stream *s, const mx_stream_ctx *c, const uint8_t *p, size
             if (c->ops->limit) c->ops->limit(c->ctx, c->dir, MX_STREAM_LIMIT_HOLD, (uint32_t)cap);
         }
         if (n == 0) return;
-        if (!s->tail && !(s->tail = malloc(cap))) return;
+        if (!s->tail && !charge(s, c, cap)) {
+            /* no room in the budget to keep bytes: the consumer takes them now */
+            if (c->ops->limit) c->ops->limit(c->ctx, c->dir, MX_STREAM_LIMIT_MEMCAP, 0);
+            while (n > 0) {
+                used = c->ops->data(c->ctx, c->dir, p, n, 1);
+                if (used == 0) used = n;
+                p += used; n -= used;
+            }
+            return;
+        }
+        if (!s->tail && !(s->tail = malloc(cap))) { release(s, cap); return; }
         memcpy(s->tail, p, n);
         s->tail_len = (uint32_t)n;
         return;
@@ -144,6 +175,7 @@ static void drain(mx_stream *s, const mx_stream_ctx *c)
         } else if (g->fin && skip == g->len) {
             s->have_fin = 1; s->fin_seq = s->next_seq;
         }
+        release(s, sizeof *g + g->caplen);
         free(g);
     }
 }
@@ -180,8 +212,20 @@ static void hold(mx_stream *s, const mx_stream_ctx *c, uint32_t seq,
         mx_stream_segment(s, c, seq, p, caplen, len, fin);
         return;
     }
+    if (!charge(s, c, sizeof(mx_seg) + caplen)) {
+        /* The budget is spent: this stream stops waiting for its hole, as at
+         * its own cap, and its held segments go (others keep theirs). */
+        if (c->ops->limit) c->ops->limit(c->ctx, c->dir, MX_STREAM_LIMIT_MEMCAP, 0);
+        uint32_t first = seq;
+        if (s->ooo && sdiff(s->ooo->seq, seq) < 0) first = s->ooo->seq;
+        gap(s, c, first - s->next_seq, MX_GAP_MEMCAP);
+        s->next_seq = first;
+        drain(s, c);
+        mx_stream_segment(s, c, seq, p, caplen, len, fin);
+        return;
+    }
     mx_seg *g = malloc(sizeof *g + caplen);
-    if (!g) return;
+    if (!g) { release(s, sizeof(mx_seg) + caplen); return; }
     g->seq = seq; g->len = len; g->caplen = caplen; g->fin = (uint8_t)fin;
     if (caplen) memcpy(g->data, p, caplen);
     pp = &s->ooo;

@@ -40,7 +40,7 @@ static const mx_stream_ops ops = { h_data, h_gap, NULL };
 
 static mx_stream_ctx sctx(mx_harness *h, int dir)
 {
-    mx_stream_ctx c = { &ops, h, dir, &h->opt.lim, 0 };
+    mx_stream_ctx c = { &ops, h, dir, &h->opt.lim, 0, NULL };
     return c;
 }
 

@@ -54,7 +54,7 @@ int main(void)
     {   /* in order, split lines held as tail */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 100);
-        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0, NULL };
         seg(&s, &c, 100, "EHLO a\r\nMA");
         CHECK(k.n == 8, "only the whole line consumed (%zu)", k.n);
         seg(&s, &c, 110, "IL FROM:<>\r\n");
@@ -64,7 +64,7 @@ int main(void)
     {   /* reordered and duplicated */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0, NULL };
         seg(&s, &c, 4, "cd\n");
         seg(&s, &c, 4, "cd\n");          /* duplicate out of order */
         seg(&s, &c, 0, "ab\nx");         /* fills the hole */
@@ -78,7 +78,7 @@ int main(void)
     {   /* conflicting overlap among held segments */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0, NULL };
         seg(&s, &c, 5, "AAAA\n");
         seg(&s, &c, 5, "BBBB\n");
         CHECK(s.conflicts == 1, "conflict counted");
@@ -89,7 +89,7 @@ int main(void)
     {   /* a hole that never fills: reported at flush */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0, NULL };
         seg(&s, &c, 0, "ab\n");
         seg(&s, &c, 8, "zz\n");
         mx_stream_flush(&s, &c);
@@ -102,7 +102,7 @@ int main(void)
         mx_limits small = lim;
         small.max_ooo_bytes = 8;
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &small, 0 };
+        mx_stream_ctx c = { &ops, &k, 0, &small, 0, NULL };
         seg(&s, &c, 10, "abcd\n");
         seg(&s, &c, 15, "efgh\n");       /* over the cap */
         CHECK(k.limits >= 1, "limit reported");
@@ -113,7 +113,7 @@ int main(void)
     {   /* snaplen: captured part delivered, rest a gap */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0, NULL };
         mx_stream_segment(&s, &c, 0, (const uint8_t *)"ab\ncd", 5, 9, 0);
         CHECK(k.gaps == 1 && k.gap_bytes == 4, "snaplen gap");
         CHECK(s.next_seq == 9, "sequence advanced by the wire length");
@@ -124,7 +124,7 @@ int main(void)
         mx_limits small = lim;
         small.max_hold = 16;
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &small, 0 };
+        mx_stream_ctx c = { &ops, &k, 0, &small, 0, NULL };
         seg(&s, &c, 0, "0123456789");
         seg(&s, &c, 10, "0123456789");
         seg(&s, &c, 20, "0123456789\n");
@@ -135,7 +135,7 @@ int main(void)
     {   /* sequence wrap-around */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0xFFFFFFFEu);
-        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0, NULL };
         seg(&s, &c, 0x00000001u, "cd\n");
         seg(&s, &c, 0xFFFFFFFEu, "ab\n");
         CHECK(k.n == 6 && memcmp(k.got, "ab\ncd\n", 6) == 0, "wrap handled");
@@ -144,7 +144,7 @@ int main(void)
     {   /* capture race: the ACK is written before the data it acknowledges */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &lim, 1000000 };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 1000000, NULL };
         seg(&s, &c, 0, "220 mx\n");
         mx_stream_acked(&s, &c, 14);                 /* acks 7 bytes not seen yet */
         mx_stream_tick(&s, &c);
@@ -159,7 +159,7 @@ int main(void)
     {   /* loss, and the sender's later bytes already seen: a gap at once */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &lim, 1000000 };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 1000000, NULL };
         seg(&s, &c, 0, "a\n");
         seg(&s, &c, 6, "d\n");                       /* bytes 2..5 missing */
         mx_stream_acked(&s, &c, 8);
@@ -169,7 +169,7 @@ int main(void)
     {   /* loss, the sender's next segment comes after the ACK: a gap then */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &lim, 1000000 };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 1000000, NULL };
         seg(&s, &c, 0, "a\n");
         mx_stream_acked(&s, &c, 6);                  /* 4 bytes acked, unseen */
         mx_stream_tick(&s, &c);
@@ -186,7 +186,7 @@ int main(void)
             w.ack_wait_packets = 4;
             w.ack_wait_ms = 50;
             mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-            mx_stream_ctx c = { &ops, &k, 0, &w, 1000000 };
+            mx_stream_ctx c = { &ops, &k, 0, &w, 1000000, NULL };
             seg(&s, &c, 0, "a\n");
             mx_stream_acked(&s, &c, 6);
             int ticks = 0;
@@ -203,7 +203,7 @@ int main(void)
     {   /* a retransmission that differs from bytes already delivered */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0, NULL };
         seg(&s, &c, 0, "MAIL FROM:<a@b>\n");
         seg(&s, &c, 16, "RCPT TO:<c@d>\n");
         seg(&s, &c, 0, "MAIL FROM:<a@b>\n");       /* faithful copy */
@@ -216,12 +216,37 @@ int main(void)
     {   /* at the end of the direction a pending wait is a loss */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
-        mx_stream_ctx c = { &ops, &k, 0, &lim, 0 };
+        mx_stream_ctx c = { &ops, &k, 0, &lim, 0, NULL };
         seg(&s, &c, 0, "a\n");
         mx_stream_acked(&s, &c, 6);
         mx_stream_flush(&s, &c);
         CHECK(k.gaps == 1 && k.gap_bytes == 4, "flushed as lost");
         mx_stream_free(&s);
+    }
+    {   /* a budget over two streams: the one whose buffer does not fit gives
+         * up waiting for its hole; the other keeps what it holds */
+        sink ka = { .n = 0 }, kb = { .n = 0 };
+        mx_memcap mc = { .cap = 16384 + 200 };
+        mx_stream a, b; mx_stream_init(&a); mx_stream_init(&b);
+        mx_stream_start(&a, 0); mx_stream_start(&b, 0);
+        mx_stream_ctx ca = { &ops, &ka, 0, &lim, 0, &mc }, cb = { &ops, &kb, 1, &lim, 0, &mc };
+        seg(&a, &ca, 0, "partial");               /* a keeps a tail: 16384 */
+        seg(&a, &ca, 100, "held by a\n");         /* and one segment */
+        CHECK(mc.used > 16384 && mc.used <= mc.cap && ka.limits == 0, "a's buffers fit the budget (%llu)", (unsigned long long)mc.used);
+        char big[400];
+        memset(big, 'x', sizeof big - 2);
+        big[sizeof big - 2] = '\n';
+        big[sizeof big - 1] = 0;
+        seg(&b, &cb, 50, big);                    /* out of order: does not fit */
+        CHECK(kb.limits == 1 && kb.gaps == 1 && kb.gap_bytes == 50, "b gives up its hole (%u limits, %u gaps)", kb.limits, kb.gaps);
+        CHECK(kb.n == 50 + sizeof big - 1, "b's bytes are delivered after the gap");
+        CHECK(mc.refused == 1 && mc.peak <= mc.cap, "one buffer refused, the budget never exceeded");
+        seg(&a, &ca, 7, " line\n");
+        seg(&a, &ca, 13, "\n");
+        CHECK(ka.gaps == 0 && strncmp(ka.got, "partial line\n", 13) == 0, "a's held bytes are intact");
+        mx_stream_free(&a);
+        mx_stream_free(&b);
+        CHECK(mc.used == 0, "freed streams give their bytes back (%llu left)", (unsigned long long)mc.used);
     }
     return CHECK_DONE();
 }

@@ -33,6 +33,8 @@ typedef struct mx_engine_stats {
     uint64_t sessions, evicted, timed_out;
     uint64_t off_port_ignored;      /* --any-port flows nDPI called other */
     uint64_t max_live_flows;
+    uint64_t memcap_refused;        /* stream buffers the budget refused  */
+    uint64_t buffers_peak;          /* most bytes of stream buffers at once */
 } mx_engine_stats;
 
 /* cfg is copied.  sink receives every session's events.  NULL on failure,

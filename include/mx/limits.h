@@ -27,6 +27,7 @@ typedef struct mx_limits {
     uint32_t ack_wait_packets; /* acked-but-unseen bytes: packets to wait    */
     uint32_t ack_wait_ms;      /* ... and capture milliseconds to wait       */
     uint32_t max_lingering;    /* ended sessions held for late resets        */
+    uint64_t memcap;           /* bytes of all streams' buffers together     */
 } mx_limits;
 
 /* Fills *l with the documented defaults. */

@@ -36,8 +36,19 @@ typedef struct mx_stream_ops {
     void (*limit)(void *ctx, int dir, int which, uint32_t value);
 } mx_stream_ops;
 
-enum { MX_GAP_LOST = 0, MX_GAP_SNAPLEN = 1, MX_GAP_OOO_CAP = 2, MX_GAP_CLOSE = 3 };
-enum { MX_STREAM_LIMIT_OOO = 1, MX_STREAM_LIMIT_HOLD = 2 };
+enum { MX_GAP_LOST = 0, MX_GAP_SNAPLEN = 1, MX_GAP_OOO_CAP = 2, MX_GAP_CLOSE = 3, MX_GAP_MEMCAP = 4 };
+enum { MX_STREAM_LIMIT_OOO = 1, MX_STREAM_LIMIT_HOLD = 2, MX_STREAM_LIMIT_MEMCAP = 3 };
+
+/* One budget over every stream's buffers (held out-of-order segments and
+ * kept tails) of an engine: --memcap.  A buffer that does not fit is not
+ * taken: the stream that asked stops waiting for its hole (a gap, reason
+ * memcap) or makes its consumer take the bytes now, and says so once
+ * (MX_STREAM_LIMIT_MEMCAP); other streams keep theirs. */
+typedef struct mx_memcap {
+    uint64_t cap;          /* bytes; 0 = none                        */
+    uint64_t used, peak;
+    uint64_t refused;      /* buffers not taken                      */
+} mx_memcap;
 
 typedef struct mx_seg mx_seg;
 
@@ -62,6 +73,8 @@ typedef struct mx_stream {
     uint8_t recent_next;
     uint32_t ack_wait_seq, ack_wait_pkts;
     uint64_t ack_wait_us;
+    mx_memcap *mc;         /* the budget its buffers are charged to  */
+    uint32_t charged;      /* bytes charged to it                    */
     /* counters */
     uint64_t bytes, retrans_bytes, gap_bytes;
     uint32_t retrans_segs, ooo_seen, gaps, conflicts, out_of_window;
@@ -73,6 +86,7 @@ typedef struct mx_stream_ctx {
     int dir;
     const mx_limits *lim;
     uint64_t now_us;       /* capture time of the current packet     */
+    mx_memcap *mc;         /* NULL: no budget                        */
 } mx_stream_ctx;
 
 void mx_stream_init(mx_stream *s);
