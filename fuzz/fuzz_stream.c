@@ -161,11 +161,12 @@ static void on_gap(void *ctx, int dir, uint64_t at, uint32_t len, int why)
     fctx *f = ctx;
     dirmodel *m = &f->m[dir];
     if (len == 0) FZ_FAIL("dir %d: empty gap at %llu (why %d)", dir, (unsigned long long)at, why);
-    if (why < MX_GAP_LOST || why > MX_GAP_CLOSE) FZ_FAIL("dir %d: gap reason %d", dir, why);
+    if (why < MX_GAP_LOST || why > MX_GAP_MEMCAP) FZ_FAIL("dir %d: gap reason %d", dir, why);
+    if (why == MX_GAP_MEMCAP && !f->mc.cap) FZ_FAIL("dir %d: a memcap gap without a budget", dir);
     /* A hole the stream gives up on (cap reached, end of stream) must not
      * cover bytes that did arrive: those are held, and must be delivered.
      * (Explicit skips may, and snaplen gaps cover bytes never captured.) */
-    if ((why == MX_GAP_OOO_CAP || why == MX_GAP_CLOSE) && at + len < (1ull << 31)) {
+    if ((why == MX_GAP_OOO_CAP || why == MX_GAP_MEMCAP || why == MX_GAP_CLOSE) && at + len < (1ull << 31)) {
         for (size_t i = 0; i < m->nrx; i++) {
             uint64_t a = m->rx[i].off, b = a + m->rx[i].len;
             if (a < at + len && b > at)
@@ -192,8 +193,9 @@ static void on_limit(void *ctx, int dir, int which, uint32_t value)
 {
     fctx *f = ctx;
     (void)value;
-    if (which != MX_STREAM_LIMIT_OOO && which != MX_STREAM_LIMIT_HOLD)
+    if (which != MX_STREAM_LIMIT_OOO && which != MX_STREAM_LIMIT_HOLD && which != MX_STREAM_LIMIT_MEMCAP)
         FZ_FAIL("dir %d: unknown limit %d", dir, which);
+    if (which == MX_STREAM_LIMIT_MEMCAP && !f->mc.cap) FZ_FAIL("dir %d: a memcap limit without a budget", dir);
     f->m[dir].nlimits++;
 }
 
