@@ -207,7 +207,7 @@ typedef struct tls_dir {
     uint16_t rlen;           /* its length                     */
     uint32_t body_left;
     uint8_t *hs;             /* handshake bytes being assembled */
-    uint32_t hs_len;
+    uint32_t hs_len, hs_cap; /* grown as messages need, up to max_tls_msg */
     uint8_t alert[2];
     uint8_t alen;
     uint8_t encrypted;       /* this side's records are encrypted */
@@ -658,11 +658,20 @@ static void handshake_bytes(mx_tls *t, int dir, const uint8_t *p, size_t n)
         n -= k;
         if (!n) return;
     }
-    if (!d->hs && !(d->hs = malloc(t->lim->max_tls_msg))) return;
     if (d->hs_len + n > t->lim->max_tls_msg) {
         mx_sess_anomaly(t->s, dir, "limit.max_tls_msg", "handshake message over max_tls_msg");
         d->hs_dropped = 1;
         return;
+    }
+    if (d->hs_len + n > d->hs_cap) {
+        /* most handshakes fit in a few KB: the buffer grows only as needed */
+        uint32_t nc = d->hs_cap ? d->hs_cap : 4096;
+        while (nc < d->hs_len + n) nc *= 2;
+        if (nc > t->lim->max_tls_msg) nc = t->lim->max_tls_msg;
+        uint8_t *nb = realloc(d->hs, nc);
+        if (!nb) return;
+        d->hs = nb;
+        d->hs_cap = nc;
     }
     memcpy(d->hs + d->hs_len, p, n);
     d->hs_len += (uint32_t)n;
@@ -691,6 +700,12 @@ static void handshake_bytes(mx_tls *t, int dir, const uint8_t *p, size_t n)
     }
     memmove(d->hs, d->hs + off, d->hs_len - off);
     d->hs_len -= off;
+    if (d->encrypted && !d->hs_len) {
+        /* nothing more in clear from this side: its buffer goes */
+        free(d->hs);
+        d->hs = NULL;
+        d->hs_cap = 0;
+    }
 }
 
 static void alert(mx_tls *t, int dir, uint8_t level, uint8_t desc, int encrypted)
