@@ -232,6 +232,40 @@ for set in clear starttls; do
 done
 
 # --------------------------------------------------------------------------
+# (d) series: memory per open flow, and the end of input
+# --------------------------------------------------------------------------
+# A template that stops after EHLO and its reply: its connection never ends,
+# so N copies started at once are N flows open together, and still open at
+# the end of the input.
+OPEN_T=$OUT/open-template.pcap
+python3 - pcaps/smtp/s1-plain-delivery.pcap "$OPEN_T" <<'PY' || die "cannot cut the open-flow template"
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+out, off, n = [d[:24]], 24, 0
+while off + 16 <= len(d) and n < 8:
+    incl = struct.unpack("<I", d[off + 8:off + 12])[0]
+    out.append(d[off:off + 16 + incl]); off += 16 + incl; n += 1
+open(sys.argv[2], "wb").write(b"".join(out))
+PY
+peak_kb() { sed -nE 's/.* peak-memory-kb ([0-9]+).*/\1/p' <<<"$1" | tail -n1; }
+SERIES=()
+base_kb=
+for n in 1 1000 5000 20000; do
+    $OUT/gen -q -n $n -c $n -o $OUT/open-$n.pcap "$OPEN_T" 2>/dev/null || die "open-flow series: generation failed"
+    err=$("$MXTRACE" -r $OUT/open-$n.pcap -F ndjson -o /dev/null --max-flows 60000 --stats 2>&1 >/dev/null)
+    kb=$(peak_kb "$err")
+    [ -n "$kb" ] || PROBLEMS+=("open-flow series $n: no peak-memory-kb")
+    if [ $n = 1 ]; then base_kb=$kb; else SERIES+=("$n|$kb|$base_kb"); fi
+done
+END_SERIES=()
+for n in 5000 50000; do
+    $OUT/gen -q -n $n -c $n -o $OUT/end-$n.pcap "$OPEN_T" 2>/dev/null || die "end-of-input series: generation failed"
+    measure "$RUNS" "$MXTRACE" -r $OUT/end-$n.pcap -F ndjson -o /dev/null --max-flows 60000 --stats
+    [ "$RC" = 0 ] || PROBLEMS+=("end-of-input series $n: exit status $RC")
+    END_SERIES+=("$n|$SECS")
+done
+
+# --------------------------------------------------------------------------
 # (e) report
 # --------------------------------------------------------------------------
 {
@@ -273,6 +307,22 @@ for r in "${MEMROWS[@]}"; do
         -v s2="$s2" -v b2="$b2" -v r2="$r2" -v f2="${f2:-0}" 'BEGIN {
         printf "%-9s %-9s | %8d %8.1f %7d %6.1f | %8d %8.1f %7d %6.1f | %5.2fx\n",
             f, set, s1, b1 / 1e6, f1, r1 / 1024, s2, b2 / 1e6, f2, r2 / 1024, r2 / r1 }'
+done
+echo
+echo "memory per open flow (N connections open at once, each after EHLO; -F ndjson; peak memory"
+echo "beside one connection's, $((base_kb / 1024)) MB):"
+printf '  %8s %10s %12s\n' flows 'peak MB' 'KB per flow'
+for r in "${SERIES[@]}"; do
+    IFS='|' read -r n kb b <<<"$r"
+    awk -v n="$n" -v kb="$kb" -v b="$b" 'BEGIN { printf "  %8d %10.1f %12.2f\n", n, kb / 1024, (kb - b) / n }'
+done
+echo "end of input (N connections still open when the file ends, each written as incomplete):"
+printf '  %8s %10s %8s\n' flows seconds ratio
+first=
+for r in "${END_SERIES[@]}"; do
+    IFS='|' read -r n secs <<<"$r"
+    [ -n "$first" ] || first=$secs
+    awk -v n="$n" -v s="$secs" -v f="$first" 'BEGIN { r = f > 0 ? s / f : 0; printf "  %8d %10.2f %7.1fx\n", n, s, r }'
 done
 echo
 echo "mxtrace --stats (ndjson, full files):"
