@@ -2,7 +2,8 @@
 # Sets up, builds and runs the whole test suite:
 #   1. a normal build with warnings as errors, and ctest;
 #   2. an AddressSanitizer + UBSan build, and ctest again;
-#   3. a short run of every libFuzzer target (FUZZ_SECONDS each, default 20).
+#   3. a ThreadSanitizer build, and the tests that run threads;
+#   4. a short run of every libFuzzer target (FUZZ_SECONDS each, default 20).
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --test
@@ -19,6 +20,12 @@ CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMX_SANITIZE=ON -DMX
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ctest -j"$jobs" --output-on-failure)
+
+echo "== ThreadSanitizer build (the output writer threads: unit, outputs and run-control tests)"
+CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DMX_TSAN=ON -DMX_WERROR=ON >/dev/null
+cmake --build build-tsan -j"$jobs"
+(cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+   ctest -j"$jobs" --output-on-failure -R '^(unit_|outputs$|run_control$)')
 
 if [ -x fuzz/run.sh ]; then
   echo "== fuzzing (${FUZZ_SECONDS:-20} s per target)"
