@@ -156,7 +156,8 @@ struct mx_smtp {
     uint64_t greeting_frame, starttls_frame, auth_frame, accepted_frame, tls530_frame;
     uint8_t mail_seen, data_seen, tls530;
     mx_reply_fact fail, abort421;
-    char rbuf[REPLY_BUF];         /* last: not zeroed, read up to rlen */
+    char *rbuf;                   /* grown as replies need, up to REPLY_BUF */
+    uint32_t rcap;
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -234,7 +235,7 @@ mx_smtp *mx_smtp_new(mx_sess *s)
 {
     mx_smtp *m = malloc(sizeof *m);
     if (!m) return NULL;
-    memset(m, 0, offsetof(mx_smtp, rbuf));
+    memset(m, 0, sizeof *m);
     m->s = s;
     m->lim = &s->opt->lim;
     m->q = calloc(m->lim->max_pending ? m->lim->max_pending : 1, sizeof *m->q);
@@ -259,6 +260,7 @@ void mx_smtp_free(mx_smtp *m)
     msg_free(m);
     if (m->spare) { free(m->spare->parts); free(m->spare); }
     free(m->q);
+    free(m->rbuf);
     free(m);
 }
 
@@ -1414,7 +1416,15 @@ static void reply_line(mx_smtp *m, const uint8_t *l, size_t n)
     if (m->nlines == 0) { m->rcode = code; m->rfirst_frame = m->s->cur_frame; }
     else if (code != m->rcode)
         mx_sess_anomaly(m->s, MX_SERVER, "reply_code_changed", "multi-line reply with different codes");
-    if (m->nlines < MAX_REPLY_LINES && m->rlen + n <= REPLY_BUF) {
+    if (m->nlines < MAX_REPLY_LINES && m->rlen + n <= REPLY_BUF && (m->rlen + n > m->rcap || !m->rbuf)) {
+        /* most replies are a line or two: the buffer starts small */
+        uint32_t nc = m->rcap ? m->rcap : 512;
+        while (nc < m->rlen + n) nc *= 2;
+        if (nc > REPLY_BUF) nc = REPLY_BUF;
+        char *nb = realloc(m->rbuf, nc);
+        if (nb) { m->rbuf = nb; m->rcap = nc; }
+    }
+    if (m->nlines < MAX_REPLY_LINES && m->rbuf && m->rlen + n <= m->rcap) {
         memcpy(m->rbuf + m->rlen, l, n);
         m->roff[m->nlines] = m->rlen;
         m->rlens[m->nlines] = (uint32_t)n;
