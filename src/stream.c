@@ -180,6 +180,22 @@ static void drain(mx_stream *s, const mx_stream_ctx *c)
     }
 }
 
+/* A segment cannot be held (a cap, the budget): the stream stops waiting
+ * for its first hole, which ends where the earliest data it has begins
+ * (this segment or a held one), delivers what it held, then takes the
+ * segment again. */
+static void give_up_hole(mx_stream *s, const mx_stream_ctx *c, uint32_t seq, const uint8_t *p,
+                         uint32_t caplen, uint32_t len, int fin, int limit, uint32_t value, int why)
+{
+    if (c->ops->limit) c->ops->limit(c->ctx, c->dir, limit, value);
+    uint32_t first = seq;
+    if (s->ooo && sdiff(s->ooo->seq, seq) < 0) first = s->ooo->seq;
+    gap(s, c, first - s->next_seq, why);
+    s->next_seq = first;
+    drain(s, c);
+    mx_stream_segment(s, c, seq, p, caplen, len, fin);
+}
+
 /* Keeps an out-of-order segment; compares overlapping bytes with what is
  * already held. */
 static void hold(mx_stream *s, const mx_stream_ctx *c, uint32_t seq,
@@ -201,27 +217,13 @@ static void hold(mx_stream *s, const mx_stream_ctx *c, uint32_t seq,
         }
     }
     if (s->ooo_bytes + caplen > c->lim->max_ooo_bytes || s->ooo_segs + 1 > c->lim->max_ooo_segs) {
-        /* Cap reached: stop waiting for the first hole.  It ends where the
-         * earliest data we have begins (this segment or a held one). */
-        if (c->ops->limit) c->ops->limit(c->ctx, c->dir, MX_STREAM_LIMIT_OOO, c->lim->max_ooo_bytes);
-        uint32_t first = seq;
-        if (s->ooo && sdiff(s->ooo->seq, seq) < 0) first = s->ooo->seq;
-        gap(s, c, first - s->next_seq, MX_GAP_OOO_CAP);
-        s->next_seq = first;
-        drain(s, c);
-        mx_stream_segment(s, c, seq, p, caplen, len, fin);
+        /* the stream's own cap */
+        give_up_hole(s, c, seq, p, caplen, len, fin, MX_STREAM_LIMIT_OOO, c->lim->max_ooo_bytes, MX_GAP_OOO_CAP);
         return;
     }
     if (!charge(s, c, sizeof(mx_seg) + caplen)) {
-        /* The budget is spent: this stream stops waiting for its hole, as at
-         * its own cap, and its held segments go (others keep theirs). */
-        if (c->ops->limit) c->ops->limit(c->ctx, c->dir, MX_STREAM_LIMIT_MEMCAP, 0);
-        uint32_t first = seq;
-        if (s->ooo && sdiff(s->ooo->seq, seq) < 0) first = s->ooo->seq;
-        gap(s, c, first - s->next_seq, MX_GAP_MEMCAP);
-        s->next_seq = first;
-        drain(s, c);
-        mx_stream_segment(s, c, seq, p, caplen, len, fin);
+        /* the budget of all streams is spent: this one gives up (others keep theirs) */
+        give_up_hole(s, c, seq, p, caplen, len, fin, MX_STREAM_LIMIT_MEMCAP, 0, MX_GAP_MEMCAP);
         return;
     }
     mx_seg *g = malloc(sizeof *g + caplen);
