@@ -99,13 +99,44 @@ static void string(mx_buf *b, const char *s, size_t n)
     putc1(b, '"');
 }
 
+/* A member's name: plain names (nearly all) go out in one run, measured
+ * while they are scanned; one that needs an escape takes the full path. */
+static void key(mx_buf *b, const char *k)
+{
+    size_t n = 0;
+    while (k[n] && !special[(unsigned char)k[n]]) n++;
+    if (k[n]) { string(b, k, n + strlen(k + n)); return; }
+    if (!room(b, n + 2)) return;
+    b->p[b->len] = '"';
+    memcpy(b->p + b->len + 1, k, n);
+    b->p[b->len + 1 + n] = '"';
+    b->len += n + 2;
+}
+
+/* Decimal digits two at a time. */
 static size_t u64_digits(uint64_t v, char *out)
 {
+    static const char pairs[] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
     char tmp[24];
-    size_t n = 0;
-    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
-    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
-    return n;
+    size_t n = sizeof tmp;
+    while (v >= 100) {
+        unsigned d = (unsigned)(v % 100) * 2;
+        v /= 100;
+        tmp[--n] = pairs[d + 1];
+        tmp[--n] = pairs[d];
+    }
+    if (v >= 10) {
+        unsigned d = (unsigned)v * 2;
+        tmp[--n] = pairs[d + 1];
+        tmp[--n] = pairs[d];
+    } else {
+        tmp[--n] = (char)('0' + v);
+    }
+    memcpy(out, tmp + n, sizeof tmp - n);
+    return sizeof tmp - n;
 }
 
 static void integer(mx_buf *b, int64_t v)
@@ -178,7 +209,7 @@ static void value(mx_buf *b, const mx_node *v, int pretty, size_t depth)
         if (pretty) putc1(b, '\n');
         for (const mx_node *c = mx_ev_head_nodes(v, head, ts); c; c = c->next) {
             if (pretty) tabs(b, depth + 1);
-            string(b, c->key ? c->key : "", c->key ? strlen(c->key) : 0);
+            key(b, c->key ? c->key : "");
             if (pretty) put(b, ":\t", 2); else putc1(b, ':');
             value(b, c, pretty, depth + 1);
             if (c->next) putc1(b, ',');
