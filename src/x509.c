@@ -27,8 +27,21 @@ static void digest(const EVP_MD *md, const void *p, size_t n, char *out)
     hex(d, dl, out);
 }
 
-void mx_md5_hex(const void *p, size_t n, char *out) { digest(EVP_md5(), p, n, out); }
-void mx_sha256_hex(const void *p, size_t n, char *out) { digest(EVP_sha256(), p, n, out); }
+/* OpenSSL 3 looks a digest up (under a lock) at every EVP_Digest() given
+ * EVP_sha256() and the like; fetched once per thread, it is not.  The
+ * fetched digests live as long as the process. */
+enum { MD_MD5, MD_SHA256, MD_SHA1 };
+static const EVP_MD *md(int which)
+{
+    static _Thread_local EVP_MD *cache[3];
+    static const char *const names[3] = { "MD5", "SHA256", "SHA1" };
+    if (!cache[which]) cache[which] = EVP_MD_fetch(NULL, names[which], NULL);
+    if (cache[which]) return cache[which];
+    return which == MD_MD5 ? EVP_md5() : which == MD_SHA256 ? EVP_sha256() : EVP_sha1();
+}
+
+void mx_md5_hex(const void *p, size_t n, char *out) { digest(md(MD_MD5), p, n, out); }
+void mx_sha256_hex(const void *p, size_t n, char *out) { digest(md(MD_SHA256), p, n, out); }
 
 void mx_community_id(const mx_addr *a, uint16_t ap, const mx_addr *b, uint16_t bp, char *out, size_t cap)
 {
@@ -47,7 +60,7 @@ void mx_community_id(const mx_addr *a, uint16_t ap, const mx_addr *b, uint16_t b
     buf[o++] = (unsigned char)(ap >> 8); buf[o++] = (unsigned char)ap;
     buf[o++] = (unsigned char)(bp >> 8); buf[o++] = (unsigned char)bp;
     unsigned dl = 0;
-    if (!EVP_Digest(buf, o, d, &dl, EVP_sha1(), NULL) || cap < 32) { if (cap) out[0] = 0; return; }
+    if (!EVP_Digest(buf, o, d, &dl, md(MD_SHA1), NULL) || cap < 32) { if (cap) out[0] = 0; return; }
     memcpy(out, "1:", 2);
     EVP_EncodeBlock((unsigned char *)out + 2, d, 20);
 }
