@@ -121,6 +121,11 @@ void mx_cflow_restart(mx_classifier *c, mx_cflow *f)
     f->phase = 1;
 }
 
+void mx_cflow_stop(mx_classifier *c, mx_cflow *f)
+{
+    if (c && f) finish(c, f);
+}
+
 /* Risks that fire falsely on mail: a mail protocol on its own port is not
  * "non-standard", and TLS not carrying HTTPS is the point of SMTP/TLS. */
 static int ignored_risk(int r)

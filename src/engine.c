@@ -715,7 +715,10 @@ int mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
     tcp_packet(e, f, dir, &k);
     if (f->sess.tls_handoff) {
         f->sess.tls_handoff = 0;
-        if (f->cf) mx_cflow_restart(e->cls, f->cf);
+        if (f->cf) {
+            if (e->cfg.no_ndpi_tls) mx_cflow_stop(e->cls, f->cf);
+            else mx_cflow_restart(e->cls, f->cf);
+        }
     }
     return 1;
 }

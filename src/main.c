@@ -95,6 +95,8 @@ static void usage(FILE *f)
 "      --show-user     write AUTH user names (passwords are never written)\n"
 "      --stats         print packet counters on stderr at the end\n"
 "      --no-ndpi       do not classify flows with nDPI\n"
+"      --no-ndpi-tls   do not show nDPI the TLS after STARTTLS (faster; its\n"
+"                      TLS risks are then not in session.end's ndpi)\n"
 "      --progress      progress on stderr for files over 64 MiB (default when\n"
 "                      stderr is a terminal)\n"
 "limits (reaching one is an event in the output):\n"
@@ -293,7 +295,7 @@ int main(int argc, char **argv)
     enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MERGE, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG,
            O_ACKPKTS, O_ACKMS, O_LINGER, O_EVTYPES, O_OUTPUT, O_SCHEMA, O_CONFIG,
-           O_NOPROMISC, O_IMMEDIATE, O_TSPREC, O_STATSIV, O_CHROOT, O_MEMCAP };
+           O_NOPROMISC, O_IMMEDIATE, O_TSPREC, O_STATSIV, O_CHROOT, O_MEMCAP, O_NONDPITLS };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
         { "tls-port", required_argument, 0, O_TLSPORT },
@@ -332,6 +334,7 @@ int main(int argc, char **argv)
         { "stats-interval", required_argument, 0, O_STATSIV },
         { "chroot", required_argument, 0, O_CHROOT },
         { "memcap", required_argument, 0, O_MEMCAP },
+        { "no-ndpi-tls", no_argument, 0, O_NONDPITLS },
         { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
@@ -421,6 +424,7 @@ int main(int argc, char **argv)
         case O_PROGRESS: progress = 1; break;
         case O_SHOWUSER: cfg.opt.show_user = 1; break;
         case O_NONDPI: cfg.no_ndpi = 1; break;
+        case O_NONDPITLS: cfg.no_ndpi_tls = 1; break;
         case O_ANYPORT: cfg.any_port = 1; break;
         case O_NDPIPKTS: ok = parse_u32("--ndpi-packets", optarg, 1, &L->ndpi_packets); break;
         case O_STATS: stats = 1; break;

@@ -256,6 +256,21 @@ same = all(by_port(cev, 40000 + j) == by_port(fev, 40000 + j) and by_port(cev, 4
 check(same and sum(1 for e in cev if e.get("type") == "session.end" and e["verdict"]["code"] == "delivered") == 20,
       "the 20 deliveries keep their whole stories under the budget")
 
+# 5d. --no-ndpi-tls: nDPI is not shown the TLS after STARTTLS; all else the same.
+def without_ndpi_tls(evs):
+    for e in evs:
+        if e.get("type") == "session.end" and "ndpi" in e:
+            e["ndpi"].pop("after_starttls", None)
+    return evs
+tls_dir = os.path.join(PCAPS, "tls")
+for name in ("s2-starttls-tls12.pcap", "s3-openssl-unknown-ca.pcap", "smtps-465-tls13.pcap"):
+    a = events(run(["-r", os.path.join(tls_dir, name), "-F", "ndjson"]).stdout.decode())
+    b = events(run(["-r", os.path.join(tls_dir, name), "-F", "ndjson", "--no-ndpi-tls"]).stdout.decode())
+    had = any("after_starttls" in e.get("ndpi", {}) for e in a)
+    check(without_ndpi_tls(a) == b and not any("after_starttls" in e.get("ndpi", {}) for e in b) and
+          (had or "465" in name),
+          f"--no-ndpi-tls {name}: the same events but nDPI's after_starttls")
+
 # 6. Live capture's command line.
 r = run(["-i", "mx-no-such-if0", "-F", "ndjson"])
 lines = r.stderr.decode().strip().splitlines()

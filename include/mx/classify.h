@@ -29,6 +29,9 @@ void mx_classify_free(mx_classifier *c);
 mx_cflow *mx_cflow_new(void);
 void mx_cflow_packet(mx_classifier *c, mx_cflow *f, const uint8_t *l3, uint32_t l3len, uint64_t ts_us);
 void mx_cflow_restart(mx_classifier *c, mx_cflow *f);
+/* At STARTTLS with --no-ndpi-tls: nDPI's result so far is kept, and it is
+ * shown nothing more of the flow. */
+void mx_cflow_stop(mx_classifier *c, mx_cflow *f);
 /* For flows off the mail ports: 1 if nDPI says SMTP, SMTPS or TLS, 0 if it
  * says something else (or, when final, gives up), -1 while undecided. */
 int mx_cflow_decision(mx_classifier *c, mx_cflow *f, int final);

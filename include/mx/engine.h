@@ -24,6 +24,7 @@ typedef struct mx_engine_cfg {
     uint16_t tls_ports[16];    /* ports where TLS starts at once (465)   */
     int ntls_ports;
     int no_ndpi;               /* skip nDPI classification               */
+    int no_ndpi_tls;           /* nDPI is not shown the TLS after STARTTLS */
     int any_port;              /* follow SMTP/TLS that nDPI finds anywhere */
 } mx_engine_cfg;
 
