@@ -257,6 +257,9 @@ static void msg_free(mx_smtp *m)
 void mx_smtp_free(mx_smtp *m)
 {
     if (!m) return;
+    /* the session's names point into this state */
+    if (m->s->banner_host == m->banner_host) m->s->banner_host = NULL;
+    if (m->s->ehlo_host == m->ehlo_host) m->s->ehlo_host = NULL;
     msg_free(m);
     if (m->spare) { free(m->spare->parts); free(m->spare); }
     free(m->q);
@@ -1221,14 +1224,14 @@ static void reply_done(mx_smtp *m, int incomplete)
         m->greeted = 1;
         const char *sp = memchr(t0, ' ', tn);
         copy_cstr(m->banner_host, sizeof m->banner_host, (const uint8_t *)t0, sp ? (size_t)(sp - t0) : tn);
-        memcpy(m->s->banner_host, m->banner_host, sizeof m->s->banner_host);
+        m->s->banner_host = m->banner_host;
         break;
     }
     case V_EHLO: case V_LHLO:
         if (code / 100 == 2) {
             const char *sp = memchr(t0, ' ', tn);
             copy_cstr(m->ehlo_host, sizeof m->ehlo_host, (const uint8_t *)t0, sp ? (size_t)(sp - t0) : tn);
-            memcpy(m->s->ehlo_host, m->ehlo_host, sizeof m->s->ehlo_host);
+            m->s->ehlo_host = m->ehlo_host;
             capabilities(m, ev);
         }
         break;

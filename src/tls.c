@@ -596,9 +596,9 @@ static void certificate(mx_tls *t, int dir, mx_cur c)
     int nn = 0;
     if (t->sni[0]) { names[nn] = t->sni; src[nn++] = "sni"; }
     if (t->s->dns_name[0] && strcasecmp(t->s->dns_name, t->sni) != 0) { names[nn] = t->s->dns_name; src[nn++] = "dns"; }
-    if (t->s->banner_host[0] && strcasecmp(t->s->banner_host, t->sni) != 0) { names[nn] = t->s->banner_host; src[nn++] = "banner"; }
-    if (t->s->ehlo_host[0] && strcasecmp(t->s->ehlo_host, t->s->banner_host) != 0 &&
-        strcasecmp(t->s->ehlo_host, t->sni) != 0) { names[nn] = t->s->ehlo_host; src[nn++] = "ehlo"; }
+    const char *banner = t->s->banner_host ? t->s->banner_host : "", *ehlo = t->s->ehlo_host ? t->s->ehlo_host : "";
+    if (banner[0] && strcasecmp(banner, t->sni) != 0) { names[nn] = banner; src[nn++] = "banner"; }
+    if (ehlo[0] && strcasecmp(ehlo, banner) != 0 && strcasecmp(ehlo, t->sni) != 0) { names[nn] = ehlo; src[nn++] = "ehlo"; }
     mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_CERTIFICATE, MX_SERVER);
     mx_ev_int(ev, "certificates", n);
     mx_cert_chain(ev, der, len, n, t->s->cur_us, names, src, nn, t->lim->max_field, t->s->certs, &t->checks);

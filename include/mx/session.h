@@ -68,8 +68,8 @@ typedef struct mx_sess {
     uint8_t nanom;
     char community_id[40];       /* Community ID v1 of the connection   */
     /* names the server is known by, for certificate checks */
-    char banner_host[256];       /* from the 220 greeting                */
-    char ehlo_host[256];         /* from the reply to EHLO               */
+    const char *banner_host;     /* from the 220 greeting (the SMTP parser's text), or NULL */
+    const char *ehlo_host;       /* from the reply to EHLO (likewise)    */
     char dns_name[256];          /* looked up by the client, if captured */
     struct mx_cert_cache *certs; /* parsed-certificate cache (engine's), or NULL */
 } mx_sess;
