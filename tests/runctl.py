@@ -49,6 +49,20 @@ def records(path):
     return head, recs
 
 
+def read_until(p, marker, seconds):
+    """What a running process wrote until marker shows (or seconds pass)."""
+    os.set_blocking(p.stdout.fileno(), False)
+    got, deadline = b"", time.time() + seconds
+    while time.time() < deadline and marker not in got:
+        time.sleep(0.05)
+        try:
+            got += p.stdout.read() or b""
+        except (BlockingIOError, TypeError):
+            pass
+    os.set_blocking(p.stdout.fileno(), True)
+    return got
+
+
 S1 = os.path.join(PCAPS, "smtp", "s1-plain-delivery.pcap")
 
 # 1. A pipe that goes quiet mid-session: what was seen is out at once; SIGTERM
@@ -58,14 +72,7 @@ p = subprocess.Popen([MX, "-r", "-", "-F", "ndjson"], stdin=subprocess.PIPE, std
                      stderr=subprocess.PIPE)
 p.stdin.write(head + b"".join(recs[:8]))
 p.stdin.flush()
-os.set_blocking(p.stdout.fileno(), False)
-seen, deadline = b"", time.time() + 10
-while time.time() < deadline and b"smtp.command" not in seen:
-    time.sleep(0.05)
-    try:
-        seen += p.stdout.read() or b""
-    except (BlockingIOError, TypeError):
-        pass
+seen = read_until(p, b"smtp.command", 10)
 check(b"session.start" in seen and b"smtp.command" in seen,
       "events of a pipe's packets are written while the pipe stays open")
 t0 = time.time()
@@ -76,7 +83,6 @@ except subprocess.TimeoutExpired:
     p.kill()
     rc = None
 took = time.time() - t0
-os.set_blocking(p.stdout.fileno(), True)
 rest = p.stdout.read()
 err = p.stderr.read().decode()
 p.stdin.close()
@@ -328,14 +334,7 @@ def live_lo(fmt):
         c.sendall(cmd)
         c.recv(100)
     c.close()
-    out, lines, deadline = b"", [], time.time() + 12
-    os.set_blocking(p.stdout.fileno(), False)
-    while time.time() < deadline and b"session.end" not in out:
-        time.sleep(0.1)
-        try:
-            out += p.stdout.read() or b""
-        except (BlockingIOError, TypeError):
-            pass
+    out = read_until(p, b"session.end", 12)
     running = p.poll() is None
     time.sleep(1.2)
     p.send_signal(signal.SIGTERM)
