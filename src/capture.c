@@ -302,6 +302,8 @@ typedef struct prefixed {
     uint8_t pre[8];
     size_t n, pos;
     volatile sig_atomic_t *stop;
+    const mx_capture_ctl *ctl;
+    FILE *orig;                 /* a named pipe's own stream, closed with it */
 } prefixed;
 
 /* Reads of a pipe wait in poll, so that SIGINT/SIGTERM end a run whose
@@ -312,10 +314,12 @@ static ssize_t prefixed_read(void *c, char *buf, size_t size)
     size_t got = 0;
     while (got < size && p->pos < p->n) buf[got++] = (char)p->pre[p->pos++];
     if (got) return (ssize_t)got;
-    for (;;) {
+    for (int idle = 0;; idle = 1) {
         if (p->stop && *p->stop) return 0;
         struct pollfd pf = { p->fd, POLLIN, 0 };
-        int r = poll(&pf, 1, 250);
+        int r = poll(&pf, 1, 0);
+        if (r == 0 && !idle && p->ctl && p->ctl->idle) p->ctl->idle(p->ctl->ctx);  /* quiet: catch up */
+        if (r == 0) r = poll(&pf, 1, 250);
         if (r < 0 && errno != EINTR) return -1;
         if (r <= 0) continue;
         ssize_t n = read(p->fd, buf, size);
@@ -326,6 +330,8 @@ static ssize_t prefixed_read(void *c, char *buf, size_t size)
 
 static int prefixed_close(void *c)
 {
+    prefixed *p = c;
+    if (p->orig) fclose(p->orig);
     free(c);
     return 0;
 }
@@ -350,6 +356,7 @@ typedef struct source {
     long long size;
     int show_progress;
     int slow;                   /* a pipe: packets come when they come      */
+    const mx_capture_ctl *ctl;
     time_t last;
     uint64_t packets;           /* records read from this file          */
     uint64_t cut;               /* headers cut short by the snap length */
@@ -381,11 +388,18 @@ static int open_source(source *s)
     uint8_t m[4];
     size_t nm = 0;
     prefixed *pc = NULL;
-    if (is_stdin) {
-        /* standard input is read without stdio, through poll (see above) */
+    int piped = is_stdin || s->slow;
+    if (piped) {
+        /* standard input and named pipes are read without stdio, through
+         * poll (see above) */
         static const cookie_io_functions_t io = { prefixed_read, NULL, NULL, prefixed_close };
         pc = calloc(1, sizeof *pc);
-        if (pc) { pc->fd = STDIN_FILENO; pc->stop = s->stop; }
+        if (pc) {
+            pc->fd = fileno(f);
+            pc->stop = s->stop;
+            pc->ctl = s->ctl;
+            pc->orig = is_stdin ? NULL : f;
+        }
         while (pc && nm < 4) {
             ssize_t r = prefixed_read(pc, (char *)m + nm, 4 - nm);
             if (r <= 0) break;
@@ -393,12 +407,14 @@ static int open_source(source *s)
         }
         int ng = nm == 4 && m[0] == 0x0A && m[1] == 0x0D && m[2] == 0x0D && m[3] == 0x0A;
         if (pc && !ng) { memcpy(pc->pre, m, nm); pc->n = nm; }   /* libpcap reads them again */
-        f = pc ? fopencookie(pc, "r", io) : NULL;
-        if (!f) {
+        FILE *cf = pc ? fopencookie(pc, "r", io) : NULL;
+        if (!cf) {
+            if (!is_stdin) fclose(f);
             free(pc);
             fprintf(stderr, "mxtrace: %s: cannot read: out of memory\n", s->name);
             return s->rc = MX_CAP_UNREADABLE;
         }
+        f = cf;
     } else {
         nm = fread(m, 1, 4, f);
     }
@@ -424,7 +440,7 @@ static int open_source(source *s)
         s->open = 1;
         return MX_CAP_OK;
     }
-    if (is_stdin) {
+    if (piped) {
         s->p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_MICRO, err);
         if (!s->p) fclose(f);
     } else {
@@ -573,7 +589,7 @@ static void progress(source *s, uint64_t frame)
 }
 
 /* Hands the packet read last to the engine as frame number frame. */
-static void dispatch(mx_engine *e, source *s, uint64_t frame, const mx_capture_ctl *ctl)
+static void dispatch(mx_engine *e, source *s, uint64_t frame)
 {
     const struct bpf_program *prog = s->have_prog ? &s->prog : NULL;
     if (s->ng) {
@@ -593,8 +609,8 @@ static void dispatch(mx_engine *e, source *s, uint64_t frame, const mx_capture_c
      * because the capture cut them short: reported per file at its end */
     const mx_engine_stats *st = mx_engine_stats_get(e);
     uint64_t cut = st->truncated;
-    int kept = mx_engine_packet(e, s->pkt_lt, s->us, s->data, s->caplen, len, frame);
-    if (kept && ctl && ctl->dump) mx_pktdump_write(ctl->dump, s->pkt_lt, s->us, s->data, s->caplen, s->len, s->snaplen);
+    mx_input in = { s->pkt_lt, s->us, frame, s->data, s->caplen, len, s->len, s->snaplen };
+    mx_engine_input(e, &in);
     if (st->truncated != cut) {
         s->cut++;
         if (s->caplen > s->cut_kept) s->cut_kept = s->caplen;
@@ -650,6 +666,7 @@ int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
     }
     for (int i = 0; i < nfiles; i++) {
         S[i].stop = ctl ? ctl->stop : NULL;
+        S[i].ctl = ctl;
         S[i].path = files[i];
         S[i].filter = filter && *filter ? filter : NULL;
     }
@@ -660,7 +677,7 @@ int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
             if (open_source(s) == MX_CAP_OK) {
                 s->show_progress = show_progress && s->size >= PROGRESS_MIN_BYTES;
                 while (read_next(s)) {
-                    dispatch(e, s, ++frame, ctl);
+                    dispatch(e, s, ++frame);
                     /* from a pipe, what a packet ended is passed on at once */
                     if (must_stop(ctl, frame, s->slow)) { stopped = 1; break; }
                 }
@@ -685,7 +702,7 @@ int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
             for (int i = 0; i < nfiles; i++)
                 if (have[i] && (b < 0 || S[i].us < S[b].us)) b = i;
             if (b < 0) break;
-            dispatch(e, &S[b], ++frame, ctl);
+            dispatch(e, &S[b], ++frame);
             int slow = S[b].slow;
             if (!(have[b] = read_next(&S[b]))) close_source(&S[b]);
             if (must_stop(ctl, frame, slow)) { stopped = 1; break; }

@@ -8,19 +8,24 @@
  * ACKs and retransmissions are absorbed instead of opening a new session.
  */
 #include "mx/engine.h"
+#include "mx/capture.h"
 #include "mx/classify.h"
 #include "mx/dns.h"
+#include "mx/event.h"
 #include "mx/limits.h"
 #include "mx/sink.h"
 #include "mx/smtp.h"
 #include "mx/stream.h"
 #include "mx/tls.h"
 #include "mx/verdict.h"
+#include "mx/workers.h"
 #include "mx/x509.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #define LINGER_US (5ull * 1000000ull)   /* closed flows absorb stragglers */
 
@@ -49,6 +54,8 @@ typedef struct flow {
     struct flow *prev, *next;     /* activity list (open or done)           */
     uint8_t done;                 /* on the done list: ending or CLOSED      */
     uint32_t hash;
+    uint64_t stamp;               /* frame at which it joined its list       */
+    uint16_t vlan[2];             /* outer, inner VLAN id: part of its key   */
     enum tcp_state state;
     uint64_t last_us;             /* on the idle clock                      */
     uint64_t max_us;              /* latest packet time of the flow         */
@@ -92,23 +99,56 @@ struct mx_engine {
      * for idle timeouts (capture time may step back, and several files
      * may be given in any order) */
     uint64_t now_us, pkt_us, frame;
+    int ticking;                  /* the clock moved without a packet         */
+    uint32_t tickno;              /* mx_engine_tick() calls since the packet  */
+    uint64_t hkey[2];             /* the flow hash's key                      */
+    mx_pktdump *dump;             /* -w                                       */
+    mx_pool *pool;                /* --workers: this engine only dispatches   */
 };
 
 /* ---- flow table -------------------------------------------------------- */
 
-static uint32_t mix(uint32_t h, const uint8_t *p, size_t n)
+/* SipHash-1-3 (Aumasson and Bernstein) of n 64-bit words: keyed, so that
+ * tuples cannot be crafted to fall into one bucket or one worker. */
+#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND do { \
+        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
+        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
+        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
+        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
+    } while (0)
+
+static uint64_t siphash13(const uint64_t *m, size_t n, const uint64_t key[2])
 {
-    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 16777619u; }
-    return h;
+    uint64_t v0 = key[0] ^ 0x736f6d6570736575ull, v1 = key[1] ^ 0x646f72616e646f6dull;
+    uint64_t v2 = key[0] ^ 0x6c7967656e657261ull, v3 = key[1] ^ 0x7465646279746573ull;
+    for (size_t i = 0; i < n; i++) {
+        v3 ^= m[i];
+        SIPROUND;
+        v0 ^= m[i];
+    }
+    uint64_t last = (uint64_t)(n * 8) << 56;
+    v3 ^= last;
+    SIPROUND;
+    v0 ^= last;
+    v2 ^= 0xff;
+    SIPROUND; SIPROUND; SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
-/* Same hash for both directions. */
-static uint32_t flow_hash(const mx_pkt *k)
+uint64_t mx_flow_hash(const mx_pkt *k, const uint64_t key[2])
 {
-    uint32_t a = mix(2166136261u, k->src.b, 16), b = mix(2166136261u, k->dst.b, 16);
-    a = mix(a, (const uint8_t *)&k->sport, 2);
-    b = mix(b, (const uint8_t *)&k->dport, 2);
-    return a ^ b;
+    /* the lower endpoint first, so that both directions hash alike */
+    int swap = memcmp(k->src.b, k->dst.b, 16);
+    if (!swap) swap = (int)k->sport - (int)k->dport;
+    const mx_addr *a = swap > 0 ? &k->dst : &k->src, *b = swap > 0 ? &k->src : &k->dst;
+    uint16_t pa = swap > 0 ? k->dport : k->sport, pb = swap > 0 ? k->sport : k->dport;
+    uint64_t m[5];
+    memcpy(&m[0], a->b, 16);
+    memcpy(&m[2], b->b, 16);
+    m[4] = (uint64_t)pa | (uint64_t)pb << 16 | (uint64_t)k->vlan[0] << 32 | (uint64_t)k->vlan[1] << 44 |
+           (uint64_t)(a->v6 != 0) << 56;
+    return siphash13(m, 5, key);
 }
 
 static int addr_eq(const mx_addr *a, const mx_addr *b)
@@ -120,7 +160,7 @@ static int addr_eq(const mx_addr *a, const mx_addr *b)
 static flow *flow_find(mx_engine *e, const mx_pkt *k, uint32_t h, int *dir)
 {
     for (flow *f = e->buckets[h & (e->nbuckets - 1)]; f; f = f->hnext) {
-        if (f->hash != h) continue;
+        if (f->hash != h || f->vlan[0] != k->vlan[0] || f->vlan[1] != k->vlan[1]) continue;
         mx_sess *s = &f->sess;
         if (k->sport == s->cli_port && k->dport == s->srv_port &&
             addr_eq(&k->src, &s->cli) && addr_eq(&k->dst, &s->srv)) { *dir = MX_CLIENT; return f; }
@@ -145,6 +185,7 @@ static void list_append(mx_engine *e, flow *f)
     f->next = NULL;
     if (*t) (*t)->next = f; else *h = f;
     *t = f;
+    f->stamp = e->frame;
 }
 
 /* The flow has ended (or is ending): it moves to the done list. */
@@ -421,9 +462,12 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
     flow *f = calloc(1, sizeof *f);
     if (!f) return NULL;
     f->hash = h;
+    f->vlan[0] = k->vlan[0];
+    f->vlan[1] = k->vlan[1];
     f->rst_from = f->fin_first = -1;
     mx_sess *s = &f->sess;
-    s->id = ++e->next_id;
+    /* a worker's ids stand in for the run's, given by its writer */
+    s->id = ++e->next_id | (e->cfg.in_worker ? MX_SID_HANDLE : 0);
     s->opt = &e->cfg.opt;
     s->sink = e->sink;
     if (client_is_src) {
@@ -629,6 +673,8 @@ static void expire(mx_engine *e)
         flow *f = e->dhead && e->dhead->last_us + LINGER_US <= e->now_us ? e->dhead
                 : e->head && e->head->last_us + idle <= e->now_us ? e->head : NULL;
         if (!f) break;
+        mx_sink_order(e->sink, e->frame, e->ticking ? MX_PH_TICK : MX_PH_EXPIRE, e->ticking ? e->tickno : 0,
+                      f->done ? 0 : 1, f->stamp);
         if (f->ending) {
             session_close(e, f, NULL, 0);
         } else if (f->state != ST_CLOSED) {
@@ -639,36 +685,106 @@ static void expire(mx_engine *e)
     }
 }
 
+void mx_engine_clock(mx_engine *e, uint64_t ts_us, uint64_t frame)
+{
+    e->pkt_us = ts_us;
+    if (ts_us > e->now_us) e->now_us = ts_us;   /* the idle clock never runs back */
+    e->frame = frame;
+    e->tickno = 0;
+    expire(e);
+}
+
+void mx_engine_dns(mx_engine *e, const mx_pkt *k)
+{
+    mx_dns_response(&e->dns, k->payload, k->caplen, e->frame, e->pkt_us);
+}
+
+/* Decodes a packet and counts what is not TCP.  Returns MX_PE_TCP,
+ * MX_PE_DNS (a DNS answer) or MX_PE_CLOCK (nothing more to do). */
+static int classify_packet(mx_engine *e, int linktype, const uint8_t *data, uint32_t caplen, uint32_t wirelen, mx_pkt *k)
+{
+    switch (mx_decode(linktype, data, caplen, wirelen, k)) {
+    case MX_DEC_OK: break;
+    case MX_DEC_UDP:
+        if (k->sport == 53) return MX_PE_DNS;
+        e->st.not_tcp++;
+        return MX_PE_CLOCK;
+    case MX_DEC_NOT_IP: e->st.not_ip++; return MX_PE_CLOCK;
+    case MX_DEC_NOT_TCP: e->st.not_tcp++; return MX_PE_CLOCK;
+    case MX_DEC_FRAGMENT: e->st.fragments++; return MX_PE_CLOCK;
+    case MX_DEC_TRUNCATED: e->st.truncated++; return MX_PE_CLOCK;
+    default: e->st.malformed++; return MX_PE_CLOCK;
+    }
+    e->st.tcp_packets++;
+    return MX_PE_TCP;
+}
+
+/* Whether a TCP packet is one the engine follows. */
+static int followed(const mx_engine *e, const mx_pkt *k)
+{
+    if (is_mail_port(e, k->sport) || is_mail_port(e, k->dport)) return 1;
+    return e->cfg.any_port && !e->cfg.no_ndpi;
+}
+
+/* --workers: this engine decodes and hands the packets to its workers. */
+static int front_input(mx_engine *e, const mx_input *in)
+{
+    mx_pkt k;
+    e->st.packets++;
+    int kind = classify_packet(e, in->linktype, in->data, in->caplen, in->wirelen, &k);
+    if (kind == MX_PE_TCP && !followed(e, &k)) kind = MX_PE_CLOCK;
+    mx_pool_add(e->pool, in, &k, kind, kind == MX_PE_TCP ? mx_flow_hash(&k, e->hkey) : 0);
+    return 0;
+}
+
 int mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
                       const uint8_t *data, uint32_t caplen, uint32_t wirelen,
                       uint64_t frame)
 {
     mx_pkt k;
-    e->st.packets++;
-    e->pkt_us = ts_us;
-    if (ts_us > e->now_us) e->now_us = ts_us;   /* the idle clock never runs back */
-    e->frame = frame;
-    expire(e);
-
-    switch (mx_decode(linktype, data, caplen, wirelen, &k)) {
-    case MX_DEC_OK: break;
-    case MX_DEC_UDP:
-        if (k.sport == 53) { mx_dns_response(&e->dns, k.payload, k.caplen, frame, ts_us); return 1; }
-        e->st.not_tcp++;
-        return 0;
-    case MX_DEC_NOT_IP: e->st.not_ip++; return 0;
-    case MX_DEC_NOT_TCP: e->st.not_tcp++; return 0;
-    case MX_DEC_FRAGMENT: e->st.fragments++; return 0;
-    case MX_DEC_TRUNCATED: e->st.truncated++; return 0;
-    default: e->st.malformed++; return 0;
+    if (e->pool) {
+        mx_input in = { linktype, ts_us, frame, data, caplen, wirelen, wirelen, 0 };
+        return front_input(e, &in);
     }
-    e->st.tcp_packets++;
+    e->st.packets++;
+    mx_engine_clock(e, ts_us, frame);
+    switch (classify_packet(e, linktype, data, caplen, wirelen, &k)) {
+    case MX_PE_TCP: return mx_engine_tcp(e, &k, mx_flow_hash(&k, e->hkey));
+    case MX_PE_DNS: mx_engine_dns(e, &k); return 1;
+    default: return 0;
+    }
+}
+
+int mx_engine_input(mx_engine *e, const mx_input *in)
+{
+    if (e->pool) return front_input(e, in);
+    int kept = mx_engine_packet(e, in->linktype, in->ts_us, in->data, in->caplen, in->wirelen, in->frame);
+    if (kept && e->dump)
+        mx_pktdump_write(e->dump, in->linktype, in->ts_us, in->data, in->caplen, in->origlen, in->snaplen);
+    return kept;
+}
+
+void mx_engine_set_dump(mx_engine *e, mx_pktdump *d)
+{
+    e->dump = d;
+    if (e->pool) mx_pool_set_dump(e->pool, d);
+}
+
+void mx_engine_sync(mx_engine *e, int wait)
+{
+    if (e->pool) mx_pool_sync(e->pool, wait);
+}
+
+int mx_engine_tcp(mx_engine *e, const mx_pkt *kp, uint64_t h64)
+{
+    const mx_pkt k = *kp;
     int sport_mail = is_mail_port(e, k.sport), dport_mail = is_mail_port(e, k.dport);
     int off_port = !sport_mail && !dport_mail;
     if (off_port && (!e->cfg.any_port || !e->cls)) return 0;
     e->st.mail_packets++;
+    mx_sink_order(e->sink, e->frame, MX_PH_PACKET, 0, 0, 0);
 
-    uint32_t h = flow_hash(&k);
+    uint32_t h = (uint32_t)h64;
     int dir = MX_CLIENT;
     flow *f = flow_find(e, &k, h, &dir);
     int syn_only = (k.flags & (MX_TCP_SYN | MX_TCP_ACK)) == MX_TCP_SYN;
@@ -686,7 +802,12 @@ int mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
     }
     if (f && f->ending) session_close(e, f, NULL, 0);      /* port reuse */
     if (f && f->state == ST_CLOSED) {
-        if (!syn_only) { f->last_us = e->now_us; return 1; }  /* straggler */
+        if (!syn_only) {                                    /* straggler */
+            f->last_us = e->now_us;
+            list_unlink(e, f);
+            list_append(e, f);
+            return 1;
+        }
         flow_remove(e, f);                                  /* port reuse */
         f = NULL;
     }
@@ -725,9 +846,13 @@ int mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
 
 void mx_engine_tick(mx_engine *e, uint64_t now_us)
 {
+    if (e->pool) { mx_pool_tick(e->pool, now_us); return; }
+    e->tickno++;
     if (now_us <= e->now_us) return;
     e->now_us = now_us;
+    e->ticking = 1;
     expire(e);
+    e->ticking = 0;
 }
 
 static int by_session_id(const void *a, const void *b)
@@ -738,6 +863,10 @@ static int by_session_id(const void *a, const void *b)
 
 void mx_engine_finish(mx_engine *e, const char *reason)
 {
+    if (e->pool) {
+        mx_pool_finish(e->pool, reason, &e->st);
+        return;
+    }
     /* End open flows in the order they started (= session id): sorted once,
      * not searched for at every close. */
     size_t n = 0, k = 0;
@@ -746,7 +875,10 @@ void mx_engine_finish(mx_engine *e, const char *reason)
     if (v) {
         FOR_EACH_FLOW(e, f) if (f->state != ST_CLOSED) v[k++] = f;
         qsort(v, k, sizeof *v, by_session_id);
-        for (size_t i = 0; i < k; i++) session_close(e, v[i], reason, 1);
+        for (size_t i = 0; i < k; i++) {
+            mx_sink_order(e->sink, UINT64_MAX, MX_PH_FINISH, 0, 0, v[i]->sess.id & ~MX_SID_HANDLE);
+            session_close(e, v[i], reason, 1);
+        }
         free(v);
     } else {
         for (;;) {                      /* no memory for the list: the slow way */
@@ -754,6 +886,7 @@ void mx_engine_finish(mx_engine *e, const char *reason)
             FOR_EACH_FLOW(e, f)
                 if (f->state != ST_CLOSED && (!first || f->sess.id < first->sess.id)) first = f;
             if (!first) break;
+            mx_sink_order(e->sink, UINT64_MAX, MX_PH_FINISH, 0, 0, first->sess.id & ~MX_SID_HANDLE);
             session_close(e, first, reason, 1);
         }
     }
@@ -768,6 +901,17 @@ mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, siz
     e->cfg = *cfg;
     e->sink = sink;
     e->mc.cap = cfg->opt.lim.memcap;
+    if (getrandom(e->hkey, sizeof e->hkey, GRND_NONBLOCK) != (ssize_t)sizeof e->hkey) {
+        /* no entropy yet (early boot): the clock and the address of e */
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        e->hkey[0] = (uint64_t)t.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)t.tv_sec;
+        e->hkey[1] = (uint64_t)(uintptr_t)e * 0xC2B2AE3D27D4EB4Full;
+    }
+    if (cfg->workers > 1 && !cfg->in_worker) {
+        if (!(e->pool = mx_pool_new(cfg, sink, err, cap))) { free(e); return NULL; }
+        return e;
+    }
     if (!cfg->no_ndpi && !(e->cls = mx_classify_new(cfg->opt.lim.ndpi_packets, cfg->any_port, err, cap))) {
         free(e);
         return NULL;
@@ -781,8 +925,28 @@ mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, siz
     return e;
 }
 
+void mx_engine_stats_add(mx_engine_stats *to, const mx_engine_stats *from)
+{
+    to->packets += from->packets;
+    to->tcp_packets += from->tcp_packets;
+    to->mail_packets += from->mail_packets;
+    to->not_ip += from->not_ip;
+    to->not_tcp += from->not_tcp;
+    to->fragments += from->fragments;
+    to->truncated += from->truncated;
+    to->malformed += from->malformed;
+    to->sessions += from->sessions;
+    to->evicted += from->evicted;
+    to->timed_out += from->timed_out;
+    to->off_port_ignored += from->off_port_ignored;
+    to->max_live_flows += from->max_live_flows;
+    to->memcap_refused += from->memcap_refused;
+    to->buffers_peak += from->buffers_peak;
+}
+
 const mx_engine_stats *mx_engine_stats_get(const mx_engine *e)
 {
+    if (e->pool) return &e->st;
     mx_engine *w = (mx_engine *)(uintptr_t)e;      /* counters kept by the streams */
     w->st.memcap_refused = e->mc.refused;
     w->st.buffers_peak = e->mc.peak;
@@ -792,6 +956,11 @@ const mx_engine_stats *mx_engine_stats_get(const mx_engine *e)
 void mx_engine_free(mx_engine *e)
 {
     if (!e) return;
+    if (e->pool) {
+        mx_pool_free(e->pool);
+        free(e);
+        return;
+    }
     while (e->head || e->dhead) {
         flow *f = e->head ? e->head : e->dhead;
         if (f->sess.smtp) mx_smtp_free(f->sess.smtp);

@@ -178,7 +178,7 @@ double mx_node_getnum(const mx_node *o, const char *k, double dflt)
     const mx_node *v = mx_node_get(o, k);
     if (!v) return dflt;
     switch (v->vt) {
-    case MX_VT_INT: return (double)v->v.i;
+    case MX_VT_INT: case MX_VT_SID: return (double)v->v.i;
     case MX_VT_USEC: return (double)v->v.i / 1e6;
     case MX_VT_NUM: return v->v.d;
     default: return dflt;
@@ -188,7 +188,24 @@ double mx_node_getnum(const mx_node *o, const char *k, double dflt)
 int64_t mx_node_getint(const mx_node *o, const char *k, int64_t dflt)
 {
     const mx_node *v = mx_node_get(o, k);
-    return v && v->vt == MX_VT_INT ? v->v.i : dflt;
+    return v && (v->vt == MX_VT_INT || v->vt == MX_VT_SID) ? v->v.i : dflt;
+}
+
+size_t mx_sid_text(uint64_t id, int width, char out[32])
+{
+    size_t n = 0;
+    if (id & MX_SID_HANDLE) {
+        out[n++] = MX_SID_MARK;
+        out[n++] = (char)(width & 0x1F);
+        for (int i = 0; i < 8; i++) out[n++] = (char)(id >> (8 * i));
+        return n;
+    }
+    char t[24];
+    size_t k = 0;
+    do t[k++] = (char)('0' + id % 10); while ((id /= 10) && k < sizeof t);
+    while (k) out[n++] = t[--k];
+    while ((int)n < width && n < 31) out[n++] = ' ';
+    return n;
 }
 
 /* ---- the builder ----------------------------------------------------------------- */
@@ -229,7 +246,7 @@ const mx_node *mx_ev_head_nodes(const mx_node *e, mx_node out[6], char ts[28])
     set(&out[n], MX_VT_STR, "type");
     out[n].v.s = mx_evtype_name((mx_evtype)e->evtype);
     out[n++].len = (uint32_t)strlen(out[0].v.s);
-    set(&out[n], MX_VT_INT, "session");
+    set(&out[n], MX_VT_SID, "session");
     out[n++].v.i = (int64_t)h->session;
     mx_ev_ts_text(h->ts_us, ts);
     set(&out[n], MX_VT_STR, "ts");

@@ -134,8 +134,8 @@ static void on_packet(u_char *u, const struct pcap_pkthdr *h, const u_char *data
     uint64_t us = (uint64_t)h->ts.tv_sec * 1000000u +
                   (uint64_t)(r->l->o.nano ? h->ts.tv_usec / 1000 : h->ts.tv_usec);
     uint32_t len = h->len < h->caplen ? h->caplen : h->len;
-    int kept = mx_engine_packet(r->e, r->f->lt, us, data, h->caplen, len, ++r->l->frame);
-    if (kept && r->ctl->dump) mx_pktdump_write(r->ctl->dump, r->f->lt, us, data, h->caplen, h->len, r->f->snaplen);
+    mx_input in = { r->f->lt, us, ++r->l->frame, data, h->caplen, len, h->len, (uint32_t)r->f->snaplen };
+    mx_engine_input(r->e, &in);
     if (r->ctl->stop && *r->ctl->stop) pcap_breakloop(r->f->p);
 }
 

@@ -97,6 +97,10 @@ static void usage(FILE *f)
 "      --no-ndpi       do not classify flows with nDPI\n"
 "      --no-ndpi-tls   do not show nDPI the TLS after STARTTLS (faster; its\n"
 "                      TLS risks are then not in session.end's ndpi)\n"
+"      --workers N     N threads dissect, each its share of the connections\n"
+"                      (by a keyed hash of addresses, ports and VLAN ids);\n"
+"                      the output of a file is the same whatever N (1-64,\n"
+"                      default 1: one thread)\n"
 "      --progress      progress on stderr for files over 64 MiB (default when\n"
 "                      stderr is a terminal)\n"
 "limits (reaching one is an event in the output):\n"
@@ -142,24 +146,39 @@ static void handle(int sig, void (*fn)(int))
 typedef struct batch_ctx {
     mx_sink *sink;
     int flush;
+    mx_engine *eng;
+    int live;
 } batch_ctx;
 
 static int on_batch(void *ctx)
 {
     batch_ctx *b = ctx;
+    /* with workers: what they made is written (live: all of it, now) */
+    mx_engine_sync(b->eng, b->live);
     return mx_sink_flush(b->sink, b->flush);
+}
+
+/* The input has nothing to read for now: everything read so far is
+ * dissected and written. */
+static void on_idle(void *ctx)
+{
+    batch_ctx *b = ctx;
+    mx_engine_sync(b->eng, 1);
+    mx_sink_flush(b->sink, b->flush);
 }
 
 /* capture.stats (and capture.loss when drops rose) into every output. */
 typedef struct stats_ctx {
     mx_sink *sink;
     int to_stderr;
+    mx_engine *eng;
 } stats_ctx;
 
 static void on_capture_stats(void *ctx, const mx_live_stats *st)
 {
     stats_ctx *c = ctx;
     char line[512];
+    mx_engine_sync(c->eng, 1);          /* after what the packets so far made */
     snprintf(line, sizeof line, "capture.stats: %s received %llu, dropped %llu by the kernel, %llu by the interface%s",
              st->iface, (unsigned long long)st->received, (unsigned long long)st->dropped,
              (unsigned long long)st->if_dropped, st->final ? " (end of the run)" : "");
@@ -295,7 +314,7 @@ int main(int argc, char **argv)
     enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MERGE, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG,
            O_ACKPKTS, O_ACKMS, O_LINGER, O_EVTYPES, O_OUTPUT, O_SCHEMA, O_CONFIG,
-           O_NOPROMISC, O_IMMEDIATE, O_TSPREC, O_STATSIV, O_CHROOT, O_MEMCAP, O_NONDPITLS };
+           O_NOPROMISC, O_IMMEDIATE, O_TSPREC, O_STATSIV, O_CHROOT, O_MEMCAP, O_NONDPITLS, O_WORKERS };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
         { "tls-port", required_argument, 0, O_TLSPORT },
@@ -334,6 +353,7 @@ int main(int argc, char **argv)
         { "stats-interval", required_argument, 0, O_STATSIV },
         { "chroot", required_argument, 0, O_CHROOT },
         { "memcap", required_argument, 0, O_MEMCAP },
+        { "workers", required_argument, 0, O_WORKERS },
         { "no-ndpi-tls", no_argument, 0, O_NONDPITLS },
         { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' },
@@ -425,6 +445,11 @@ int main(int argc, char **argv)
         case O_SHOWUSER: cfg.opt.show_user = 1; break;
         case O_NONDPI: cfg.no_ndpi = 1; break;
         case O_NONDPITLS: cfg.no_ndpi_tls = 1; break;
+        case O_WORKERS:
+            ok = parse_u32("--workers", optarg, 1, &u);
+            if (ok && u > 64) { fprintf(stderr, "mxtrace: --workers: 1 to 64\n"); ok = 0; }
+            if (ok) cfg.workers = (int)u;
+            break;
         case O_ANYPORT: cfg.any_port = 1; break;
         case O_NDPIPKTS: ok = parse_u32("--ndpi-packets", optarg, 1, &L->ndpi_packets); break;
         case O_STATS: stats = 1; break;
@@ -583,9 +608,10 @@ int main(int argc, char **argv)
      * it ends, not a buffer later */
     struct stat ost;
     int out_regular = primary && fstat(fileno(out), &ost) == 0 && S_ISREG(ost.st_mode);
-    batch_ctx bc = { sink, live || (primary && !out_regular) };
-    stats_ctx sc = { sink, stats };
-    mx_capture_ctl ctl = { &stop_flag, on_batch, &bc, dump };
+    batch_ctx bc = { sink, live || (primary && !out_regular), eng, live };
+    stats_ctx sc = { sink, stats, eng };
+    mx_capture_ctl ctl = { &stop_flag, on_batch, &bc, dump, on_idle };
+    mx_engine_set_dump(eng, dump);
     int rc = live ? mx_live_run(lv, eng, &ctl, on_capture_stats, &sc)
                   : mx_capture_run(eng, files, nfiles, filter, progress, merge, &ctl);
     mx_engine_finish(eng, stop_flag ? "shutdown" : "end_of_input");

@@ -44,6 +44,15 @@ static void put(mx_buf *b, const char *s, size_t n)
     b->len += n;
 }
 
+int mx_buf_put(mx_buf *b, const void *s, size_t n)
+{
+    if (!room(b, n)) return 0;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return 1;
+}
+
 static void putc1(mx_buf *b, char c)
 {
     if (!room(b, 1)) return;
@@ -189,6 +198,7 @@ static void value(mx_buf *b, const mx_node *v, int pretty, size_t depth)
     case MX_VT_FALSE: put(b, "false", 5); break;
     case MX_VT_TRUE: put(b, "true", 4); break;
     case MX_VT_INT: integer(b, v->v.i); break;
+    case MX_VT_SID: { char t[32]; put(b, t, mx_sid_text((uint64_t)v->v.i, 0, t)); break; }
     case MX_VT_USEC: seconds(b, (uint64_t)v->v.i); break;
     case MX_VT_NUM: number(b, v->v.d); break;
     case MX_VT_STR: string(b, v->v.s ? v->v.s : "", v->v.s ? v->len : 0); break;

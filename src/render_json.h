@@ -14,6 +14,8 @@ typedef struct mx_buf {
 } mx_buf;
 
 void mx_buf_free(mx_buf *b);
+/* Appends n bytes (0 and b->failed set when out of memory). */
+int mx_buf_put(mx_buf *b, const void *s, size_t n);
 
 /* Appends v as JSON: compact, or with cJSON's indentation (a tab per level)
  * when pretty.  Strings are escaped as JSON requires, and U+0085, U+2028 and

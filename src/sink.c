@@ -35,6 +35,7 @@ typedef struct sink_out {
     uint64_t sessions;
     mx_view_row *rows;          /* HTML index                        */
     size_t nrows, rows_cap, rows_dropped;
+    mx_buf rec;                 /* a capturing sink: the record being made  */
 } sink_out;
 
 enum { MAX_OUTS = 16, POOL = 64, POOL_KEEP = 64 * 1024 };
@@ -52,6 +53,10 @@ struct mx_sink {
     int n_text_doc, n_tree;       /* documents written from text / from trees  */
     mx_arena pool[POOL];          /* ended sessions' arenas, for reuse         */
     int npool;
+    /* a capturing sink (a worker's): records go to cap_fn, in order ord */
+    mx_rec_fn cap_fn;
+    void *cap_ctx;
+    mx_order ord;
 };
 
 #define MAX_HTML_ROWS 100000
@@ -122,7 +127,7 @@ int mx_sink_failed(const mx_sink *k)
 {
     if (k->failed) return 1;
     for (int i = 0; i < k->nouts; i++)
-        if (mx_output_failed(k->outs[i].o)) return 1;
+        if (k->outs[i].o && mx_output_failed(k->outs[i].o)) return 1;
     return 0;
 }
 
@@ -137,12 +142,24 @@ static void wfail(mx_sink *k, sink_out *so)
 
 static void put_text(mx_sink *k, sink_out *so, const char *t, size_t n)
 {
-    if (n && fwrite(t, 1, n, so->f) != n) wfail(k, so);
+    if (k->cap_fn) {
+        if (n && !mx_buf_put(&so->rec, t, n)) k->failed = 1;
+    } else if (n && fwrite(t, 1, n, so->f) != n) {
+        wfail(k, so);
+    }
 }
 
 static void put_nl(mx_sink *k, sink_out *so)
 {
-    if (fputc('\n', so->f) == EOF) wfail(k, so);
+    if (k->cap_fn) put_text(k, so, "\n", 1);
+    else if (fputc('\n', so->f) == EOF) wfail(k, so);
+}
+
+/* A capturing sink hands a record over. */
+static void emit(mx_sink *k, int kind, int out, const char *tag, const void *data, size_t len, uint64_t sess)
+{
+    mx_rec r = { k->ord, kind, out, tag, data, len, sess };
+    k->cap_fn(k->cap_ctx, &r);
 }
 
 int mx_sink_flush(mx_sink *k, int streams)
@@ -177,20 +194,69 @@ int mx_sink_told(const mx_sink *k)
 
 int mx_sink_epipe(const mx_sink *k) { return k->epipe; }
 
-static void end_record(sink_out *so, const char *tag) { mx_output_commit(so->o, tag); }
+static void end_record(mx_sink *k, sink_out *so, const char *tag)
+{
+    if (!k->cap_fn) { mx_output_commit(so->o, tag); return; }
+    /* the views write through so->f, which appends to so->rec */
+    if (fflush(so->f) != 0) k->failed = 1;
+    emit(k, MX_REC_OUT, (int)(so - k->outs), tag, so->rec.p, so->rec.len, 0);
+    so->rec.len = 0;
+}
 
 void mx_sink_finish(mx_sink *k)
 {
+    if (k->cap_fn) return;
     for (int i = 0; i < k->nouts; i++) {
         sink_out *so = &k->outs[i];
         drop_note(k, so, 1);
         if (so->fmt == MX_FMT_HTML) {
             if (!so->sessions) mx_view_html_begin(so->f);
             mx_view_html_end(so->f, so->rows, so->nrows, so->rows_dropped);
-            end_record(so, "report");
+            end_record(k, so, "report");
         }
         if (fflush(so->f) != 0) k->failed = 1;
     }
+}
+
+void mx_sink_set_failed(mx_sink *k) { k->failed = 1; }
+
+void mx_sink_order(mx_sink *k, uint64_t frame, int phase, uint32_t sub, int list, uint64_t stamp)
+{
+    k->ord.frame = frame;
+    k->ord.sub = sub;
+    k->ord.phase = (uint8_t)phase;
+    k->ord.list = (uint8_t)list;
+    k->ord.stamp = stamp;
+}
+
+/* A capturing sink's outputs are memory: so->f appends to so->rec. */
+static ssize_t rec_write(void *c, const char *buf, size_t n)
+{
+    sink_out *so = c;
+    return mx_buf_put(&so->rec, buf, n) ? (ssize_t)n : -1;
+}
+
+mx_sink *mx_sink_capture(const mx_sink *proto, mx_rec_fn fn, void *ctx)
+{
+    static const cookie_io_functions_t io = { NULL, rec_write, NULL, NULL };
+    mx_sink *k = mx_sink_create(proto->opt);
+    if (!k) return NULL;
+    k->cap_fn = fn;
+    k->cap_ctx = ctx;
+    k->nouts = proto->nouts;
+    k->n_native = proto->n_native;
+    k->n_ecs = proto->n_ecs;
+    k->n_text_doc = proto->n_text_doc;
+    k->n_tree = proto->n_tree;
+    for (int i = 0; i < k->nouts; i++) {
+        sink_out *so = &k->outs[i];
+        so->fmt = proto->outs[i].fmt;
+        so->color = proto->outs[i].color;
+        so->f = fopencookie(so, "w", io);
+        if (!so->f) { mx_sink_free(k); return NULL; }
+        setvbuf(so->f, NULL, _IOFBF, 1 << 16);
+    }
+    return k;
 }
 
 void mx_sink_free(mx_sink *k)
@@ -201,6 +267,8 @@ void mx_sink_free(mx_sink *k)
     for (int i = 0; i < k->nouts; i++) {
         free(k->outs[i].rows);
         if (k->outs[i].owned) mx_output_free(k->outs[i].o);
+        if (k->cap_fn && k->outs[i].f) fclose(k->outs[i].f);
+        mx_buf_free(&k->outs[i].rec);
     }
     mx_buf_free(&k->buf);
     mx_buf_free(&k->note);
@@ -210,17 +278,26 @@ void mx_sink_free(mx_sink *k)
 /* The last element of an array (O(1): arrays know their last). */
 static const mx_node *last_of(const mx_node *arr) { return arr && arr->vt >= MX_VT_OBJ ? arr->v.kids.last : NULL; }
 
-static void html_row(sink_out *k, const mx_node *doc)
+/* Room for one more row of the index; NULL when it is full. */
+static mx_view_row *row_add(sink_out *k)
 {
-    if (k->nrows >= MAX_HTML_ROWS) { k->rows_dropped++; return; }
+    if (k->nrows >= MAX_HTML_ROWS) { k->rows_dropped++; return NULL; }
     if (k->nrows == k->rows_cap) {
         size_t nc = k->rows_cap ? k->rows_cap * 2 : 64;
         mx_view_row *nr = realloc(k->rows, nc * sizeof *nr);
-        if (!nr) { k->rows_dropped++; return; }
+        if (!nr) { k->rows_dropped++; return NULL; }
         k->rows = nr;
         k->rows_cap = nc;
     }
     mx_view_row *r = &k->rows[k->nrows++];
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+static void html_row(mx_sink *sk, sink_out *k, const mx_node *doc)
+{
+    mx_view_row one, *r = &one;
+    if (!sk->cap_fn && !(r = row_add(k))) return;
     memset(r, 0, sizeof *r);
     const mx_node *c = mx_node_get(doc, "client"), *sv = mx_node_get(doc, "server");
     const mx_node *v = mx_node_get(last_of(mx_node_get(doc, "events")), "verdict");
@@ -232,6 +309,7 @@ static void html_row(sink_out *k, const mx_node *doc)
     snprintf(r->code, sizeof r->code, "%s", code ? code : "none");
     snprintf(r->explanation, sizeof r->explanation, "%s", ex ? ex : "");
     r->ok = mx_node_true(v, "ok");
+    if (sk->cap_fn) emit(sk, MX_REC_ROW, (int)(k - sk->outs), "row", r, sizeof *r, 0);
 }
 
 /* Writes ev as JSON into b (emptied first); NULL if it cannot. */
@@ -249,7 +327,7 @@ static void put_line(mx_sink *k, sink_out *so, const char *t, size_t n, const ch
     drop_note(k, so, 0);
     put_text(k, so, t, n);
     put_nl(k, so);
-    end_record(so, tag);
+    end_record(k, so, tag);
 }
 
 /* Appends one printed event to a kept text. */
@@ -309,8 +387,9 @@ static void release_lines(mx_sink *k, tbuf *b, mx_format fmt)
 
 void mx_sink_session_begin(mx_sink *k, mx_sess *s)
 {
-    (void)k;
     s->out = calloc(1, sizeof(sess_out));
+    if (!s->out) k->failed = 1;
+    if (k->cap_fn) emit(k, MX_REC_BIRTH, -1, "", NULL, 0, s->id & ~MX_SID_HANDLE);
 }
 
 void mx_sink_session_defer(mx_sink *k, mx_sess *s)
@@ -339,13 +418,14 @@ static void render_doc(mx_sink *k, sink_out *so, const mx_node *doc)
     switch (so->fmt) {
     case MX_FMT_TEXT: mx_view_text_session(so->f, doc, so->color); break;
     case MX_FMT_SUMMARY:
-        if (!so->sessions) { mx_view_summary_header(so->f); end_record(so, "header"); }
+        /* (a capturing sink's writer writes the header before the first) */
+        if (!so->sessions && !k->cap_fn) { mx_view_summary_header(so->f); end_record(k, so, "header"); }
         mx_view_summary_session(so->f, doc, so->color);
         break;
     case MX_FMT_HTML:
-        if (!so->sessions) mx_view_html_begin(so->f);
+        if (!so->sessions && !k->cap_fn) mx_view_html_begin(so->f);
         mx_view_html_session(so->f, doc);
-        html_row(so, doc);
+        html_row(k, so, doc);
         break;
     default: {
         const char *t = print(k, &k->buf, doc, 1);
@@ -355,7 +435,7 @@ static void render_doc(mx_sink *k, sink_out *so, const mx_node *doc)
     }
     }
     so->sessions++;
-    end_record(so, "session");
+    end_record(k, so, "session");
 }
 
 /* Whether an output takes the document as a tree (not as text). */
@@ -369,7 +449,9 @@ static mx_node *doc_head(mx_arena *ar, const mx_sess *s, const sess_out *o)
 {
     char t[40];
     mx_node *d = mx_node_new(ar, MX_VT_OBJ);
-    mx_node_add(d, "session", mx_node_int(ar, (int64_t)s->id));
+    mx_node *id = mx_node_int(ar, (int64_t)s->id);
+    if (id) id->vt = MX_VT_SID;
+    mx_node_add(d, "session", id);
     if (s->community_id[0]) mx_node_add(d, "community_id", mx_node_str(ar, s->community_id, strlen(s->community_id)));
     mx_ev_endpoint(d, "client", &s->cli, s->cli_port);
     mx_ev_endpoint(d, "server", &s->srv, s->srv_port);
@@ -404,7 +486,7 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
                 put_text(k, so, o->doc.txt, o->doc.len);
                 put_text(k, so, "]}\n", 3);
                 so->sessions++;
-                end_record(so, "session");
+                end_record(k, so, "session");
             }
         }
     }
@@ -429,6 +511,7 @@ void mx_sink_session_drop(mx_sink *k, mx_sess *s)
 {
     sess_out *o = s->out;
     if (!o) return;
+    if (k->cap_fn) emit(k, MX_REC_DEATH, -1, "", NULL, 0, s->id & ~MX_SID_HANDLE);
     tbuf_free(&o->doc);
     tbuf_free(&o->pend_native);
     tbuf_free(&o->pend_ecs);
@@ -462,6 +545,7 @@ static void drop_note(mx_sink *k, sink_out *so, int final)
 {
     uint64_t dropped, first_us;
     int outage;
+    if (k->cap_fn) return;              /* the writer's sink says it */
     if (!mx_output_drop_report(so->o, &dropped, &first_us, &outage, final)) return;
     mx_arena *a = &k->ar;
     char t[40];
@@ -494,7 +578,7 @@ static void drop_note(mx_sink *k, sink_out *so, int final)
                 put_text(k, so, txt, k->note.len);
                 put_nl(k, so);
             }
-            end_record(so, "output.drop");
+            end_record(k, so, "output.drop");
         }
     }
     if (--a->open <= 0) { a->open = 0; mx_arena_reset(a); }
@@ -576,7 +660,7 @@ void mx_sink_run_end(mx_sink *k, mx_ev *ev, const char *line)
             if (line) {
                 drop_note(k, so, 0);
                 fprintf(so->f, "%s\n", line);
-                end_record(so, tag);
+                end_record(k, so, tag);
             }
             continue;
         }
@@ -586,4 +670,43 @@ void mx_sink_run_end(mx_sink *k, mx_ev *ev, const char *line)
     }
     if (a->failed) k->failed = 1;
     if (--a->open <= 0) { a->open = 0; mx_arena_reset(a); }
+}
+
+/* ---- records of capturing sinks ---------------------------------------------- */
+
+void mx_sink_put(mx_sink *k, const mx_rec *r, uint64_t (*gid)(void *ctx, uint64_t sess), void *ctx)
+{
+    if (r->out < 0 || r->out >= k->nouts) return;
+    sink_out *so = &k->outs[r->out];
+    if (r->kind == MX_REC_ROW) {
+        mx_view_row *row = r->len == sizeof *row ? row_add(so) : NULL;
+        if (!row) return;
+        memcpy(row, r->data, sizeof *row);
+        if (row->id & MX_SID_HANDLE) row->id = gid(ctx, row->id & ~MX_SID_HANDLE);
+        return;
+    }
+    if (r->kind != MX_REC_OUT) return;
+    int doc = strcmp(r->tag, "session") == 0;
+    drop_note(k, so, 0);
+    if (doc && !so->sessions && so->fmt == MX_FMT_SUMMARY) { mx_view_summary_header(so->f); end_record(k, so, "header"); }
+    if (doc && !so->sessions && so->fmt == MX_FMT_HTML) mx_view_html_begin(so->f);
+    /* the workers' session ids become the run's */
+    const char *p = r->data;
+    size_t n = r->len;
+    while (n) {
+        const char *m = memchr(p, MX_SID_MARK, n);
+        size_t run = m ? (size_t)(m - p) : n;
+        put_text(k, so, p, run);
+        p += run;
+        n -= run;
+        if (!m || n < MX_SID_MARK_LEN) break;
+        uint64_t id = 0;
+        for (int i = 0; i < 8; i++) id |= (uint64_t)(unsigned char)p[2 + i] << (8 * i);
+        char t[32];
+        put_text(k, so, t, mx_sid_text(gid(ctx, id & ~MX_SID_HANDLE), p[1], t));
+        p += MX_SID_MARK_LEN;
+        n -= MX_SID_MARK_LEN;
+    }
+    if (doc) so->sessions++;
+    end_record(k, so, r->tag);
 }

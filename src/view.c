@@ -88,6 +88,12 @@ typedef mx_node cJ;
 static const char *str(const cJ *o, const char *k) { return mx_node_gets(o, k); }
 /* Integer members (counts, codes, ports, frames) */
 static long long num(const cJ *o, const char *k, long long dflt) { return (long long)mx_node_getint(o, k, dflt); }
+/* The document's session id, left-justified in width columns. */
+static void sid(FILE *f, const cJ *doc, int width)
+{
+    char t[32];
+    fwrite(t, 1, mx_sid_text((uint64_t)num(doc, "session", 0), width, t), f);
+}
 static int boolean(const cJ *o, const char *k) { return mx_node_true(o, k); }
 static const cJ *obj(const cJ *o, const char *k) { return mx_node_get(o, k); }
 
@@ -319,7 +325,9 @@ void mx_view_text_session(FILE *f, const cJ *doc, int color)
     const char *dns = str(obj(start, "dns"), "name");
     endpoint(cli, sizeof cli, obj(doc, "client"));
     endpoint(srv, sizeof srv, obj(doc, "server"));
-    fprintf(f, "%ssession %lld%s  %s -> %s", color ? "\033[1m" : "", num(doc, "session", 0), color ? C_RESET : "", cli, srv);
+    fprintf(f, "%ssession ", color ? "\033[1m" : "");
+    sid(f, doc, 0);
+    fprintf(f, "%s  %s -> %s", color ? C_RESET : "", cli, srv);
     if (dns) { fputs(" (", f); mx_view_text(f, dns); fputc(')', f); }
     fprintf(f, "  %s  %.6f s\n", str(doc, "start") ? str(doc, "start") : "", mx_node_getnum(doc, "duration", 0));
     MX_NODE_EACH(e, obj(doc, "events")) {
@@ -385,7 +393,8 @@ void mx_view_summary_session(FILE *f, const cJ *doc, int color)
     snprintf(msgs, sizeof msgs, "%lld/%lld", num(smtp, "messages_accepted", 0),
              num(smtp, "messages_accepted", 0) + num(smtp, "messages_rejected", 0));
     int ok = v && boolean(v, "ok");
-    fprintf(f, "%-7lld %-27s %-23s %-23s %-12s %-8s ", num(doc, "session", 0), str(doc, "start") ? str(doc, "start") : "", cli, srv, mode, tlsv);
+    sid(f, doc, 7);
+    fprintf(f, " %-27s %-23s %-23s %-12s %-8s ", str(doc, "start") ? str(doc, "start") : "", cli, srv, mode, tlsv);
     mx_view_text(f, auth);
     fprintf(f, "%*s %-5s %s%s%s", (int)(14 - (strlen(auth) < 14 ? strlen(auth) : 14)), "", msgs,
             color ? (ok ? C_OK : C_BAD) : "", v && str(v, "code") ? str(v, "code") : "?", color ? C_RESET : "");
@@ -429,9 +438,13 @@ void mx_view_html_session(FILE *f, const cJ *doc)
     endpoint(srv, sizeof srv, obj(doc, "server"));
     const char *code = v && str(v, "code") ? str(v, "code") : "none";
     int ok = v && boolean(v, "ok");
-    fprintf(f, "<section class=\"session\" id=\"s%lld\" data-verdict=\"", num(doc, "session", 0));
+    fputs("<section class=\"session\" id=\"s", f);
+    sid(f, doc, 0);
+    fputs("\" data-verdict=\"", f);
     mx_view_html(f, code);
-    fprintf(f, "\">\n<h2>Session %lld: ", num(doc, "session", 0));
+    fputs("\">\n<h2>Session ", f);
+    sid(f, doc, 0);
+    fputs(": ", f);
     mx_view_html(f, cli);
     fputs(" &rarr; ", f);
     mx_view_html(f, srv);

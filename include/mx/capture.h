@@ -35,7 +35,9 @@ typedef struct mx_capture_ctl {
      * flush what must be seen now; 0 stops the run (an output failed). */
     int (*batch)(void *ctx);
     void *ctx;
-    mx_pktdump *dump;               /* -w: the followed packets go here too   */
+    mx_pktdump *dump;               /* -w (mx_engine_set_dump writes to it)    */
+    /* A pipe has nothing to read for now (NULL: nothing to do). */
+    void (*idle)(void *ctx);
 } mx_capture_ctl;
 
 enum mx_capture_rc {

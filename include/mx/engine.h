@@ -16,6 +16,7 @@
 #include "mx/session.h"
 
 typedef struct mx_engine mx_engine;
+typedef struct mx_pktdump mx_pktdump;
 
 typedef struct mx_engine_cfg {
     mx_opts opt;
@@ -26,6 +27,8 @@ typedef struct mx_engine_cfg {
     int no_ndpi;               /* skip nDPI classification               */
     int no_ndpi_tls;           /* nDPI is not shown the TLS after STARTTLS */
     int any_port;              /* follow SMTP/TLS that nDPI finds anywhere */
+    int workers;               /* engines on threads of their own (1: none) */
+    int in_worker;             /* (set by workers.c for its engines)        */
 } mx_engine_cfg;
 
 typedef struct mx_engine_stats {
@@ -50,6 +53,26 @@ int mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
                       const uint8_t *data, uint32_t caplen, uint32_t wirelen,
                       uint64_t frame);
 
+/* One captured packet as the capture modules have it: as above, with the
+ * length the record gave (origlen, written by -w) and its interface's
+ * snap length. */
+typedef struct mx_input {
+    int linktype;
+    uint64_t ts_us, frame;
+    const uint8_t *data;
+    uint32_t caplen, wirelen, origlen, snaplen;
+} mx_input;
+/* mx_engine_packet(), then -w: the packet goes to the dump when kept (with
+ * workers, in the order of the input, once its worker kept it). */
+int mx_engine_input(mx_engine *e, const mx_input *in);
+/* Where mx_engine_input() writes kept packets (NULL: nowhere). */
+void mx_engine_set_dump(mx_engine *e, mx_pktdump *d);
+/* With workers: hands over the packets read so far, and writes what the
+ * workers made of them that can be written in order; with wait, first
+ * waits until every worker is done with them (so that everything up to
+ * the last packet is written).  Nothing to do without workers. */
+void mx_engine_sync(mx_engine *e, int wait);
+
 /* The clock moved on without a packet (live capture on a quiet link):
  * flows whose idle timeout or linger ran out by now_us end. */
 void mx_engine_tick(mx_engine *e, uint64_t now_us);
@@ -59,7 +82,23 @@ void mx_engine_tick(mx_engine *e, uint64_t now_us);
  * O(n log n). */
 void mx_engine_finish(mx_engine *e, const char *reason);
 
+/* With workers: the workers' counters are added in once they are done
+ * (after mx_engine_finish); peaks are the sum of each worker's peak. */
 const mx_engine_stats *mx_engine_stats_get(const mx_engine *e);
+
+/* ---- for workers.c ----------------------------------------------------------- */
+
+/* The keyed hash of a packet's connection: the same for both directions,
+ * the VLAN ids part of it. */
+uint64_t mx_flow_hash(const mx_pkt *k, const uint64_t key[2]);
+/* The clock at a packet of the input (any packet, any worker's). */
+void mx_engine_clock(mx_engine *e, uint64_t ts_us, uint64_t frame);
+/* A TCP packet already decoded, after mx_engine_clock(); h its hash. */
+int mx_engine_tcp(mx_engine *e, const mx_pkt *k, uint64_t h);
+/* A DNS answer, after mx_engine_clock(). */
+void mx_engine_dns(mx_engine *e, const mx_pkt *k);
+/* A worker's counters into the run's. */
+void mx_engine_stats_add(mx_engine_stats *to, const mx_engine_stats *from);
 void mx_engine_free(mx_engine *e);
 
 #endif

@@ -28,6 +28,7 @@ typedef enum mx_vt {
     MX_VT_USEC,      /* v.i microseconds, shown as seconds          */
     MX_VT_NUM,       /* v.d                                         */
     MX_VT_STR,       /* v.s, len bytes: valid UTF-8 without NUL      */
+    MX_VT_SID,       /* v.i a session's id (shown as an integer)     */
     MX_VT_OBJ,       /* v.kids: members with keys                    */
     MX_VT_ARR,       /* v.kids: elements without keys                */
     MX_VT_EVENT,     /* a session's event: head, then v.kids members  */
@@ -113,6 +114,16 @@ const mx_node *mx_ev_head_nodes(const mx_node *e, mx_node out[6], char ts[28]);
 /* The same, built in arena a: an object that shows e whole (its members
  * shared, not copied).  NULL when out of memory. */
 mx_node *mx_ev_expand(mx_arena *a, const mx_node *e);
+/* A session id as text: its digits, left-justified in width columns.  A
+ * worker's stand-in (MX_SID_HANDLE set, see workers.c) is written as a
+ * marker instead, MX_SID_MARK_LEN bytes that start with MX_SID_MARK (a byte
+ * no output otherwise holds: every text from the wire is quoted) and that
+ * the writer replaces with the id the session has in the run. */
+#define MX_SID_HANDLE (1ull << 62)
+#define MX_SID_MARK 0x01
+#define MX_SID_MARK_LEN 10
+size_t mx_sid_text(uint64_t id, int width, char out[32]);
+
 /* ISO-8601 UTC with microseconds and a Z (27 characters and a NUL). */
 void mx_ev_ts_text(uint64_t us, char out[28]);
 

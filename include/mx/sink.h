@@ -60,5 +60,50 @@ int mx_sink_epipe(const mx_sink *k);
 mx_ev *mx_sink_run_begin(mx_sink *k, mx_evtype type);
 void mx_sink_run_end(mx_sink *k, mx_ev *ev, const char *line);
 void mx_sink_free(mx_sink *k);
+/* Marks the sink failed (a worker's sink failed: the run's did). */
+void mx_sink_set_failed(mx_sink *k);
+
+/* ---- the run's order (workers.c) -------------------------------------------
+ *
+ * With --workers, each worker's engine writes into a sink of its own that
+ * makes records instead of writing (mx_sink_capture); the run's writer puts
+ * them in the order one engine would have made them and writes them through
+ * the run's sink (mx_sink_put).  The engine says, before each step, where
+ * that step stands in the order: a packet's frame, the phase (MX_PH_*), and
+ * for flows ended by the clock which list they were on and since when. */
+enum mx_phase {
+    MX_PH_EXPIRE = 0,     /* flows the clock ends, before frame's packet  */
+    MX_PH_PACKET = 1,     /* what frame's packet did                      */
+    MX_PH_TICK = 2,       /* flows the clock ends after frame, no packet   */
+    MX_PH_FINISH = 3,     /* end of input: stamp is the session id         */
+};
+typedef struct mx_order {
+    uint64_t frame, stamp;
+    uint32_t sub;         /* MX_PH_TICK: which tick since frame (from 1)   */
+    uint8_t phase, list;
+} mx_order;
+void mx_sink_order(mx_sink *k, uint64_t frame, int phase, uint32_t sub, int list, uint64_t stamp);
+
+enum mx_rec_kind {
+    MX_REC_OUT = 0,       /* bytes for output number out, a record tagged tag */
+    MX_REC_BIRTH,         /* session sess (a worker's id) began           */
+    MX_REC_DEATH,         /* session sess is gone                          */
+    MX_REC_ROW,           /* an HTML index row (mx_view_row) for output out */
+};
+typedef struct mx_rec {
+    mx_order ord;
+    int kind, out;
+    const char *tag;
+    const void *data;
+    size_t len;
+    uint64_t sess;
+} mx_rec;
+typedef void (*mx_rec_fn)(void *ctx, const mx_rec *r);
+/* A sink with proto's outputs and formats whose writes become records
+ * handed to fn. */
+mx_sink *mx_sink_capture(const mx_sink *proto, mx_rec_fn fn, void *ctx);
+/* Writes a record made by a capturing sink with the same outputs; gid maps
+ * a worker's session id (from a marker, see event.h) to the run's. */
+void mx_sink_put(mx_sink *k, const mx_rec *r, uint64_t (*gid)(void *ctx, uint64_t sess), void *ctx);
 
 #endif
