@@ -8,6 +8,7 @@
 #
 # Environment:
 #   RUNS=3            timed runs per fast tool; the best (shortest) one counts
+#   FMT_RUNS=1        timed runs for mxtrace -F summary and -F text
 #   SLOW_S=15         a tool whose first run takes longer runs only once
 #   CONCURRENCY=64    sessions open at once in the generated captures
 #   TSHARK_MAX_MB=120 tshark is timed only on captures up to this size; a
@@ -28,6 +29,7 @@ BUILD=build-bench
 SESSIONS=100000
 TSHARK=1
 RUNS=${RUNS:-3}
+FMT_RUNS=${FMT_RUNS:-1}
 SLOW_S=${SLOW_S:-15}
 CONCURRENCY=${CONCURRENCY:-64}
 TSHARK_MAX_MB=${TSHARK_MAX_MB:-120}
@@ -39,7 +41,7 @@ SKIP_RE=${SKIP_RE:-'^broken-|-(reordered|duplicated|lost-segment|vlan|qinq|midst
 for a in "$@"; do
     case "$a" in
     --no-tshark) TSHARK=0 ;;
-    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     ''|*[!0-9]*) echo "run.sh: unknown argument '$a' (see --help)" >&2; exit 1 ;;
     *) SESSIONS=$a ;;
     esac
@@ -57,6 +59,11 @@ if [ $TSHARK = 1 ] && ! command -v tshark >/dev/null; then
     note "tshark not found: its rows are skipped"
     TSHARK=0
 fi
+NDPIREADER=1
+if ! command -v ndpiReader >/dev/null; then
+    note "ndpiReader not found (apt-get install libndpi-bin): its rows are skipped"
+    NDPIREADER=0
+fi
 mkdir -p "$OUT"
 T0=$(date +%s)
 
@@ -72,6 +79,12 @@ note "building mxtrace"
 cmake --build $BUILD -j2 --target mxtrace >>$OUT/build.log 2>&1 \
     || { tail -20 $OUT/build.log >&2; die "build failed (log: $OUT/build.log)"; }
 MXTRACE=$BUILD/mxtrace
+# --workers N: rows for 1, 2 and (on more than 2 CPUs) nproc workers, once the
+# build has the option.
+MX_HELP=$("$MXTRACE" --help 2>&1 || true)
+if grep -q -e '--workers' <<<"$MX_HELP"; then WORKERS=1; else WORKERS=0; fi
+WORKER_COUNTS=(1 2)
+[ "$(nproc)" -le 2 ] || WORKER_COUNTS+=("$(nproc)")
 
 if [ ! -x $OUT/gen ] || [ bench/gen.c -nt $OUT/gen ]; then
     cc -O2 -std=c11 -Wall -Wextra -o $OUT/gen bench/gen.c || die "gen.c did not build"
@@ -149,10 +162,11 @@ measure() {
     ERR=$(cat $OUT/stderr.txt)
 }
 
-ROWS=()     # tool|file|bytes|secs|packets|rss_kb|ratio
+ROWS=()     # tool|file|bytes|secs|packets|rss_kb|ratio[|speed-up]
 MEMROWS=()  # format|set|sessions|MB|RSS|peak flows (1/10 file)|sessions|MB|RSS|peak flows (full)
 PROBLEMS=()
 declare -A PKTS FLOOR SIZE FLOOR_ROW
+NDPI_VERSION=
 
 runs_note() { if [ "$NRUNS" = 1 ] && [ "$RUNS" != 1 ]; then echo " (1 run)"; fi; }
 stats_sessions() { sed -nE 's/.* sessions ([0-9]+) .*/\1/p' <<<"$1" | tail -n1; }
@@ -187,6 +201,7 @@ run_floor() {   # run_floor FILE : times the floor; the row is added by floor_ro
 }
 
 TSHARK_NOTES=()
+NDPI_NOTES=()
 STATS_LINE=()
 for set in clear starttls; do
     full=$OUT/$set.pcap small=$OUT/$set-small.pcap
@@ -196,7 +211,8 @@ for set in clear starttls; do
     ROWS+=("${FLOOR_ROW[$full]}")
     declare -A MXRSS=() MXFLOWS=()
     for fmt in ndjson timeline summary text; do
-        measure "$RUNS" "$MXTRACE" -r "$full" -F $fmt -o /dev/null --stats
+        case $fmt in summary|text) nruns=$FMT_RUNS ;; *) nruns=$RUNS ;; esac
+        measure "$nruns" "$MXTRACE" -r "$full" -F $fmt -o /dev/null --stats
         check_mx "mxtrace -F $fmt $set.pcap" "$SESSIONS"
         ROWS+=("mxtrace -F $fmt$(runs_note)|$set.pcap|${SIZE[$full]}|$SECS|${PKTS[$full]}|$RSS|ratio")
         if [ $fmt = ndjson ]; then STATS_LINE+=("$set.pcap: $LAST_STATS"); fi
@@ -211,6 +227,30 @@ for set in clear starttls; do
     measure "$RUNS" "$MXTRACE" -r "$full" -F ndjson --no-ndpi -o /dev/null --stats
     check_mx "mxtrace -F ndjson --no-ndpi $set.pcap" "$SESSIONS"
     ROWS+=("mxtrace -F ndjson --no-ndpi$(runs_note)|$set.pcap|${SIZE[$full]}|$SECS|${PKTS[$full]}|$RSS|ratio")
+    # parallel workers, with the speed-up against one worker
+    if [ $WORKERS = 1 ]; then
+        w1=
+        for w in "${WORKER_COUNTS[@]}"; do
+            measure "$RUNS" "$MXTRACE" -r "$full" -F ndjson --workers "$w" -o /dev/null --stats
+            check_mx "mxtrace -F ndjson --workers $w $set.pcap" "$SESSIONS"
+            [ "$w" != 1 ] || w1=$SECS
+            sp=$(awk -v a="$w1" -v b="$SECS" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "?" }')
+            ROWS+=("mxtrace -F ndjson --workers $w$(runs_note)|$set.pcap|${SIZE[$full]}|$SECS|${PKTS[$full]}|$RSS|ratio|$sp")
+        done
+    fi
+    # nDPI alone: its own reader, classification only (-q: no per-flow output,
+    # no summary), on the same capture
+    if [ $NDPIREADER = 1 ]; then
+        measure "$RUNS" ndpiReader -i "$full" -q
+        [ "$RC" = 0 ] || PROBLEMS+=("ndpiReader $set.pcap: exit status $RC: $(head -c 300 <<<"$ERR")")
+        ROWS+=("ndpiReader -q$(runs_note)|$set.pcap|${SIZE[$full]}|$SECS|${PKTS[$full]}|$RSS|ratio")
+        # one untimed run with its summary on the 1/10 file: did it see the sessions?
+        nd=$(ndpiReader -i "$small" 2>/dev/null || true)
+        nflows=$(sed -nE 's/^[[:space:]]*Unique flows:[[:space:]]*([0-9]+).*/\1/p' <<<"$nd" | head -n1)
+        protos=$(sed -n '/^Detected protocols:/,/^$/p' <<<"$nd" | sed -nE 's/^[[:space:]]+([^[:space:]]+)[[:space:]]+packets:.*flows:[[:space:]]*([0-9]+).*/\1 \2/p' | paste -sd, - | sed 's/,/, /g')
+        NDPI_NOTES+=("$set-small.pcap: ${nflows:-?} flows for $SMALL sessions (${protos:-no protocol detected})")
+        [ -n "$NDPI_VERSION" ] || NDPI_VERSION=$(sed -nE 's/^Using nDPI \(([^)]*)\).*/\1/p' <<<"$nd" | head -n1)
+    fi
     if [ $TSHARK = 1 ]; then
         tf=$full
         if [ $(( SIZE[$full] / 1000000 )) -gt "$TSHARK_MAX_MB" ]; then
@@ -271,7 +311,8 @@ done
 {
 echo
 echo "mxtrace benchmark: $SESSIONS sessions per capture, $CONCURRENCY at once; best of $RUNS runs"
-echo "(one run where marked: tshark, and any tool whose first run took over $SLOW_S s)"
+echo "(one run where marked: tshark, -F summary and -F text unless FMT_RUNS is set, and any tool"
+echo " whose first run took over $SLOW_S s)"
 echo "$(nproc) CPU(s), $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "mxtrace: $("$MXTRACE" -V 2>/dev/null || echo '?'), $BUILD (Release)"
 echo
@@ -284,21 +325,29 @@ for set in clear starttls; do
     [ -z "${SKIPPED[$set]}" ] || echo "    left out by SKIP_RE: ${SKIPPED[$set]}"
 done
 echo
-printf '%-28s %-20s %8s %8s %8s %11s %9s %8s\n' tool file MB seconds MB/s packets/s 'RSS MB' 'x floor'
-printf '%-28s %-20s %8s %8s %8s %11s %9s %8s\n' ---------------------------- -------------------- \
-    -------- -------- -------- ----------- --------- --------
+printf '%-36s %-20s %8s %8s %8s %11s %9s %8s %8s\n' tool file MB seconds MB/s packets/s 'RSS MB' 'x floor' 'speed-up'
+printf '%-36s %-20s %8s %8s %8s %11s %9s %8s %8s\n' ------------------------------------ -------------------- \
+    -------- -------- -------- ----------- --------- -------- --------
 for r in "${ROWS[@]}"; do
-    IFS='|' read -r tool file bytes secs pk rss ratio <<<"$r"
+    IFS='|' read -r tool file bytes secs pk rss ratio speedup <<<"$r"
     fl=${FLOOR[$OUT/$file]}
     awk -v tool="$tool" -v file="$file" -v b="$bytes" -v s="$secs" -v p="$pk" -v r="$rss" \
-        -v ratio="$ratio" -v fl="$fl" 'BEGIN {
+        -v ratio="$ratio" -v fl="$fl" -v sp="$speedup" 'BEGIN {
         t = s > 0 ? s : 0.005    # %e has 1/100 s resolution
         x = ratio == "-" ? "-" : (fl > 0 ? sprintf("%.1f", s / fl) : ">" sprintf("%.0f", s / 0.005))
-        printf "%-28s %-20s %8.1f %8.2f %8.1f %11.0f %9.1f %8s\n",
-            tool, file, b / 1e6, s, b / 1e6 / t, p / t, r / 1024, x }'
+        printf "%-36s %-20s %8.1f %8.2f %8.1f %11.0f %9.1f %8s %8s\n",
+            tool, file, b / 1e6, s, b / 1e6 / t, p / t, r / 1024, x, sp }'
 done
+[ $WORKERS = 1 ] || echo "workers: not supported by this build"
+if [ $NDPIREADER = 1 ]; then
+    echo "ndpiReader: nDPI ${NDPI_VERSION:-?}, -i FILE -q; untimed check with its summary:"
+    for n in "${NDPI_NOTES[@]}"; do echo "  $n"; done
+else
+    echo "ndpiReader: not installed (package libndpi-bin)"
+fi
 echo
-echo "peak memory against file size (mxtrace; left: 1/10 file, one run; right: full file, largest of $RUNS runs):"
+echo "peak memory against file size (mxtrace; left: 1/10 file, one run; right: full file, largest of the"
+echo "main table's runs):"
 printf '%-9s %-9s | %8s %8s %7s %6s | %8s %8s %7s %6s | %6s\n' '' '' sessions MB flows RSS sessions MB flows RSS 'RSS'
 printf '%-9s %-9s | %8s %8s %7s %6s | %8s %8s %7s %6s | %6s\n' format set '' '' '(peak)' MB '' '' '(peak)' MB growth
 for r in "${MEMROWS[@]}"; do
