@@ -306,11 +306,15 @@ def parse(raw):
         return None
 
 
+EXTRA = []      # options every run gets (the runs with --workers)
+
+
 class Mx:
     """mxtrace -i in the server namespace; its standard output is read line
     by line as it comes, each line with its arrival time."""
 
     def __init__(self, name, args, pipe=True):
+        args = args + EXTRA
         self.name = name
         self.errpath = os.path.join(WORK, f"live-{name}.stderr")
         cmd = ["ip", "netns", "exec", SRV, MX, "-i", SDEV] + args
@@ -700,6 +704,11 @@ def main():
         start_servers(py, cert, key)
         log("namespaces, veth and servers are up")
         for run in (lambda: run_pipe(py), lambda: run_idle(py), run_hup, run_user, run_write):
+            run()
+        # the same stories with the connections shared out among threads
+        EXTRA.extend(["--workers", "2"])
+        log("again with --workers 2")
+        for run in (lambda: run_pipe(py), lambda: run_idle(py), run_write):
             run()
     except Exception as e:     # a broken set-up or an unexpected error: a failure, after teardown
         check(False, "the test ran to its end", f"{type(e).__name__}: {e}")
