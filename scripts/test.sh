@@ -21,11 +21,12 @@ cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ctest -j"$jobs" --output-on-failure)
 
-echo "== ThreadSanitizer build (the output writer threads: unit, outputs and run-control tests)"
+echo "== ThreadSanitizer build (the output writer and worker threads: unit, outputs, run-control and workers tests)"
 CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DMX_TSAN=ON -DMX_WERROR=ON >/dev/null
 cmake --build build-tsan -j"$jobs"
-(cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-   ctest -j"$jobs" --output-on-failure -R '^(unit_|outputs$|run_control$)')
+# MX_WORKERS_QUICK: the workers test on pcaps/ only, in ndjson and text
+(cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 MX_WORKERS_QUICK=1 \
+   ctest -j"$jobs" --output-on-failure -R '^(unit_|outputs$|run_control$|workers$)')
 
 if [ -x fuzz/run.sh ]; then
   echo "== fuzzing (${FUZZ_SECONDS:-20} s per target)"

@@ -336,6 +336,8 @@ static int prefixed_close(void *c)
     return 0;
 }
 
+enum { IOBUF = 1 << 20 };
+
 typedef struct ifstate {
     uint8_t seen, usable, have_prog;
     struct bpf_program prog;
@@ -356,6 +358,7 @@ typedef struct source {
     long long size;
     int show_progress;
     int slow;                   /* a pipe: packets come when they come      */
+    char *iobuf;                /* the file's stdio buffer                  */
     const mx_capture_ctl *ctl;
     time_t last;
     uint64_t packets;           /* records read from this file          */
@@ -416,6 +419,10 @@ static int open_source(source *s)
         }
         f = cf;
     } else {
+        /* reads of 1 MiB, not stdio's 4 KiB: a quarter of a million
+         * fewer system calls per GB (glibc takes the size only with a
+         * buffer given) */
+        if ((s->iobuf = malloc(IOBUF))) setvbuf(f, s->iobuf, _IOFBF, IOBUF);
         nm = fread(m, 1, 4, f);
     }
     if (nm == 4 && m[0] == 0x0A && m[1] == 0x0D && m[2] == 0x0D && m[3] == 0x0A) {
@@ -444,8 +451,9 @@ static int open_source(source *s)
         s->p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_MICRO, err);
         if (!s->p) fclose(f);
     } else {
-        fclose(f);
-        s->p = pcap_open_offline_with_tstamp_precision(s->path, PCAP_TSTAMP_PRECISION_MICRO, err);
+        rewind(f);
+        s->p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_MICRO, err);
+        if (!s->p) fclose(f);
     }
     if (!s->p) {
         const char *why = err;
@@ -638,6 +646,8 @@ static void close_source(source *s)
     s->ng = NULL;
     if (s->f && s->f != stdin) fclose(s->f);
     s->f = NULL;
+    free(s->iobuf);
+    s->iobuf = NULL;
     s->open = 0;
 }
 

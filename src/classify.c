@@ -2,6 +2,7 @@
 #include "mx/classify.h"
 
 #include <ndpi_api.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@ typedef struct result {
     uint8_t done;
 } result;
 
+static pthread_mutex_t module_lock = PTHREAD_MUTEX_INITIALIZER;
+
 struct mx_cflow {
     struct ndpi_flow_struct *nf;   /* live nDPI state, NULL once done */
     uint32_t packets;
@@ -35,8 +38,17 @@ mx_classifier *mx_classify_new(uint32_t max_packets, int every_protocol, char *e
     }
     mx_classifier *c = calloc(1, sizeof *c);
     if (!c) { snprintf(err, cap, "out of memory"); return NULL; }
+    /* Modules are made and freed one at a time: the first initialises
+     * libgcrypt (nDPI links it), whose set-up must not run in two threads
+     * at once (--workers makes a module per worker thread). */
+    pthread_mutex_lock(&module_lock);
     c->mod = ndpi_init_detection_module(ndpi_no_prefs);
-    if (!c->mod) { free(c); snprintf(err, cap, "nDPI initialisation failed"); return NULL; }
+    if (!c->mod) {
+        pthread_mutex_unlock(&module_lock);
+        free(c);
+        snprintf(err, cap, "nDPI initialisation failed");
+        return NULL;
+    }
     /* Every dissector nDPI runs costs time on every packet it is shown; the
      * IP-address lists alone are several tree look-ups a packet.  On the
      * mail ports the mail dissectors are all that can answer; only flows off
@@ -52,6 +64,7 @@ mx_classifier *mx_classify_new(uint32_t max_packets, int every_protocol, char *e
     }
     ndpi_set_protocol_detection_bitmask2(c->mod, &sel);
     ndpi_finalize_initialization(c->mod);
+    pthread_mutex_unlock(&module_lock);
     c->max_packets = max_packets;
     return c;
 }
@@ -59,7 +72,9 @@ mx_classifier *mx_classify_new(uint32_t max_packets, int every_protocol, char *e
 void mx_classify_free(mx_classifier *c)
 {
     if (!c) return;
+    pthread_mutex_lock(&module_lock);
     ndpi_exit_detection_module(c->mod);
+    pthread_mutex_unlock(&module_lock);
     free(c);
 }
 

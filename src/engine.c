@@ -212,6 +212,7 @@ static void flow_remove(mx_engine *e, flow *f)
     mx_stream_free(&f->d[0].st);
     mx_stream_free(&f->d[1].st);
     mx_cflow_free(f->cf);
+    mx_sess_release(&f->sess);
     free(f);
 }
 
@@ -381,7 +382,7 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     facts.implicit_tls = s->tls_from_start;
     mx_addr_str(&s->srv, facts.server, sizeof facts.server);
     facts.server_port = s->srv_port;
-    snprintf(facts.dns_name, sizeof facts.dns_name, "%s", s->dns_name);
+    snprintf(facts.dns_name, sizeof facts.dns_name, "%s", s->dns_name ? s->dns_name : "");
     for (int d = 0; d < 2; d++)
         if (f->d[d].pkts && !f->d[!d].pkts && f->d[d].have_ack &&
             (f->d[d].last_ack != f->d[d].first_ack || f->d[d].syn)) {
@@ -439,7 +440,14 @@ static void session_end_soon(mx_engine *e, flow *f, const char *reason, int inco
     f->end_next = NULL;
     if (e->end_tail) e->end_tail->end_next = f; else e->end_head = f;
     e->end_tail = f;
-    if (++e->nending > e->cfg.opt.lim.max_lingering && e->end_head != f) session_close(e, e->end_head, NULL, 0);
+    if (++e->nending > e->cfg.opt.lim.max_lingering && e->end_head != f) {
+        flow *old = e->end_head;
+        mx_ev *ev = mx_ev_begin(&old->sess, MX_EV_LIMIT, MX_NODIR);
+        mx_ev_str(ev, "limit", "max_lingering");
+        mx_ev_int(ev, "value", e->cfg.opt.lim.max_lingering);
+        mx_ev_end(&old->sess, ev);
+        session_close(e, old, NULL, 0);
+    }
 }
 
 static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_src, int off_port)
@@ -502,7 +510,7 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
         mx_sink_session_defer(e->sink, s);
     }
     const mx_dns_entry *dn = mx_dns_lookup(&e->dns, &s->srv);
-    if (dn) memcpy(s->dns_name, dn->name, sizeof s->dns_name);
+    if (dn) s->dns_name = strdup(dn->name);
     mx_ev *ev = mx_ev_begin(s, MX_EV_SESSION_START, MX_NODIR);
     mx_ev_endpoint(ev, "client", &s->cli, s->cli_port);
     mx_ev_endpoint(ev, "server", &s->srv, s->srv_port);

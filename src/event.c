@@ -195,9 +195,10 @@ size_t mx_sid_text(uint64_t id, int width, char out[32])
 {
     size_t n = 0;
     if (id & MX_SID_HANDLE) {
+        static const char hx[] = "0123456789abcdef";
         out[n++] = MX_SID_MARK;
-        out[n++] = (char)(width & 0x1F);
-        for (int i = 0; i < 8; i++) out[n++] = (char)(id >> (8 * i));
+        out[n++] = (char)('a' + (width & 0x1F));
+        for (int i = 15; i >= 0; i--) out[n++] = hx[(id >> (4 * i)) & 15];
         return n;
     }
     char t[24];
@@ -206,6 +207,17 @@ size_t mx_sid_text(uint64_t id, int width, char out[32])
     while (k) out[n++] = t[--k];
     while ((int)n < width && n < 31) out[n++] = ' ';
     return n;
+}
+
+uint64_t mx_sid_mark_read(const char *p, int *width)
+{
+    uint64_t id = 0;
+    *width = (p[1] - 'a') & 0x1F;
+    for (int i = 2; i < MX_SID_MARK_LEN; i++) {
+        char c = p[i];
+        id = id << 4 | (uint64_t)(c >= 'a' ? c - 'a' + 10 : c - '0');
+    }
+    return id;
 }
 
 /* ---- the builder ----------------------------------------------------------------- */

@@ -4,6 +4,7 @@
 #include "mx/tls.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -20,11 +21,13 @@ void mx_iso_time(uint64_t us, char *buf, size_t cap)
 void mx_sess_anomaly(mx_sess *s, int from, const char *kind, const char *detail)
 {
     for (unsigned i = 0; i < s->nanom; i++) {
-        if (strcmp(s->anom_kind[i], kind) == 0) { s->anom_count[i]++; return; }
+        if (strcmp(s->anom[i].kind, kind) == 0) { s->anom[i].count++; return; }
     }
-    if (s->nanom < sizeof s->anom_kind / sizeof s->anom_kind[0]) {
-        s->anom_kind[s->nanom] = kind;
-        s->anom_count[s->nanom] = 1;
+    /* most sessions have none: the table is made at the first */
+    if (!s->anom) s->anom = calloc(MX_MAX_ANOM, sizeof *s->anom);
+    if (s->anom && s->nanom < MX_MAX_ANOM) {
+        s->anom[s->nanom].kind = kind;
+        s->anom[s->nanom].count = 1;
         s->nanom++;
     }
     mx_ev *ev = mx_ev_begin(s, MX_EV_ANOMALY, from);
@@ -36,7 +39,16 @@ void mx_sess_anomaly(mx_sess *s, int from, const char *kind, const char *detail)
 void mx_sess_anomaly_summary(const mx_sess *s, mx_ev *obj)
 {
     for (unsigned i = 0; i < s->nanom; i++)
-        mx_ev_int(obj, s->anom_kind[i], s->anom_count[i]);
+        mx_ev_int(obj, s->anom[i].kind, s->anom[i].count);
+}
+
+void mx_sess_release(mx_sess *s)
+{
+    free(s->anom);
+    s->anom = NULL;
+    s->nanom = 0;
+    free(s->dns_name);
+    s->dns_name = NULL;
 }
 
 void mx_sess_implicit_tls(mx_sess *s)

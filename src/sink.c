@@ -700,10 +700,10 @@ void mx_sink_put(mx_sink *k, const mx_rec *r, uint64_t (*gid)(void *ctx, uint64_
         p += run;
         n -= run;
         if (!m || n < MX_SID_MARK_LEN) break;
-        uint64_t id = 0;
-        for (int i = 0; i < 8; i++) id |= (uint64_t)(unsigned char)p[2 + i] << (8 * i);
+        int width;
+        uint64_t id = mx_sid_mark_read(p, &width);
         char t[32];
-        put_text(k, so, t, mx_sid_text(gid(ctx, id & ~MX_SID_HANDLE), p[1], t));
+        put_text(k, so, t, mx_sid_text(gid(ctx, id & ~MX_SID_HANDLE), width, t));
         p += MX_SID_MARK_LEN;
         n -= MX_SID_MARK_LEN;
     }

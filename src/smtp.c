@@ -114,7 +114,8 @@ struct mx_smtp {
     mx_reply_fact bad_reply;      /* first server line that is not a reply */
     uint8_t auth_ir;              /* AUTH carried an initial response */
     /* pipelined commands awaiting replies */
-    pend *q;
+    pend *q;                      /* a ring of qcap, grown up to max_pending  */
+    uint32_t qcap;
     uint32_t qhead, qlen;
     /* reply being assembled (its text is in rbuf, at the end) */
     uint32_t rlen;
@@ -210,17 +211,32 @@ static pend *q_head(mx_smtp *m) { return m->qlen ? &m->q[m->qhead] : NULL; }
 static void q_pop(mx_smtp *m)
 {
     if (!m->qlen) return;
-    m->qhead = (m->qhead + 1) % m->lim->max_pending;
+    m->qhead = (m->qhead + 1) % m->qcap;
     m->qlen--;
+}
+
+/* Doubles the ring (a pipelining client), its entries put in order. */
+static int q_grow(mx_smtp *m)
+{
+    uint32_t max = m->lim->max_pending ? m->lim->max_pending : 1;
+    uint32_t nc = m->qcap * 2 < max ? m->qcap * 2 : max;
+    pend *n = nc > m->qcap ? malloc(nc * sizeof *n) : NULL;
+    if (!n) return 0;
+    for (uint32_t i = 0; i < m->qlen; i++) n[i] = m->q[(m->qhead + i) % m->qcap];
+    free(m->q);
+    m->q = n;
+    m->qcap = nc;
+    m->qhead = 0;
+    return 1;
 }
 
 static int q_push(mx_smtp *m, int verb, int bdat_last)
 {
-    if (m->qlen >= m->lim->max_pending) {
+    if (m->qlen >= m->lim->max_pending || (m->qlen == m->qcap && !q_grow(m))) {
         mx_sess_anomaly(m->s, MX_CLIENT, "limit.max_pending", "too many commands awaiting a reply");
         return 0;
     }
-    pend *p = &m->q[(m->qhead + m->qlen) % m->lim->max_pending];
+    pend *p = &m->q[(m->qhead + m->qlen) % m->qcap];
     p->verb = (uint8_t)verb;
     p->bdat_last = (uint8_t)bdat_last;
     p->frame = m->s->cur_frame;
@@ -238,7 +254,9 @@ mx_smtp *mx_smtp_new(mx_sess *s)
     memset(m, 0, sizeof *m);
     m->s = s;
     m->lim = &s->opt->lim;
-    m->q = calloc(m->lim->max_pending ? m->lim->max_pending : 1, sizeof *m->q);
+    /* a few commands at once, unless the client pipelines more */
+    m->qcap = m->lim->max_pending < 4 ? (m->lim->max_pending ? m->lim->max_pending : 1) : 4;
+    m->q = calloc(m->qcap, sizeof *m->q);
     if (!m->q) { free(m); return NULL; }
     m->size_limit = -1;
     m->rcode = -1;

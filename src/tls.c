@@ -595,7 +595,7 @@ static void certificate(mx_tls *t, int dir, mx_cur c)
     const char *names[4], *src[4];
     int nn = 0;
     if (t->sni[0]) { names[nn] = t->sni; src[nn++] = "sni"; }
-    if (t->s->dns_name[0] && strcasecmp(t->s->dns_name, t->sni) != 0) { names[nn] = t->s->dns_name; src[nn++] = "dns"; }
+    if (t->s->dns_name && t->s->dns_name[0] && strcasecmp(t->s->dns_name, t->sni) != 0) { names[nn] = t->s->dns_name; src[nn++] = "dns"; }
     const char *banner = t->s->banner_host ? t->s->banner_host : "", *ehlo = t->s->ehlo_host ? t->s->ehlo_host : "";
     if (banner[0] && strcasecmp(banner, t->sni) != 0) { names[nn] = banner; src[nn++] = "banner"; }
     if (ehlo[0] && strcasecmp(ehlo, banner) != 0 && strcasecmp(ehlo, t->sni) != 0) { names[nn] = ehlo; src[nn++] = "ehlo"; }

@@ -87,12 +87,15 @@ typedef struct okey {
 } okey;
 
 typedef struct worker {
-    mx_pool *p;
+    _Alignas(128) mx_pool *p;     /* (a cache line pair of its own)           */
     int idx;
     pthread_t th;
     int started;
+    int ready;                    /* 1: its engine is made; -1: it failed     */
+    char err[128];
     mx_engine *e;
     mx_sink *sink;
+    mx_engine_stats st;           /* its engine's, once it is done            */
     /* the worker's own */
     chunk *cur;
     okey mid;                     /* watermark while an entry is being walked */
@@ -124,6 +127,7 @@ struct mx_pool {
     uint32_t nticks;              /* ticks since the last packet              */
     int finishing, quit;
     const char *reason;
+    mx_engine_cfg wcfg;           /* the workers' engines'                    */
     /* the writer's: worker session -> the run's id */
     idslot *ids;
     size_t ids_cap, ids_n;
@@ -219,7 +223,8 @@ static chunk *chunk_new(size_t cap)
     return c;
 }
 
-/* Hands the chunk being filled to the writer, with the watermark wm. */
+/* Hands the chunk being filled to the writer, with the watermark wm
+ * (KEY_END: the worker is done). */
 static void hand_over(worker *w, const okey *wm)
 {
     mx_pool *p = w->p;
@@ -231,6 +236,7 @@ static void hand_over(worker *w, const okey *wm)
         w->cur = NULL;
     }
     w->wm = *wm;
+    if (!key_cmp(wm, &KEY_END)) w->finished = 1;    /* with its last records */
     pthread_cond_signal(&p->cv_main);
     pthread_mutex_unlock(&p->mu);
 }
@@ -333,6 +339,14 @@ static void *worker_main(void *arg)
     worker *w = arg;
     mx_pool *p = w->p;
     uint64_t next = 0;
+    /* each worker makes (and frees) its engine, nDPI's module with it:
+     * side by side, not one after the other on the reader's thread */
+    w->e = mx_engine_new(&p->wcfg, w->sink, w->err, sizeof w->err);
+    pthread_mutex_lock(&p->mu);
+    w->ready = w->e ? 1 : -1;
+    pthread_cond_broadcast(&p->cv_main);
+    pthread_mutex_unlock(&p->mu);
+    if (!w->e) return NULL;
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (p->published <= next && !p->finishing && !p->quit) pthread_cond_wait(&p->cv_work, &p->mu);
@@ -356,10 +370,10 @@ static void *worker_main(void *arg)
     if (fin) {
         w->mid = (okey){ UINT64_MAX, MX_PH_FINISH, 0, 0, 0 };
         mx_engine_finish(w->e, p->reason);
+        w->st = *mx_engine_stats_get(w->e);
+        mx_engine_free(w->e);
+        w->e = NULL;
     }
-    pthread_mutex_lock(&p->mu);
-    w->finished = 1;
-    pthread_mutex_unlock(&p->mu);
     hand_over(w, &KEY_END);
     return NULL;
 }
@@ -596,7 +610,7 @@ void mx_pool_finish(mx_pool *p, const char *reason, mx_engine_stats *st)
         worker *w = &p->w[i];
         if (w->started) pthread_join(w->th, NULL);
         w->started = 0;
-        mx_engine_stats_add(st, mx_engine_stats_get(w->e));
+        mx_engine_stats_add(st, &w->st);
         if (mx_sink_failed(w->sink)) mx_sink_set_failed(p->sink);
     }
 }
@@ -631,8 +645,10 @@ void mx_pool_free(mx_pool *p)
 
 mx_pool *mx_pool_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, size_t cap)
 {
-    mx_pool *p = calloc(1, sizeof *p);
+    size_t sz = (sizeof(mx_pool) + 127) & ~(size_t)127;
+    mx_pool *p = aligned_alloc(128, sz);          /* the workers' lines apart */
     if (!p) { snprintf(err, cap, "out of memory"); return NULL; }
+    memset(p, 0, sz);
     p->n = cfg->workers > MX_MAX_WORKERS ? MX_MAX_WORKERS : cfg->workers;
     p->sink = sink;
     pthread_mutex_init(&p->mu, NULL);
@@ -645,19 +661,20 @@ mx_pool *mx_pool_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, size_t 
         if (!p->b[i].ents || !p->b[i].data) { snprintf(err, cap, "out of memory"); mx_pool_free(p); return NULL; }
     }
     /* each worker's engine: the caps shared out among them */
-    mx_engine_cfg wc = *cfg;
-    wc.workers = 1;
-    wc.in_worker = 1;
+    mx_engine_cfg *wc = &p->wcfg;
+    *wc = *cfg;
+    wc->workers = 1;
+    wc->in_worker = 1;
     uint32_t n = (uint32_t)p->n;
-    wc.opt.lim.max_flows = (cfg->opt.lim.max_flows + n - 1) / n;
-    wc.opt.lim.max_lingering = (cfg->opt.lim.max_lingering + n - 1) / n;
-    wc.opt.lim.memcap = (cfg->opt.lim.memcap + n - 1) / n;
+    wc->opt.lim.max_flows = (cfg->opt.lim.max_flows + n - 1) / n;
+    wc->opt.lim.max_lingering = (cfg->opt.lim.max_lingering + n - 1) / n;
+    wc->opt.lim.memcap = (cfg->opt.lim.memcap + n - 1) / n;
     for (int i = 0; i < p->n; i++) {
         worker *w = &p->w[i];
         w->p = p;
         w->idx = i;
-        if (!(w->sink = mx_sink_capture(sink, on_rec, w)) || !(w->e = mx_engine_new(&wc, w->sink, err, cap))) {
-            if (!w->sink) snprintf(err, cap, "out of memory");
+        if (!(w->sink = mx_sink_capture(sink, on_rec, w))) {
+            snprintf(err, cap, "out of memory");
             mx_pool_free(p);
             return NULL;
         }
@@ -676,5 +693,18 @@ mx_pool *mx_pool_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, size_t 
         p->w[i].started = 1;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* every engine made, or the first reason one could not be */
+    pthread_mutex_lock(&p->mu);
+    int bad = -1;
+    for (int i = 0; i < p->n; i++) {
+        while (!p->w[i].ready) pthread_cond_wait(&p->cv_main, &p->mu);
+        if (p->w[i].ready < 0 && bad < 0) bad = i;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (bad >= 0) {
+        snprintf(err, cap, "%s", p->w[bad].err);
+        mx_pool_free(p);
+        return NULL;
+    }
     return p;
 }

@@ -109,6 +109,7 @@ void mxh_free(mx_harness *h)
 {
     mx_smtp_free(h->sess.smtp);
     mx_tls_free(h->sess.tls);
+    mx_sess_release(&h->sess);
     for (int d = 0; d < 2; d++) mx_stream_free(&h->st[d]);
     mx_sink_free(h->sink);
     fclose(h->out);

@@ -34,5 +34,13 @@ grep '"reason":"evicted"' "$T/out" | grep -q '"incomplete":true' && ok || ko "ev
     "$P/s1-plain-delivery.pcap" "$P/w-one-sided-client.pcap" || { echo "generator failed"; exit 1; }
 peak=$("$MX" -r "$T/mix.pcap" -F ndjson -o /dev/null --stats 2>&1 | sed -nE 's/.*peak-flows ([0-9]+).*/\1/p')
 [ -n "$peak" ] && [ "$peak" -lt 1600 ] && ok || ko "ended flows held back by open ones: peak-flows $peak of 2000"
+# Ended connections waiting for late resets: past --max-lingering the
+# longest-ended one is written at once, with a limit event; nothing else
+# changes (every delivery still there).
+"$MX" -r "$T/20.pcap" -F ndjson --max-lingering 2 >"$T/ling" 2>/dev/null
+nl=$(grep -c '"type":"limit".*"limit":"max_lingering"' "$T/ling")
+[ "$nl" -ge 1 ] && ok || ko "--max-lingering 2: no limit event"
+[ "$(grep -c '"code":"delivered"' "$T/ling")" = 20 ] && ok || ko "--max-lingering 2: a delivery lost"
+[ "$(grep -c '"type":"limit".*"limit":"max_lingering"' "$T/all")" = 0 ] && ok || ko "max_lingering limit events without the cap"
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

@@ -116,12 +116,16 @@ const mx_node *mx_ev_head_nodes(const mx_node *e, mx_node out[6], char ts[28]);
 mx_node *mx_ev_expand(mx_arena *a, const mx_node *e);
 /* A session id as text: its digits, left-justified in width columns.  A
  * worker's stand-in (MX_SID_HANDLE set, see workers.c) is written as a
- * marker instead, MX_SID_MARK_LEN bytes that start with MX_SID_MARK (a byte
- * no output otherwise holds: every text from the wire is quoted) and that
- * the writer replaces with the id the session has in the run. */
+ * marker instead, MX_SID_MARK_LEN bytes: MX_SID_MARK (a byte no output
+ * otherwise holds: every text from the wire is quoted), a letter for the
+ * width, the worker's id in 16 hex digits (nothing a line splitter or a
+ * string function trips on); the writer puts the id the session has in the
+ * run in its place. */
 #define MX_SID_HANDLE (1ull << 62)
 #define MX_SID_MARK 0x01
-#define MX_SID_MARK_LEN 10
+#define MX_SID_MARK_LEN 18
+/* The worker's id in a marker at p (MX_SID_MARK_LEN bytes), and its width. */
+uint64_t mx_sid_mark_read(const char *p, int *width);
 size_t mx_sid_text(uint64_t id, int width, char out[32]);
 
 /* ISO-8601 UTC with microseconds and a Z (27 characters and a NUL). */

@@ -63,14 +63,13 @@ typedef struct mx_sess {
     uint8_t release;
     void *owner;                 /* the stream owner's own handle        */
     /* anomalies: first of each kind is an event, the rest are counted */
-    const char *anom_kind[24];
-    uint32_t anom_count[24];
+    struct mx_anom { const char *kind; uint32_t count; } *anom;   /* made at the first */
     uint8_t nanom;
     char community_id[40];       /* Community ID v1 of the connection   */
     /* names the server is known by, for certificate checks */
     const char *banner_host;     /* from the 220 greeting (the SMTP parser's text), or NULL */
     const char *ehlo_host;       /* from the reply to EHLO (likewise)    */
-    char dns_name[256];          /* looked up by the client, if captured */
+    char *dns_name;              /* looked up by the client, if captured (or NULL) */
     struct mx_cert_cache *certs; /* parsed-certificate cache (engine's), or NULL */
 } mx_sess;
 
@@ -107,8 +106,12 @@ void mx_ev_endpoint(mx_ev *e, const char *key, const mx_addr *a, uint16_t port);
 /* The connection is on an implicit-TLS port (465): TLS from the first byte. */
 void mx_sess_implicit_tls(mx_sess *s);
 
-/* Records an anomaly once per session and kind (later ones are counted). */
+/* Records an anomaly once per session and kind (later ones are counted;
+ * up to MX_MAX_ANOM kinds a session are counted, every one is an event). */
+#define MX_MAX_ANOM 48
 void mx_sess_anomaly(mx_sess *s, int from, const char *kind, const char *detail);
+/* Frees what the session itself holds (its anomaly counts, DNS name). */
+void mx_sess_release(mx_sess *s);
 
 /* --- hand-offs (called by parsers) -------------------------------------- */
 
