@@ -961,6 +961,11 @@ const mx_engine_stats *mx_engine_stats_get(const mx_engine *e)
     return &e->st;
 }
 
+int mx_engine_worker_stats(const mx_engine *e, int i, mx_engine_stats *out)
+{
+    return e->pool ? mx_pool_worker_stats(e->pool, i, out) : 0;
+}
+
 void mx_engine_free(mx_engine *e)
 {
     if (!e) return;

@@ -634,6 +634,13 @@ int main(int argc, char **argv)
                 (unsigned long long)s->timed_out, (unsigned long long)s->max_live_flows,
                 (unsigned long long)s->off_port_ignored, (unsigned long long)s->memcap_refused,
                 (unsigned long long)(s->buffers_peak / 1024), peak_memory_kb());
+        /* how evenly the connections were shared out */
+        mx_engine_stats ws;
+        for (int i = 0; mx_engine_worker_stats(eng, i, &ws); i++)
+            fprintf(stderr, "mxtrace: worker %d: mail %llu sessions %llu timed-out %llu evicted %llu peak-flows %llu "
+                    "buffers-peak-kb %llu\n", i, (unsigned long long)ws.mail_packets, (unsigned long long)ws.sessions,
+                    (unsigned long long)ws.timed_out, (unsigned long long)ws.evicted,
+                    (unsigned long long)ws.max_live_flows, (unsigned long long)(ws.buffers_peak / 1024));
     }
     mx_engine_free(eng);
     int failed = mx_sink_failed(sink);

@@ -41,9 +41,9 @@
 #include <string.h>
 
 enum {
-    NBATCH = 8,                   /* batches in flight                        */
+    NBATCH = 16,                  /* batches in flight                        */
     BATCH_PKTS = 1024,
-    BATCH_BYTES = 1 << 20,        /* packet bytes of a batch (grows for one larger packet) */
+    BATCH_BYTES = 512 << 10,      /* packet bytes of a batch (grows for one larger packet) */
     CHUNK_BYTES = 256 << 10,      /* a worker's records are written in chunks of this */
     MAX_CHUNKS = 16,              /* chunks a worker may have unwritten        */
     REC_DUMP = 100,               /* record kind: a packet for -w              */
@@ -613,6 +613,13 @@ void mx_pool_finish(mx_pool *p, const char *reason, mx_engine_stats *st)
         mx_engine_stats_add(st, &w->st);
         if (mx_sink_failed(w->sink)) mx_sink_set_failed(p->sink);
     }
+}
+
+int mx_pool_worker_stats(const mx_pool *p, int i, mx_engine_stats *out)
+{
+    if (i < 0 || i >= p->n) return 0;
+    *out = p->w[i].st;
+    return 1;
 }
 
 static void chunks_free(chunk *c)

@@ -221,14 +221,21 @@ def check_forms(label, args, forms=None, timed=True):
 
 
 def parse_stats(err):
-    """The counters of the --stats line, and stderr without that line."""
-    counters, rest = None, []
+    """The counters of the --stats line, and stderr without that line and
+    the per-worker lines (which only --workers N > 1 prints: returned in
+    counters["workers"], one dict each)."""
+    counters, rest, workers = None, [], []
     for line in err.split(b"\n"):
         if line.startswith(b"mxtrace: packets ") and counters is None:
             toks = line[len(b"mxtrace: "):].decode("utf-8", "replace").split()
             counters = {toks[k]: toks[k + 1] for k in range(0, len(toks) - 1, 2)}
+        elif re.match(rb"mxtrace: worker \d+: ", line):
+            toks = line.decode("utf-8", "replace").split(":", 2)[2].split()
+            workers.append({toks[k]: toks[k + 1] for k in range(0, len(toks) - 1, 2)})
         else:
             rest.append(line)
+    if counters is not None:
+        counters["workers"] = workers
     return counters, b"\n".join(rest)
 
 
@@ -269,6 +276,11 @@ def check_side(label, args, tag):
     if ca is None or cb is None:
         fail(f"{label}: --stats counters line with --workers {1 if cb is None else 3} only")
         return
+    wa, wb = ca.pop("workers"), cb.pop("workers")
+    if wa or len(wb) != 3 or sum(int(w.get("sessions", -1)) for w in wb) != int(cb.get("sessions", -2)) \
+            or sum(int(w.get("mail", -1)) for w in wb) != int(cb.get("mail", -2)):
+        fail(f"{label}: --stats per-worker lines: none with --workers 1, three with --workers 3 "
+             "whose sessions and mail packets add up to the run's", [clip(str(wa), 200), clip(str(wb), 300)])
     missing = [k for k in STATS_REQUIRED if k not in ca]
     if missing:
         fail(f"{label}: --stats line lacks {', '.join(missing)}", [clip(str(ca), 300)])

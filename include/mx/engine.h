@@ -86,6 +86,10 @@ void mx_engine_finish(mx_engine *e, const char *reason);
  * (after mx_engine_finish); peaks are the sum of each worker's peak. */
 const mx_engine_stats *mx_engine_stats_get(const mx_engine *e);
 
+/* With workers, after mx_engine_finish: worker i's own counters; 0 past
+ * the last worker (or without workers). */
+int mx_engine_worker_stats(const mx_engine *e, int i, mx_engine_stats *out);
+
 /* ---- for workers.c ----------------------------------------------------------- */
 
 /* The keyed hash of a packet's connection: the same for both directions,

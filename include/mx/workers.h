@@ -36,5 +36,7 @@ void mx_pool_sync(mx_pool *p, int wait);
  * and adds the workers' counters to *st. */
 void mx_pool_finish(mx_pool *p, const char *reason, mx_engine_stats *st);
 void mx_pool_free(mx_pool *p);
+/* Worker i's counters (after mx_pool_finish); 0 past the last. */
+int mx_pool_worker_stats(const mx_pool *p, int i, mx_engine_stats *out);
 
 #endif
