@@ -40,12 +40,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Workers drift apart (their shares differ packet by packet, and the
+ * reader's thread takes a share of some core): a worker ahead goes on while
+ * there are batches it has not walked and room for its records, so both
+ * are sized for tens of thousands of packets of drift. */
 enum {
-    NBATCH = 16,                  /* batches in flight                        */
-    BATCH_PKTS = 1024,
-    BATCH_BYTES = 512 << 10,      /* packet bytes of a batch (grows for one larger packet) */
+    NBATCH = 64,                  /* batches in flight                        */
+    BATCH_PKTS = 512,
+    BATCH_BYTES = 256 << 10,      /* packet bytes of a batch (grows for one larger packet) */
     CHUNK_BYTES = 256 << 10,      /* a worker's records are written in chunks of this */
-    MAX_CHUNKS = 16,              /* chunks a worker may have unwritten        */
+    MAX_CHUNKS = 64,              /* chunks a worker may have unwritten        */
     REC_DUMP = 100,               /* record kind: a packet for -w              */
 };
 
