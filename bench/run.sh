@@ -169,8 +169,9 @@ declare -A PKTS FLOOR SIZE FLOOR_ROW
 NDPI_VERSION=
 
 runs_note() { if [ "$NRUNS" = 1 ] && [ "$RUNS" != 1 ]; then echo " (1 run)"; fi; }
-stats_sessions() { sed -nE 's/.* sessions ([0-9]+) .*/\1/p' <<<"$1" | tail -n1; }
-stats_field() { sed -nE "s/.* $1 ([0-9]+).*/\\1/p" <<<"$2" | tail -n1; }
+# (the run's counters line, not the per-worker lines --workers adds)
+stats_sessions() { grep '^mxtrace: packets' <<<"$1" | sed -nE 's/.* sessions ([0-9]+) .*/\1/p' | tail -n1; }
+stats_field() { grep '^mxtrace: packets' <<<"$2" | sed -nE "s/.* $1 ([0-9]+).*/\\1/p" | tail -n1; }
 
 check_mx() {   # check_mx LABEL EXPECTED_SESSIONS
     local label=$1 want=$2 got

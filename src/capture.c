@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <pcap/pcap.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -359,6 +360,11 @@ typedef struct source {
     int show_progress;
     int slow;                   /* a pipe: packets come when they come      */
     char *iobuf;                /* the file's stdio buffer                  */
+    /* a pcap file read in place (see map_pcap): libpcap told the format */
+    const uint8_t *map;
+    size_t map_len, moff;
+    int swapped, nsec;
+    uint32_t msnap;
     const mx_capture_ctl *ctl;
     time_t last;
     uint64_t packets;           /* records read from this file          */
@@ -372,6 +378,34 @@ typedef struct source {
     const uint8_t *data;
     uint32_t caplen, len, iface, snaplen;
 } source;
+
+/* A pcap file (not a pipe) of the usual format is read in place: mapped,
+ * its records walked here, the packets handed on where they lie (no read
+ * into a buffer, no copy for the workers).  libpcap has read and checked
+ * its header; the other variants (modified pcap, lengths swapped before
+ * version 2.3) stay with libpcap. */
+static void map_pcap(source *s, const uint8_t m[4])
+{
+    uint32_t magic;
+    memcpy(&magic, m, 4);
+    int swapped = magic == 0xd4c3b2a1u || magic == 0x4d3cb2a1u;
+    int nsec = magic == 0xa1b23c4du || magic == 0x4d3cb2a1u;
+    if (!swapped && !nsec && magic != 0xa1b2c3d4u) return;
+    FILE *f = pcap_file(s->p);
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 24) return;
+    if (pcap_major_version(s->p) != 2 || pcap_minor_version(s->p) < 3) return;
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fileno(f), 0);
+    if (map == MAP_FAILED) return;
+    madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
+    s->map = map;
+    s->map_len = (size_t)st.st_size;
+    s->moff = 24;
+    s->swapped = swapped;
+    s->nsec = nsec;
+    int snap = pcap_snapshot(s->p);
+    s->msnap = snap > 0 ? (uint32_t)snap : 262144u;
+}
 
 static int open_source(source *s)
 {
@@ -479,8 +513,57 @@ static int open_source(source *s)
         }
         s->have_prog = 1;
     }
+    if (!piped) map_pcap(s, m);
     s->open = 1;
     return MX_CAP_OK;
+}
+
+static uint32_t rd32(const uint8_t *p, int swapped)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return swapped ? __builtin_bswap32(v) : v;
+}
+
+/* A mapped pcap record, checked as libpcap checks it (the same words). */
+static int read_mapped(source *s)
+{
+    size_t left = s->map_len - s->moff;
+    const uint8_t *h = s->map + s->moff;
+    if (left == 0) { s->open = 0; return 0; }
+    char why[160];
+    if (left < 16) {
+        snprintf(why, sizeof why, "truncated dump file; tried to read 16 header bytes, only got %zu", left);
+        goto damaged;
+    }
+    uint32_t sec = rd32(h, s->swapped), frac = rd32(h + 4, s->swapped);
+    uint32_t caplen = rd32(h + 8, s->swapped), len = rd32(h + 12, s->swapped);
+    if (caplen > 262144) {
+        if (caplen > s->msnap) snprintf(why, sizeof why, "invalid packet capture length %u, bigger than snaplen of %u", caplen, s->msnap);
+        else snprintf(why, sizeof why, "invalid packet capture length %u, bigger than maximum of %u", caplen, 262144u);
+        goto damaged;
+    }
+    size_t rec = caplen;
+    if (left - 16 < rec) {
+        snprintf(why, sizeof why, "truncated dump file; tried to read %u captured bytes, only got %zu", caplen, left - 16);
+        goto damaged;
+    }
+    s->moff += 16 + rec;
+    if (caplen > s->msnap) caplen = s->msnap;     /* libpcap keeps the snap length */
+    s->packets++;
+    s->pkt_lt = s->lt;
+    s->us = (uint64_t)sec * 1000000u + (s->nsec ? frac / 1000u : frac);
+    s->data = h + 16;
+    s->caplen = caplen;
+    s->len = len;
+    s->iface = 0;
+    s->snaplen = s->msnap;
+    return 1;
+damaged:
+    s->open = 0;
+    fprintf(stderr, "mxtrace: %s: damaged capture after packet %llu: %s\n", s->name, (unsigned long long)s->packets, why);
+    s->rc = worse(s->rc, MX_CAP_DAMAGED);
+    return 0;
 }
 
 /* Reads the next record into s: 1, or 0 at the end (or after a problem,
@@ -488,6 +571,7 @@ static int open_source(source *s)
 static int read_next(source *s)
 {
     if (!s->open) return 0;
+    if (s->map) return read_mapped(s);
     if (s->p) {
         struct pcap_pkthdr *h;
         const u_char *data;
@@ -590,7 +674,7 @@ static void progress(source *s, uint64_t frame)
     if (now == s->last) return;
     s->last = now;
     FILE *f = s->p ? pcap_file(s->p) : NULL;
-    long long pos = s->ng ? (long long)mx_pcapng_offset(s->ng) : f ? (long long)ftell(f) : -1;
+    long long pos = s->map ? (long long)s->moff : s->ng ? (long long)mx_pcapng_offset(s->ng) : f ? (long long)ftell(f) : -1;
     if (pos < 0) return;
     fprintf(stderr, "\rmxtrace: %s: %3lld%% (%llu packets)", s->name, pos * 100 / s->size,
             (unsigned long long)frame);
@@ -617,7 +701,7 @@ static void dispatch(mx_engine *e, source *s, uint64_t frame)
      * because the capture cut them short: reported per file at its end */
     const mx_engine_stats *st = mx_engine_stats_get(e);
     uint64_t cut = st->truncated;
-    mx_input in = { s->pkt_lt, s->us, frame, s->data, s->caplen, len, s->len, s->snaplen };
+    mx_input in = { s->pkt_lt, s->us, frame, s->data, s->caplen, len, s->len, s->snaplen, s->map != NULL };
     mx_engine_input(e, &in);
     if (st->truncated != cut) {
         s->cut++;
@@ -626,8 +710,10 @@ static void dispatch(mx_engine *e, source *s, uint64_t frame)
     if (s->show_progress && (frame & 0xFFFF) == 0) progress(s, frame);
 }
 
-static void close_source(source *s)
+static void close_source(mx_engine *e, source *s)
 {
+    /* the workers may still be reading a mapped file's packets */
+    if (s->map) mx_engine_sync(e, 1);
     if (s->show_progress) fprintf(stderr, "\r%*s\r", 70, "");
     if (s->cut)
         fprintf(stderr, "mxtrace: %s: %llu packet%s cut by the capture's snap length inside the link, IP or "
@@ -640,6 +726,8 @@ static void close_source(source *s)
     s->ifs = NULL;
     s->nifs = 0;
     s->have_prog = 0;
+    if (s->map) munmap((void *)(uintptr_t)s->map, s->map_len);
+    s->map = NULL;
     if (s->p) pcap_close(s->p);
     s->p = NULL;
     mx_pcapng_free(s->ng);
@@ -692,7 +780,7 @@ int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
                     if (must_stop(ctl, frame, s->slow)) { stopped = 1; break; }
                 }
             }
-            close_source(s);
+            close_source(e, s);
             rc = worse(rc, s->rc);
         }
     } else {
@@ -705,7 +793,7 @@ int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
                 S[i].show_progress = show_progress && S[i].size >= PROGRESS_MIN_BYTES;
                 have[i] = read_next(&S[i]);
             }
-            if (!have[i]) close_source(&S[i]);
+            if (!have[i]) close_source(e, &S[i]);
         }
         for (;;) {
             int b = -1;
@@ -714,11 +802,11 @@ int mx_capture_run(mx_engine *e, const char *const *files, int nfiles,
             if (b < 0) break;
             dispatch(e, &S[b], ++frame);
             int slow = S[b].slow;
-            if (!(have[b] = read_next(&S[b]))) close_source(&S[b]);
+            if (!(have[b] = read_next(&S[b]))) close_source(e, &S[b]);
             if (must_stop(ctl, frame, slow)) { stopped = 1; break; }
         }
         for (int i = 0; i < nfiles; i++) {
-            if (have[i]) close_source(&S[i]);
+            if (have[i]) close_source(e, &S[i]);
             rc = worse(rc, S[i].rc);
         }
         free(have);

@@ -751,7 +751,7 @@ int mx_engine_packet(mx_engine *e, int linktype, uint64_t ts_us,
 {
     mx_pkt k;
     if (e->pool) {
-        mx_input in = { linktype, ts_us, frame, data, caplen, wirelen, wirelen, 0 };
+        mx_input in = { linktype, ts_us, frame, data, caplen, wirelen, wirelen, 0, 0 };
         return front_input(e, &in);
     }
     e->st.packets++;

@@ -134,7 +134,7 @@ static void on_packet(u_char *u, const struct pcap_pkthdr *h, const u_char *data
     uint64_t us = (uint64_t)h->ts.tv_sec * 1000000u +
                   (uint64_t)(r->l->o.nano ? h->ts.tv_usec / 1000 : h->ts.tv_usec);
     uint32_t len = h->len < h->caplen ? h->caplen : h->len;
-    mx_input in = { r->f->lt, us, ++r->l->frame, data, h->caplen, len, h->len, (uint32_t)r->f->snaplen };
+    mx_input in = { r->f->lt, us, ++r->l->frame, data, h->caplen, len, h->len, (uint32_t)r->f->snaplen, 0 };
     mx_engine_input(r->e, &in);
     if (r->ctl->stop && *r->ctl->stop) pcap_breakloop(r->f->p);
 }

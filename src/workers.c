@@ -56,7 +56,8 @@ enum {
 typedef struct pent {
     uint64_t ts, frame, h;
     mx_pkt k;
-    uint32_t off, caplen, origlen, snaplen, sub;
+    const uint8_t *data;          /* in the batch, or where the reader has it */
+    uint32_t caplen, origlen, snaplen, sub;
     int linktype;
     uint8_t kind, owner;
 } pent;
@@ -327,7 +328,7 @@ static void walk(worker *w, const batch *b)
         } else if (en->kind == MX_PE_TCP && mine) {
             kept = mx_engine_tcp(w->e, &en->k, en->h);
         }
-        if (kept && p->dump) dump_rec(w, en, b->data + en->off);
+        if (kept && p->dump) dump_rec(w, en, en->data);
     }
 }
 
@@ -515,11 +516,12 @@ void mx_pool_add(mx_pool *p, const mx_input *in, const mx_pkt *k, int kind, uint
 {
     batch *b = batch_get(p);
     uint32_t need = kind == MX_PE_TCP || kind == MX_PE_DNS ? in->caplen : 0;
-    if (b->n == BATCH_PKTS || b->used + need > b->cap) {
+    int copy = need && !in->stable;         /* a mapped file's bytes stay put */
+    if (b->n == BATCH_PKTS || (copy && b->used + need > b->cap)) {
         if (b->n) { publish(p); b = batch_get(p); }
-        if (need > b->cap) {
+        if (copy && need > b->cap) {
             uint8_t *nd = realloc(b->data, need);
-            if (!nd) { kind = MX_PE_CLOCK; need = 0; } else { b->data = nd; b->cap = need; }
+            if (!nd) { kind = MX_PE_CLOCK; need = 0; copy = 0; } else { b->data = nd; b->cap = need; }
         }
     }
     pent *en = &b->ents[b->n++];
@@ -529,14 +531,17 @@ void mx_pool_add(mx_pool *p, const mx_input *in, const mx_pkt *k, int kind, uint
     en->sub = 0;
     en->owner = 0;
     if (need) {
-        uint8_t *d = b->data + b->used;
-        memcpy(d, in->data, need);
-        en->off = (uint32_t)b->used;
-        b->used += (need + 7) & ~7u;
-        if (b->used > b->cap) b->used = b->cap;
         en->k = *k;
-        if (k->payload) en->k.payload = d + (k->payload - in->data);
-        if (k->l3) en->k.l3 = d + (k->l3 - in->data);
+        en->data = in->data;
+        if (copy) {
+            uint8_t *d = b->data + b->used;
+            memcpy(d, in->data, need);
+            b->used += (need + 7) & ~7u;
+            if (b->used > b->cap) b->used = b->cap;
+            en->data = d;
+            if (k->payload) en->k.payload = d + (k->payload - in->data);
+            if (k->l3) en->k.l3 = d + (k->l3 - in->data);
+        }
         en->caplen = in->caplen;
         en->origlen = in->origlen;
         en->snaplen = in->snaplen;

@@ -61,6 +61,7 @@ typedef struct mx_input {
     uint64_t ts_us, frame;
     const uint8_t *data;
     uint32_t caplen, wirelen, origlen, snaplen;
+    int stable;            /* data stays put until mx_engine_sync(e, 1)    */
 } mx_input;
 /* mx_engine_packet(), then -w: the packet goes to the dump when kept (with
  * workers, in the order of the input, once its worker kept it). */
