@@ -53,17 +53,25 @@ enum {
     REC_DUMP = 100,               /* record kind: a packet for -w              */
 };
 
+/* An entry of a batch: what every worker reads (small, for the clock) ... */
 typedef struct pent {
-    uint64_t ts, frame, h;
-    mx_pkt k;
-    const uint8_t *data;          /* in the batch, or where the reader has it */
-    uint32_t caplen, origlen, snaplen, sub;
-    int linktype;
+    uint64_t ts, frame;
+    uint32_t sub;
     uint8_t kind, owner;
 } pent;
 
+/* ... and, for a followed packet or a DNS answer, what its worker reads. */
+typedef struct pdata {
+    uint64_t h;
+    mx_pkt k;
+    const uint8_t *data;          /* in the batch, or where the reader has it */
+    uint32_t caplen, origlen, snaplen;
+    int linktype;
+} pdata;
+
 typedef struct batch {
     pent *ents;
+    pdata *pkts;                  /* beside ents, the same index             */
     size_t n;
     uint8_t *data;
     size_t used, cap;
@@ -294,14 +302,14 @@ static void on_rec(void *ctx, const mx_rec *r) { rec_add(ctx, r); }
 /* -w: a kept packet, in the order of the input. */
 typedef struct dumphdr { uint64_t ts; int32_t linktype; uint32_t caplen, origlen, snaplen; } dumphdr;
 
-static void dump_rec(worker *w, const pent *en, const uint8_t *bytes)
+static void dump_rec(worker *w, const pent *en, const pdata *pd)
 {
-    size_t n = sizeof(dumphdr) + en->caplen;
+    size_t n = sizeof(dumphdr) + pd->caplen;
     uint8_t stack[2048], *buf = n <= sizeof stack ? stack : malloc(n);
     if (!buf) { mx_sink_set_failed(w->sink); return; }
-    dumphdr dh = { en->ts, en->linktype, en->caplen, en->origlen, en->snaplen };
+    dumphdr dh = { en->ts, pd->linktype, pd->caplen, pd->origlen, pd->snaplen };
     memcpy(buf, &dh, sizeof dh);
-    memcpy(buf + sizeof dh, bytes, en->caplen);
+    memcpy(buf + sizeof dh, pd->data, pd->caplen);
     mx_rec r = { { en->frame, 0, 0, MX_PH_PACKET, 0 }, REC_DUMP, -1, "", buf, n, 0 };
     rec_add(w, &r);
     if (buf != stack) free(buf);
@@ -322,13 +330,14 @@ static void walk(worker *w, const batch *b)
         w->mid = (okey){ en->frame, MX_PH_EXPIRE, 0, 0, 0 };
         mx_engine_clock(w->e, en->ts, en->frame);
         int mine = en->owner == w->idx, kept = 0;
+        const pdata *pd = &b->pkts[i];
         if (en->kind == MX_PE_DNS) {
-            mx_engine_dns(w->e, &en->k);
+            mx_engine_dns(w->e, &pd->k);
             kept = mine;
         } else if (en->kind == MX_PE_TCP && mine) {
-            kept = mx_engine_tcp(w->e, &en->k, en->h);
+            kept = mx_engine_tcp(w->e, &pd->k, pd->h);
         }
-        if (kept && p->dump) dump_rec(w, en, en->data);
+        if (kept && p->dump) dump_rec(w, en, pd);
     }
 }
 
@@ -524,6 +533,7 @@ void mx_pool_add(mx_pool *p, const mx_input *in, const mx_pkt *k, int kind, uint
             if (!nd) { kind = MX_PE_CLOCK; need = 0; copy = 0; } else { b->data = nd; b->cap = need; }
         }
     }
+    pdata *pd = &b->pkts[b->n];
     pent *en = &b->ents[b->n++];
     en->ts = in->ts_us;
     en->frame = in->frame;
@@ -531,22 +541,22 @@ void mx_pool_add(mx_pool *p, const mx_input *in, const mx_pkt *k, int kind, uint
     en->sub = 0;
     en->owner = 0;
     if (need) {
-        en->k = *k;
-        en->data = in->data;
+        pd->k = *k;
+        pd->data = in->data;
         if (copy) {
             uint8_t *d = b->data + b->used;
             memcpy(d, in->data, need);
             b->used += (need + 7) & ~7u;
             if (b->used > b->cap) b->used = b->cap;
-            en->data = d;
-            if (k->payload) en->k.payload = d + (k->payload - in->data);
-            if (k->l3) en->k.l3 = d + (k->l3 - in->data);
+            pd->data = d;
+            if (k->payload) pd->k.payload = d + (k->payload - in->data);
+            if (k->l3) pd->k.l3 = d + (k->l3 - in->data);
         }
-        en->caplen = in->caplen;
-        en->origlen = in->origlen;
-        en->snaplen = in->snaplen;
-        en->linktype = in->linktype;
-        en->h = h;
+        pd->caplen = in->caplen;
+        pd->origlen = in->origlen;
+        pd->snaplen = in->snaplen;
+        pd->linktype = in->linktype;
+        pd->h = h;
         /* the upper half picks the worker (the lower is the flow table's) */
         if (kind == MX_PE_TCP) en->owner = (uint8_t)(((h >> 32) * (uint64_t)p->n) >> 32);
     }
@@ -651,7 +661,7 @@ void mx_pool_free(mx_pool *p)
         chunks_free(w->free);
         chunks_free(w->rhead);
     }
-    for (int i = 0; i < NBATCH; i++) { free(p->b[i].ents); free(p->b[i].data); }
+    for (int i = 0; i < NBATCH; i++) { free(p->b[i].ents); free(p->b[i].pkts); free(p->b[i].data); }
     free(p->ids);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv_work);
@@ -672,9 +682,10 @@ mx_pool *mx_pool_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, size_t 
     pthread_cond_init(&p->cv_main, NULL);
     for (int i = 0; i < NBATCH; i++) {
         p->b[i].ents = malloc(BATCH_PKTS * sizeof *p->b[i].ents);
+        p->b[i].pkts = malloc(BATCH_PKTS * sizeof *p->b[i].pkts);
         p->b[i].data = malloc(BATCH_BYTES);
         p->b[i].cap = BATCH_BYTES;
-        if (!p->b[i].ents || !p->b[i].data) { snprintf(err, cap, "out of memory"); mx_pool_free(p); return NULL; }
+        if (!p->b[i].ents || !p->b[i].pkts || !p->b[i].data) { snprintf(err, cap, "out of memory"); mx_pool_free(p); return NULL; }
     }
     /* each worker's engine: the caps shared out among them */
     mx_engine_cfg *wc = &p->wcfg;
