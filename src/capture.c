@@ -337,7 +337,7 @@ static int prefixed_close(void *c)
     return 0;
 }
 
-enum { IOBUF = 1 << 20 };
+enum { IOBUF = 1 << 20, MAP_DROP = 16 << 20 };
 
 typedef struct ifstate {
     uint8_t seen, usable, have_prog;
@@ -363,6 +363,9 @@ typedef struct source {
     /* a pcap file read in place (see map_pcap): libpcap told the format */
     const uint8_t *map;
     size_t map_len, moff;
+    size_t dropped;             /* bytes of the mapping given back so far   */
+    struct { uint64_t frame; size_t off; } ck[64];   /* to give back once done */
+    unsigned ck_head, ck_n;
     int swapped, nsec;
     uint32_t msnap;
     const mx_capture_ctl *ctl;
@@ -680,6 +683,39 @@ static void progress(source *s, uint64_t frame)
             (unsigned long long)frame);
 }
 
+/* What was read of a mapped file is given back every MAP_DROP bytes, so
+ * that the mapping does not count as the process's memory; with workers,
+ * once they are done with those packets (checkpoints of frame and offset
+ * wait until mx_engine_done_frame() passes them). */
+static void map_drop_to(source *s, size_t upto)
+{
+    if (upto <= s->dropped) return;
+    madvise((void *)(uintptr_t)(s->map + s->dropped), upto - s->dropped, MADV_DONTNEED);
+    s->dropped = upto;
+}
+
+static void map_give_back(mx_engine *e, source *s, uint64_t frame)
+{
+    if (s->ck_n && !(frame & 255)) {
+        uint64_t done = mx_engine_done_frame(e);
+        while (s->ck_n && s->ck[s->ck_head].frame <= done) {
+            map_drop_to(s, s->ck[s->ck_head].off);
+            s->ck_head = (s->ck_head + 1) % 64;
+            s->ck_n--;
+        }
+    }
+    size_t last = s->ck_n ? s->ck[(s->ck_head + s->ck_n - 1) % 64].off : s->dropped;
+    if (s->moff - last < MAP_DROP) return;
+    if (s->ck_n == 64) {
+        mx_engine_sync(e, 1);                       /* (workers far behind) */
+        map_drop_to(s, last);
+        s->ck_n = 0;
+    }
+    unsigned t = (s->ck_head + s->ck_n++) % 64;
+    s->ck[t].frame = frame;
+    s->ck[t].off = s->moff & ~(size_t)4095;
+}
+
 /* Hands the packet read last to the engine as frame number frame. */
 static void dispatch(mx_engine *e, source *s, uint64_t frame)
 {
@@ -708,6 +744,7 @@ static void dispatch(mx_engine *e, source *s, uint64_t frame)
         if (s->caplen > s->cut_kept) s->cut_kept = s->caplen;
     }
     if (s->show_progress && (frame & 0xFFFF) == 0) progress(s, frame);
+    if (s->map) map_give_back(e, s, frame);
 }
 
 static void close_source(mx_engine *e, source *s)

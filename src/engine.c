@@ -783,6 +783,11 @@ void mx_engine_sync(mx_engine *e, int wait)
     if (e->pool) mx_pool_sync(e->pool, wait);
 }
 
+uint64_t mx_engine_done_frame(const mx_engine *e)
+{
+    return e->pool ? mx_pool_done_frame(e->pool) : e->frame;
+}
+
 int mx_engine_tcp(mx_engine *e, const mx_pkt *kp, uint64_t h64)
 {
     const mx_pkt k = *kp;

@@ -76,6 +76,7 @@ typedef struct batch {
     uint8_t *data;
     size_t used, cap;
     int pending;                  /* workers still to walk it (under mu)      */
+    uint64_t first;               /* frame of its first entry                 */
 } batch;
 
 typedef struct chunk {
@@ -518,6 +519,7 @@ static batch *batch_get(mx_pool *p)
     pthread_mutex_unlock(&p->mu);
     b->n = 0;
     b->used = 0;
+    b->first = 0;
     return p->cur = b;
 }
 
@@ -534,6 +536,7 @@ void mx_pool_add(mx_pool *p, const mx_input *in, const mx_pkt *k, int kind, uint
         }
     }
     pdata *pd = &b->pkts[b->n];
+    if (!b->n) b->first = in->frame;
     pent *en = &b->ents[b->n++];
     en->ts = in->ts_us;
     en->frame = in->frame;
@@ -577,6 +580,16 @@ void mx_pool_tick(mx_pool *p, uint64_t now_us)
 }
 
 void mx_pool_set_dump(mx_pool *p, mx_pktdump *d) { p->dump = d; }
+
+uint64_t mx_pool_done_frame(mx_pool *p)
+{
+    uint64_t first = p->cur && p->cur->n && p->cur->first ? p->cur->first : p->last_frame + 1;
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < NBATCH; i++)
+        if (p->b[i].pending && p->b[i].first && p->b[i].first < first) first = p->b[i].first;
+    pthread_mutex_unlock(&p->mu);
+    return first - 1;
+}
 
 void mx_pool_sync(mx_pool *p, int wait)
 {

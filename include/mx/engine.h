@@ -73,6 +73,10 @@ void mx_engine_set_dump(mx_engine *e, mx_pktdump *d);
  * waits until every worker is done with them (so that everything up to
  * the last packet is written).  Nothing to do without workers. */
 void mx_engine_sync(mx_engine *e, int wait);
+/* Every packet up to this frame is done with (its bytes are no longer
+ * read): the last one given, or with workers the last before the oldest
+ * they may still be reading. */
+uint64_t mx_engine_done_frame(const mx_engine *e);
 
 /* The clock moved on without a packet (live capture on a quiet link):
  * flows whose idle timeout or linger ran out by now_us end. */

@@ -32,6 +32,7 @@ void mx_pool_add(mx_pool *p, const mx_input *in, const mx_pkt *k, int kind, uint
 void mx_pool_tick(mx_pool *p, uint64_t now_us);
 void mx_pool_set_dump(mx_pool *p, mx_pktdump *d);
 void mx_pool_sync(mx_pool *p, int wait);
+uint64_t mx_pool_done_frame(mx_pool *p);
 /* Ends every worker's open flows (mx_engine_finish), writes everything
  * and adds the workers' counters to *st. */
 void mx_pool_finish(mx_pool *p, const char *reason, mx_engine_stats *st);
