@@ -9,6 +9,7 @@
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -28,15 +29,20 @@ static void digest(const EVP_MD *md, const void *p, size_t n, char *out)
 }
 
 /* OpenSSL 3 looks a digest up (under a lock) at every EVP_Digest() given
- * EVP_sha256() and the like; fetched once per thread, it is not.  The
- * fetched digests live as long as the process. */
+ * EVP_sha256() and the like; fetched once, it is not.  A fetched digest is
+ * read-only and shared by every thread; it lives as long as the process. */
 enum { MD_MD5, MD_SHA256, MD_SHA1 };
+static EVP_MD *md_cache[3];
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static void md_fetch(void)
+{
+    static const char *const names[3] = { "MD5", "SHA256", "SHA1" };
+    for (int i = 0; i < 3; i++) md_cache[i] = EVP_MD_fetch(NULL, names[i], NULL);
+}
 static const EVP_MD *md(int which)
 {
-    static _Thread_local EVP_MD *cache[3];
-    static const char *const names[3] = { "MD5", "SHA256", "SHA1" };
-    if (!cache[which]) cache[which] = EVP_MD_fetch(NULL, names[which], NULL);
-    if (cache[which]) return cache[which];
+    pthread_once(&md_once, md_fetch);
+    if (md_cache[which]) return md_cache[which];
     return which == MD_MD5 ? EVP_md5() : which == MD_SHA256 ? EVP_sha256() : EVP_sha1();
 }
 
