@@ -925,6 +925,7 @@ mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, siz
         if (!(e->pool = mx_pool_new(cfg, sink, err, cap))) { free(e); return NULL; }
         return e;
     }
+    mx_sink_set_memcap(sink, &e->mc);
     if (!cfg->no_ndpi && !(e->cls = mx_classify_new(cfg->opt.lim.ndpi_packets, cfg->any_port, err, cap))) {
         free(e);
         return NULL;
@@ -954,6 +955,7 @@ void mx_engine_stats_add(mx_engine_stats *to, const mx_engine_stats *from)
     to->off_port_ignored += from->off_port_ignored;
     to->max_live_flows += from->max_live_flows;
     to->memcap_refused += from->memcap_refused;
+    to->sessions_split += from->sessions_split;
     to->buffers_peak += from->buffers_peak;
 }
 
@@ -962,6 +964,7 @@ const mx_engine_stats *mx_engine_stats_get(const mx_engine *e)
     if (e->pool) return &e->st;
     mx_engine *w = (mx_engine *)(uintptr_t)e;      /* counters kept by the streams */
     w->st.memcap_refused = e->mc.refused;
+    w->st.sessions_split = e->mc.split;
     w->st.buffers_peak = e->mc.peak;
     return &e->st;
 }

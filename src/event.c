@@ -325,10 +325,11 @@ static mx_node *head(mx_arena *a, mx_sess *s, mx_evtype type, int from)
 
 mx_ev *mx_ev_begin(mx_sess *s, mx_evtype type, int from)
 {
-    mx_arena *a = mx_sink_ev_arena(s->sink, s);
+    mx_arena *a;
     if (s->nevents >= s->opt->lim.max_events && type != MX_EV_SESSION_END) {
         if (s->events_dropped++ == 0) {
             /* Say once that the cap was reached, then count. */
+            a = mx_sink_ev_arena(s->sink, s, MX_EV_LIMIT);
             a->open++;
             mx_node *l = head(a, s, MX_EV_LIMIT, MX_NODIR);
             mx_ev_lit(l, "limit", "max_events");
@@ -339,6 +340,7 @@ mx_ev *mx_ev_begin(mx_sess *s, mx_evtype type, int from)
         return NULL;
     }
     s->nevents++;
+    a = mx_sink_ev_arena(s->sink, s, type);
     a->open++;
     mx_node *o = head(a, s, type, from);
     if (!o) {

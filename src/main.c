@@ -625,7 +625,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mxtrace: packets %llu tcp %llu mail %llu sessions %llu "
                 "non-ip %llu non-tcp %llu fragments %llu truncated %llu malformed %llu "
                 "evicted %llu timed-out %llu peak-flows %llu off-port-ignored %llu memcap-refused %llu "
-                "buffers-peak-kb %llu peak-memory-kb %llu\n",
+                "sessions-split %llu buffers-peak-kb %llu peak-memory-kb %llu\n",
                 (unsigned long long)s->packets, (unsigned long long)s->tcp_packets,
                 (unsigned long long)s->mail_packets, (unsigned long long)s->sessions,
                 (unsigned long long)s->not_ip, (unsigned long long)s->not_tcp,
@@ -633,6 +633,7 @@ int main(int argc, char **argv)
                 (unsigned long long)s->malformed, (unsigned long long)s->evicted,
                 (unsigned long long)s->timed_out, (unsigned long long)s->max_live_flows,
                 (unsigned long long)s->off_port_ignored, (unsigned long long)s->memcap_refused,
+                (unsigned long long)s->sessions_split,
                 (unsigned long long)(s->buffers_peak / 1024), peak_memory_kb());
         /* how evenly the connections were shared out */
         mx_engine_stats ws;

@@ -14,6 +14,7 @@
 #include "mx/sink.h"
 #include "mx/event.h"
 #include "mx/output.h"
+#include "mx/stream.h"
 #include "mx/view.h"
 #include "render_ecs.h"
 #include "render_json.h"
@@ -51,6 +52,9 @@ struct mx_sink {
     int nouts;
     int n_native, n_ecs;          /* outputs of ndjson, ecs                    */
     int n_text_doc, n_tree;       /* documents written from text / from trees  */
+    int n_tree_all;               /* tree outputs that show every event (not summary) */
+    mx_memcap *mc;                /* the budget held documents are charged to  */
+    uint64_t nopen;               /* sessions begun and not yet written        */
     mx_arena pool[POOL];          /* ended sessions' arenas, for reuse         */
     int npool;
     /* a capturing sink (a worker's): records go to cap_fn, in order ord */
@@ -80,9 +84,15 @@ typedef struct sess_out {
     tbuf doc;               /* native events, for the documents          */
     tbuf pend_native;       /* lines held back (deferred)                 */
     tbuf pend_ecs;
-    mx_arena tree;          /* the events, for the views                  */
-    mx_node *events;        /* their array, in tree                       */
+    mx_arena head;          /* the first event and the events' array      */
+    mx_arena tree;          /* the other events, for the views            */
+    mx_node *events;        /* their array, in head                       */
+    mx_node *start;         /* the first event, in head                   */
     int deferred;
+    int begun;              /* an event was built for the views           */
+    int splitting;
+    uint32_t part;          /* parts written early (--memcap)             */
+    uint64_t charged;       /* bytes of it charged to the budget          */
     uint64_t last_us;
 } sess_out;
 
@@ -106,7 +116,7 @@ int mx_sink_add(mx_sink *k, mx_format fmt, mx_output *o, int color)
     if (fmt == MX_FMT_NDJSON) k->n_native++;
     else if (fmt == MX_FMT_ECS) k->n_ecs++;
     if (fmt == MX_FMT_TIMELINE && !k->opt->pretty) k->n_text_doc++;
-    else if (is_doc(fmt)) k->n_tree++;
+    else if (is_doc(fmt)) { k->n_tree++; if (fmt != MX_FMT_SUMMARY) k->n_tree_all++; }
     return 1;
 }
 
@@ -220,6 +230,8 @@ void mx_sink_finish(mx_sink *k)
 
 void mx_sink_set_failed(mx_sink *k) { k->failed = 1; }
 
+void mx_sink_set_memcap(mx_sink *k, mx_memcap *mc) { if (k) k->mc = mc; }
+
 void mx_sink_order(mx_sink *k, uint64_t frame, int phase, uint32_t sub, int list, uint64_t stamp)
 {
     k->ord.frame = frame;
@@ -248,6 +260,7 @@ mx_sink *mx_sink_capture(const mx_sink *proto, mx_rec_fn fn, void *ctx)
     k->n_ecs = proto->n_ecs;
     k->n_text_doc = proto->n_text_doc;
     k->n_tree = proto->n_tree;
+    k->n_tree_all = proto->n_tree_all;
     for (int i = 0; i < k->nouts; i++) {
         sink_out *so = &k->outs[i];
         so->fmt = proto->outs[i].fmt;
@@ -389,6 +402,7 @@ void mx_sink_session_begin(mx_sink *k, mx_sess *s)
 {
     s->out = calloc(1, sizeof(sess_out));
     if (!s->out) k->failed = 1;
+    else k->nopen++;
     if (k->cap_fn) emit(k, MX_REC_BIRTH, -1, "", NULL, 0, s->id & ~MX_SID_HANDLE);
 }
 
@@ -412,20 +426,21 @@ void mx_sink_session_confirm(mx_sink *k, mx_sess *s)
 }
 
 /* Renders a session document to one output. */
-static void render_doc(mx_sink *k, sink_out *so, const mx_node *doc)
+static void render_doc(mx_sink *k, sink_out *so, const mx_node *doc, const mx_node *start, int final)
 {
+    if (!final && so->fmt == MX_FMT_SUMMARY) return;   /* one line, with the verdict */
     drop_note(k, so, 0);
     switch (so->fmt) {
-    case MX_FMT_TEXT: mx_view_text_session(so->f, doc, so->color); break;
+    case MX_FMT_TEXT: mx_view_text_session(so->f, doc, start, so->color); break;
     case MX_FMT_SUMMARY:
         /* (a capturing sink's writer writes the header before the first) */
         if (!so->sessions && !k->cap_fn) { mx_view_summary_header(so->f); end_record(k, so, "header"); }
-        mx_view_summary_session(so->f, doc, so->color);
+        mx_view_summary_session(so->f, doc, start, so->color);
         break;
     case MX_FMT_HTML:
         if (!so->sessions && !k->cap_fn) mx_view_html_begin(so->f);
         mx_view_html_session(so->f, doc);
-        html_row(k, so, doc);
+        if (final) html_row(k, so, doc);
         break;
     default: {
         const char *t = print(k, &k->buf, doc, 1);
@@ -444,8 +459,9 @@ static int wants_tree(const mx_sink *k, const sink_out *so)
     return is_doc(so->fmt) && !(so->fmt == MX_FMT_TIMELINE && !k->opt->pretty);
 }
 
-/* The document's own fields, built in arena ar (the events follow). */
-static mx_node *doc_head(mx_arena *ar, const mx_sess *s, const sess_out *o)
+/* The document's own fields, built in arena ar (the events follow); a
+ * session written in parts says which part, and whether more follows. */
+static mx_node *doc_head(mx_arena *ar, const mx_sess *s, const sess_out *o, int final)
 {
     char t[40];
     mx_node *d = mx_node_new(ar, MX_VT_OBJ);
@@ -460,18 +476,23 @@ static mx_node *doc_head(mx_arena *ar, const mx_sess *s, const sess_out *o)
     mx_iso_time(o->last_us, t, sizeof t);
     mx_node_add(d, "end", mx_node_str(ar, t, strlen(t)));
     mx_ev_seconds(d, "duration", o->last_us - s->start_us);
+    if (o->part || !final) {
+        mx_node_add(d, "part", mx_node_int(ar, (int64_t)o->part + 1));
+        if (!final) mx_node_add(d, "continued", mx_node_new(ar, MX_VT_TRUE));
+    }
     return d;
 }
 
-void mx_sink_session_end(mx_sink *k, mx_sess *s)
+/* Writes the session's documents: at its end (final), or a part of it
+ * written early. */
+static void write_docs(mx_sink *k, mx_sess *s, int final)
 {
     sess_out *o = s->out;
-    if (!o) return;
     if (k->n_text_doc) {
         /* the timeline: the header's fields, then the events' kept text */
         mx_arena *ar = &k->ar;
         ar->open++;
-        mx_node *d = doc_head(ar, s, o);
+        mx_node *d = doc_head(ar, s, o, final);
         const char *head = ar->failed || !d ? NULL : print(k, &k->buf, d, 0);
         if (!head) k->failed = 1;
         if (--ar->open == 0) mx_arena_reset(ar);
@@ -494,17 +515,66 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
         /* the views walk the session's events where they are */
         mx_arena *ar = &o->tree;
         ar->small = ar->keep = 1;
-        mx_node *d = doc_head(ar, s, o);
+        mx_node *d = doc_head(ar, s, o, final);
         mx_node *evs = o->events ? o->events : mx_node_new(ar, MX_VT_ARR);
         mx_node_add(d, "events", evs);
         if (!d || !evs || ar->failed) {
             k->failed = 1;
         } else {
             for (int i = 0; i < k->nouts; i++)
-                if (wants_tree(k, &k->outs[i])) render_doc(k, &k->outs[i], d);
+                if (wants_tree(k, &k->outs[i])) render_doc(k, &k->outs[i], d, o->start, final);
         }
     }
+}
+
+void mx_sink_session_end(mx_sink *k, mx_sess *s)
+{
+    if (!s->out) return;
+    write_docs(k, s, 1);
     mx_sink_session_drop(k, s);
+}
+
+/* Bytes a session's documents hold until it ends, beside its first event
+ * (a few hundred bytes a session, bounded as the flows are by --max-flows),
+ * and of them what a part written early gives back. */
+static uint64_t splittable(const sess_out *o) { return o->doc.cap + o->tree.nbytes + o->tree.tbytes; }
+static uint64_t held(const sess_out *o) { return splittable(o) + o->pend_native.cap + o->pend_ecs.cap; }
+
+static void charge(mx_sink *k, sess_out *o)
+{
+    uint64_t h = held(o);
+    if (k->mc) {
+        k->mc->used += h - o->charged;
+        k->mc->docs += h - o->charged;
+        if (k->mc->used > k->mc->peak) k->mc->peak = k->mc->used;
+    }
+    o->charged = h;
+}
+
+/* The budget is spent: the session writes what it holds now as a part of
+ * its documents, marked, and goes on in the next part.  A limit event, the
+ * first part's last, says so. */
+static void split(mx_sink *k, mx_sess *s)
+{
+    sess_out *o = s->out;
+    uint64_t h = o->charged;
+    o->splitting = 1;
+    if (!o->part) {
+        mx_ev *l = mx_ev_begin(s, MX_EV_LIMIT, MX_NODIR);
+        mx_ev_lit(l, "limit", "memcap");
+        mx_ev_int(l, "value", (int64_t)k->mc->cap);
+        mx_ev_int(l, "held", (int64_t)h);
+        mx_ev_end(s, l);
+    }
+    write_docs(k, s, 0);
+    o->splitting = 0;
+    tbuf_free(&o->doc);
+    mx_arena_free(&o->tree);
+    o->tree.small = o->tree.keep = 1;
+    if (o->events) { o->events->v.kids.first = o->events->v.kids.last = NULL; o->events->len = 0; }
+    if (o->start) o->start->next = NULL;
+    if (!o->part++) k->mc->split++;
+    charge(k, o);
 }
 
 void mx_sink_session_drop(mx_sink *k, mx_sess *s)
@@ -512,6 +582,9 @@ void mx_sink_session_drop(mx_sink *k, mx_sess *s)
     sess_out *o = s->out;
     if (!o) return;
     if (k->cap_fn) emit(k, MX_REC_DEATH, -1, "", NULL, 0, s->id & ~MX_SID_HANDLE);
+    if (k->mc) { k->mc->used -= o->charged; k->mc->docs -= o->charged; }
+    k->nopen--;
+    mx_arena_free(&o->head);
     tbuf_free(&o->doc);
     tbuf_free(&o->pend_native);
     tbuf_free(&o->pend_ecs);
@@ -528,12 +601,22 @@ void mx_sink_session_drop(mx_sink *k, mx_sess *s)
 
 /* ---- events -------------------------------------------------------------- */
 
-mx_arena *mx_sink_ev_arena(mx_sink *k, mx_sess *s)
+mx_arena *mx_sink_ev_arena(mx_sink *k, mx_sess *s, int type)
 {
     sess_out *o = s->out;
     if (!k->n_tree || !o) return &k->ar;
+    if (!o->begun) {
+        /* the first event: the views show it, even in a later part */
+        o->begun = 1;
+        o->head.small = o->head.keep = 1;
+        return &o->head;
+    }
+    /* the summary shows the first and the last event only */
+    if (!k->n_tree_all && type != MX_EV_SESSION_END) return &k->ar;
     mx_arena *ta = &o->tree;
-    if (!ta->nfirst && k->npool) *ta = k->pool[--k->npool];
+    /* (an ended session's blocks, unless the budget is nearly spent) */
+    if (!ta->nfirst && k->npool && (!k->mc || !k->mc->cap || k->mc->used + POOL_KEEP <= k->mc->cap))
+        *ta = k->pool[--k->npool];
     ta->small = ta->keep = 1;
     return ta;
 }
@@ -595,9 +678,10 @@ void mx_sink_ev_done(mx_sink *k, mx_sess *s, mx_node *e)
     if (o) o->last_us = s->cur_us;
     const char *tag = mx_evtype_name((mx_evtype)e->evtype);
     int held = o && o->deferred;
-    if (o && k->n_tree && a == &o->tree) {
-        /* built in the session's arena: kept there for the views */
-        if (!o->events) o->events = mx_node_new(a, MX_VT_ARR);
+    if (o && k->n_tree && (a == &o->tree || a == &o->head)) {
+        /* built in the session's arenas: kept there for the views */
+        if (!o->events) o->events = mx_node_new(&o->head, MX_VT_ARR);
+        if (a == &o->head && !o->start) o->start = e;
         if (o->events) mx_node_add(o->events, NULL, e);
         else k->failed = 1;
     }
@@ -626,6 +710,18 @@ void mx_sink_ev_done(mx_sink *k, mx_sess *s, mx_node *e)
                 if (k->outs[i].fmt == MX_FMT_ECS) put_line(k, &k->outs[i], t, k->buf.len, tag);
         }
         if (--sa->open <= 0) { sa->open = 0; mx_arena_reset(sa); }
+    }
+    if (o && !o->splitting) {
+        charge(k, o);
+        /* Over the budget: a session that holds at least its share of it
+         * (one of them always does) writes its events now, when it is not
+         * building another.  The budget is then exceeded by at most the
+         * sessions that are below their share, or no longer active. */
+        if (k->mc && k->mc->cap && k->mc->used > k->mc->cap && !o->deferred &&
+            e->evtype != MX_EV_SESSION_END && o->tree.open <= 1 &&
+            (o->doc.nev || (k->n_tree_all && o->events && o->events->len)) &&
+            splittable(o) * (k->nopen ? k->nopen : 1) >= k->mc->cap)
+            split(k, s);
     }
 }
 

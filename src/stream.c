@@ -27,7 +27,7 @@ static int charge(mx_stream *s, const mx_stream_ctx *c, size_t n)
 {
     mx_memcap *m = c->mc;
     if (!m) return 1;
-    if (m->cap && m->used + n > m->cap) { m->refused++; return 0; }
+    if (m->cap && m->used - m->docs + n > m->cap) { m->refused++; return 0; }
     m->used += n;
     if (m->used > m->peak) m->peak = m->used;
     s->mc = m;

@@ -317,11 +317,13 @@ static void endpoint(char *buf, size_t cap, const cJ *ep)
     snprintf(buf, cap, "%s%s%s:%lld", v6 ? "[" : "", ip ? ip : "?", v6 ? "]" : "", num(ep, "port", 0));
 }
 
-void mx_view_text_session(FILE *f, const cJ *doc, int color)
+void mx_view_text_session(FILE *f, const cJ *doc, const cJ *start, int color)
 {
     char cli[80], srv[80], line[4096];
     const cJ *end = last_event(doc), *v = obj(end, "verdict");
-    const cJ *start = mx_node_at(obj(doc, "events"), 0);
+    long long part = num(doc, "part", 0);
+    int continued = boolean(doc, "continued");
+    if (!start) start = mx_node_at(obj(doc, "events"), 0);
     const char *dns = str(obj(start, "dns"), "name");
     endpoint(cli, sizeof cli, obj(doc, "client"));
     endpoint(srv, sizeof srv, obj(doc, "server"));
@@ -329,7 +331,9 @@ void mx_view_text_session(FILE *f, const cJ *doc, int color)
     sid(f, doc, 0);
     fprintf(f, "%s  %s -> %s", color ? C_RESET : "", cli, srv);
     if (dns) { fputs(" (", f); mx_view_text(f, dns); fputc(')', f); }
-    fprintf(f, "  %s  %.6f s\n", str(doc, "start") ? str(doc, "start") : "", mx_node_getnum(doc, "duration", 0));
+    fprintf(f, "  %s  %.6f s", str(doc, "start") ? str(doc, "start") : "", mx_node_getnum(doc, "duration", 0));
+    if (part) fprintf(f, "  (part %lld%s)", part, continued ? ", continued below" : "");
+    fputc('\n', f);
     MX_NODE_EACH(e, obj(doc, "events")) {
         int kind = describe(e, line, sizeof line);
         if (kind < 0) continue;
@@ -365,6 +369,9 @@ void mx_view_text_session(FILE *f, const cJ *doc, int color)
         fputs("     log: ", f);
         mx_view_text(f, str(v, "log_line"));
         fputs("\n\n", f);
+    } else if (continued) {
+        fprintf(f, "  ... the memory budget (--memcap) was reached: this much was written early, the session goes on in part %lld\n\n",
+                part + 1);
     }
 }
 
@@ -376,11 +383,11 @@ void mx_view_summary_header(FILE *f)
             "MODE", "TLS", "AUTH", "MSGS", "VERDICT");
 }
 
-void mx_view_summary_session(FILE *f, const cJ *doc, int color)
+void mx_view_summary_session(FILE *f, const cJ *doc, const cJ *start, int color)
 {
     char cli[80], srv[80], auth[48] = "-", msgs[16], tlsv[24] = "-";
     const cJ *end = last_event(doc), *v = obj(end, "verdict"), *smtp = obj(end, "smtp"), *tls = obj(end, "tls");
-    const cJ *start = mx_node_at(obj(doc, "events"), 0);
+    if (!start) start = mx_node_at(obj(doc, "events"), 0);
     endpoint(cli, sizeof cli, obj(doc, "client"));
     endpoint(srv, sizeof srv, obj(doc, "server"));
     const char *mode = str(start, "mode") ? str(start, "mode") : "-";
@@ -438,17 +445,27 @@ void mx_view_html_session(FILE *f, const cJ *doc)
     endpoint(srv, sizeof srv, obj(doc, "server"));
     const char *code = v && str(v, "code") ? str(v, "code") : "none";
     int ok = v && boolean(v, "ok");
+    long long part = num(doc, "part", 0);
+    int continued = boolean(doc, "continued");
+    /* the index links to a session's last part: its verdict */
     fputs("<section class=\"session\" id=\"s", f);
     sid(f, doc, 0);
+    if (continued) fprintf(f, "-part%lld", part);
     fputs("\" data-verdict=\"", f);
-    mx_view_html(f, code);
+    if (!continued) mx_view_html(f, code);
     fputs("\">\n<h2>Session ", f);
     sid(f, doc, 0);
     fputs(": ", f);
     mx_view_html(f, cli);
     fputs(" &rarr; ", f);
     mx_view_html(f, srv);
-    fputs("</h2>\n<div class=\"verdict ", f);
+    if (part) fprintf(f, " (part %lld)", part);
+    fputs("</h2>\n", f);
+    if (continued) {
+        fprintf(f, "<div class=\"verdict\">The memory budget (--memcap) was reached: this part was written early; "
+                "the session goes on in part %lld.</div>\n", part + 1);
+    } else {
+    fputs("<div class=\"verdict ", f);
     fputs(ok ? "ok" : "bad", f);
     fputs("\"><b class=\"code\">", f);
     mx_view_html(f, code);
@@ -457,7 +474,9 @@ void mx_view_html_session(FILE *f, const cJ *doc)
     fputs("</span>", f);
     if (v && str(v, "remedy")) { fputs("<br><i>Remedy:</i> <span class=\"remedy\">", f); mx_view_html(f, str(v, "remedy")); fputs("</span>", f); }
     if (v && str(v, "log_line")) { fputs("<br><i>Log:</i> <code>", f); mx_view_html(f, str(v, "log_line")); fputs("</code>", f); }
-    fputs("</div>\n<div class=\"ladder\"><div class=\"lanes\"><span>time (s)</span><span>client ", f);
+    fputs("</div>\n", f);
+    }
+    fputs("<div class=\"ladder\"><div class=\"lanes\"><span>time (s)</span><span>client ", f);
     mx_view_html(f, cli);
     fputs("</span><span style=\"text-align:right\">server ", f);
     mx_view_html(f, srv);

@@ -262,6 +262,59 @@ same = all(by_port(cev, 40000 + j) == by_port(fev, 40000 + j) and by_port(cev, 4
 check(same and sum(1 for e in cev if e.get("type") == "session.end" and e["verdict"]["code"] == "delivered") == 20,
       "the 20 deliveries keep their whole stories under the budget")
 
+# 5c'. The documents the timeline and the views hold until a session ends
+# count against the same budget: 200 deliveries open at once, each written
+# in parts once the budget is spent, every event still there, in order.
+def docs(text):
+    d, out, i = json.JSONDecoder(), [], 0
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            return out
+        o, i = d.raw_decode(text, i)
+        out.append(o)
+many = os.path.join(WORK, "docs-200.pcap")
+subprocess.run([GEN, "-q", "-n", "200", "-c", "200", "-o", many, S1], check=True)
+whole = docs(run(["-r", many, "-F", "timeline"]).stdout.decode())
+check(len(whole) == 200 and not any("part" in d for d in whole), "200 deliveries, one document each without a budget")
+for pretty in ([], ["--pretty"]):
+    what = "--memcap 256K -F timeline" + (" --pretty" if pretty else "")
+    r = run(["-r", many, "-F", "timeline", "--memcap", "256K", "--stats"] + pretty)
+    parts = docs(r.stdout.decode())
+    check(r.returncode == 0 and stat(r, "sessions-split") > 100 and stat(r, "buffers-peak-kb") <= 2 * 256,
+          f"{what}: {stat(r, 'sessions-split')} sessions written in parts, documents peak at "
+          f"{stat(r, 'buffers-peak-kb')} KB")
+    by = {}
+    for d in parts:
+        by.setdefault(d["session"], []).append(d)
+    bad = []
+    for w in whole:
+        ps = by.get(w["session"], [])
+        evs = [e for p in ps for e in p["events"]]
+        lim = [e for e in evs if e["type"] == "limit" and e.get("limit") == "memcap"]
+        if len(ps) == 1:
+            ok = ps[0] == w
+        else:
+            ok = ([p["part"] for p in ps] == list(range(1, len(ps) + 1))
+                  and all(p.get("continued") is True for p in ps[:-1]) and "continued" not in ps[-1]
+                  and len(lim) == 1 and ps[0]["events"][-1] == lim[0] and lim[0]["value"] == 256 * 1024
+                  and [e for e in evs if e not in lim] == w["events"]
+                  and ps[0]["start"] == w["start"] and ps[-1]["end"] == w["end"]
+                  and ps[-1]["events"][-1]["verdict"]["code"] == "delivered")
+        if not ok:
+            bad.append(w["session"])
+    check(not bad and len(by) == 200, f"{what}: the parts of each session, in order, hold all its events "
+          f"and one limit memcap event (wrong: {bad[:5]})")
+r = run(["-r", many, "-F", "text", "--memcap", "256K"])
+t = r.stdout.decode()
+check(t.count("=> delivered") == 200 and "(part 1, continued below)" in t and "! limit memcap (262144) reached" in t,
+      "--memcap 256K -F text: parts marked, one verdict per session")
+check(run(["-r", many, "-F", "summary", "--memcap", "64K"]).stdout == run(["-r", many, "-F", "summary"]).stdout,
+      "-F summary holds two events a session: the same lines under a small budget")
+check(run(["-r", many, "-F", "ndjson", "--memcap", "64K"]).stdout == run(["-r", many, "-F", "ndjson"]).stdout,
+      "-F ndjson holds no documents: the same events under a small budget")
+
 # 5d. --no-ndpi-tls: nDPI is not shown the TLS after STARTTLS; all else the same.
 def without_ndpi_tls(evs):
     for e in evs:

@@ -38,6 +38,7 @@ typedef struct mx_engine_stats {
     uint64_t off_port_ignored;      /* --any-port flows nDPI called other */
     uint64_t max_live_flows;
     uint64_t memcap_refused;        /* stream buffers the budget refused  */
+    uint64_t sessions_split;        /* sessions the budget made write parts */
     uint64_t buffers_peak;          /* most bytes of stream buffers at once */
 } mx_engine_stats;
 

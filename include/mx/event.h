@@ -153,10 +153,10 @@ static inline int mx_node_true(const mx_node *o, const char *k)
 
 /* ---- the consumer of events (the output layer provides these) -------------- */
 
-/* The arena s's next event is built in: the sink's scratch arena, reset when
- * no event is open, or the session's own when its events are kept for the
- * views.  Never NULL. */
-mx_arena *mx_sink_ev_arena(mx_sink *k, mx_sess *s);
+/* The arena s's next event (of type type) is built in: the sink's scratch
+ * arena, reset when no event is open, or the session's own when the event
+ * is kept for the views.  Never NULL. */
+mx_arena *mx_sink_ev_arena(mx_sink *k, mx_sess *s, int type);
 /* A finished event of s (built in the arena above), to be rendered. */
 void mx_sink_ev_done(mx_sink *k, mx_sess *s, mx_node *ev);
 

@@ -60,6 +60,12 @@ int mx_sink_epipe(const mx_sink *k);
 mx_ev *mx_sink_run_begin(mx_sink *k, mx_evtype type);
 void mx_sink_run_end(mx_sink *k, mx_ev *ev, const char *line);
 void mx_sink_free(mx_sink *k);
+/* The budget (--memcap) that the documents sessions hold until they end
+ * are charged to, beside the streams' buffers: when it is spent, the
+ * session whose event went over writes what it holds as a part of its
+ * documents ("part", "continued") and goes on in the next. */
+struct mx_memcap;
+void mx_sink_set_memcap(mx_sink *k, struct mx_memcap *mc);
 /* Marks the sink failed (a worker's sink failed: the run's did). */
 void mx_sink_set_failed(mx_sink *k);
 

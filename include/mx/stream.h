@@ -40,14 +40,19 @@ enum { MX_GAP_LOST = 0, MX_GAP_SNAPLEN = 1, MX_GAP_OOO_CAP = 2, MX_GAP_CLOSE = 3
 enum { MX_STREAM_LIMIT_OOO = 1, MX_STREAM_LIMIT_HOLD = 2, MX_STREAM_LIMIT_MEMCAP = 3 };
 
 /* One budget over every stream's buffers (held out-of-order segments and
- * kept tails) of an engine: --memcap.  A buffer that does not fit is not
- * taken: the stream that asked stops waiting for its hole (a gap, reason
- * memcap) or makes its consumer take the bytes now, and says so once
- * (MX_STREAM_LIMIT_MEMCAP); other streams keep theirs. */
+ * kept tails) of an engine and the session documents its sink holds:
+ * --memcap.  A stream buffer that does not fit beside the other streams'
+ * is not taken: the stream that asked stops waiting for its hole (a gap,
+ * reason memcap) or makes its consumer take the bytes now, and says so
+ * once (MX_STREAM_LIMIT_MEMCAP); other streams keep theirs.  Documents
+ * give way first: while the whole is over the budget, sessions write
+ * theirs in parts (sink.h). */
 typedef struct mx_memcap {
     uint64_t cap;          /* bytes; 0 = none                        */
-    uint64_t used, peak;
+    uint64_t used, peak;   /* streams' and documents' bytes           */
+    uint64_t docs;         /* of used, the documents'                 */
     uint64_t refused;      /* buffers not taken                      */
+    uint64_t split;        /* sessions written in parts               */
 } mx_memcap;
 
 typedef struct mx_seg mx_seg;

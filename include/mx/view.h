@@ -23,9 +23,11 @@ size_t mx_view_unsafe(const char *s, unsigned *cp);
 void mx_view_text(FILE *f, const char *s);
 void mx_view_html(FILE *f, const char *s);
 
-void mx_view_text_session(FILE *f, const struct mx_ev *doc, int color);
+/* start: the session's first event (it is also the first of doc's events,
+ * except in the later parts of a session written in parts, see "part"). */
+void mx_view_text_session(FILE *f, const struct mx_ev *doc, const struct mx_ev *start, int color);
 void mx_view_summary_header(FILE *f);
-void mx_view_summary_session(FILE *f, const struct mx_ev *doc, int color);
+void mx_view_summary_session(FILE *f, const struct mx_ev *doc, const struct mx_ev *start, int color);
 void mx_view_html_begin(FILE *f);
 void mx_view_html_session(FILE *f, const struct mx_ev *doc);
 void mx_view_html_end(FILE *f, const mx_view_row *rows, size_t n, size_t dropped);
