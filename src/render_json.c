@@ -7,6 +7,8 @@
  * times as digits, keys from their own text.
  */
 #include "render_json.h"
+#include "mx/evtype.h"
+#include "mx/session.h"
 
 #include <float.h>
 #include <math.h>
@@ -191,6 +193,39 @@ static void tabs(mx_buf *b, size_t n)
     put(b, t, n);
 }
 
+static void value(mx_buf *b, const mx_node *v, int pretty, size_t depth);
+
+/* A session's event on one line: its head's members written straight from
+ * the head (the names are the program's, never the wire's), then its own. */
+static void event_line(mx_buf *b, const mx_node *e, const mx_evhead *h)
+{
+    const char *name = mx_evtype_name((mx_evtype)e->evtype);
+    size_t nl = strlen(name);
+    /* {"type":"","session":,"ts":"","t":,"frame":,"from":"client"} and digits */
+    if (!room(b, nl + 27 + 160)) return;
+    char *o = b->p + b->len, *start = o;
+    memcpy(o, "{\"type\":\"", 9); o += 9;
+    memcpy(o, name, nl); o += nl;
+    memcpy(o, "\",\"session\":", 12); o += 12;
+    o += mx_sid_text(h->session, 0, o);
+    memcpy(o, ",\"ts\":\"", 7); o += 7;
+    mx_ev_ts_text(h->ts_us, o); o += 27;
+    memcpy(o, "\",\"t\":", 6); o += 6;
+    b->len += (size_t)(o - start);
+    seconds(b, (uint64_t)h->t_us);
+    put(b, ",\"frame\":", 9);
+    integer(b, (int64_t)h->frame);
+    if (h->from == MX_CLIENT) put(b, ",\"from\":\"client\"", 16);
+    else if (h->from == MX_SERVER) put(b, ",\"from\":\"server\"", 16);
+    for (const mx_node *c = e->v.kids.first; c; c = c->next) {
+        putc1(b, ',');
+        key(b, c->key ? c->key : "");
+        putc1(b, ':');
+        value(b, c, 0, 1);
+    }
+    putc1(b, '}');
+}
+
 static void value(mx_buf *b, const mx_node *v, int pretty, size_t depth)
 {
     switch (v->vt) {
@@ -210,8 +245,10 @@ static void value(mx_buf *b, const mx_node *v, int pretty, size_t depth)
         }
         putc1(b, ']');
         break;
-    case MX_VT_OBJ:
-    case MX_VT_EVENT: {
+    case MX_VT_EVENT:
+        if (!pretty && v->head) { event_line(b, v, v->head); break; }
+        /* fall through */
+    case MX_VT_OBJ: {
         /* an event's head is written as its first members */
         mx_node head[6];
         char ts[28];

@@ -8,8 +8,38 @@
 #include <string.h>
 #include <time.h>
 
+/* n decimal digits of v, zero-padded, at o. */
+static char *digits(char *o, uint32_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) { o[i] = (char)('0' + v % 10); v /= 10; }
+    return o + n;
+}
+
 void mx_iso_time(uint64_t us, char *buf, size_t cap)
 {
+    uint64_t secs = us / 1000000u;
+    if (cap >= 28 && secs < 253402300800ull) {
+        /* years 1970 to 9999: the civil date of the day number (days from
+         * 0000-03-01, in 400-year eras), without gmtime and printf */
+        uint64_t z = secs / 86400 + 719468;
+        uint32_t sod = (uint32_t)(secs % 86400);
+        uint32_t era = (uint32_t)(z / 146097), doe = (uint32_t)(z - (uint64_t)era * 146097);
+        uint32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        uint32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        uint32_t mp = (5 * doy + 2) / 153;
+        uint32_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+        uint32_t y = yoe + era * 400 + (m <= 2);
+        char *o = digits(buf, y, 4);
+        *o++ = '-'; o = digits(o, m, 2);
+        *o++ = '-'; o = digits(o, d, 2);
+        *o++ = 'T'; o = digits(o, sod / 3600, 2);
+        *o++ = ':'; o = digits(o, sod / 60 % 60, 2);
+        *o++ = ':'; o = digits(o, sod % 60, 2);
+        *o++ = '.'; o = digits(o, (uint32_t)(us % 1000000u), 6);
+        *o++ = 'Z';
+        *o = 0;
+        return;
+    }
     time_t t = (time_t)(us / 1000000u);
     struct tm tm;
     if (!gmtime_r(&t, &tm)) { snprintf(buf, cap, "1970-01-01T00:00:00.000000Z"); return; }

@@ -1,8 +1,20 @@
-/* Unit tests: wire text cleaning and base64. */
+/* Unit tests: wire text cleaning, base64, and the ISO-8601 times. */
 #include "check.h"
+#include "mx/session.h"
 #include "mx/text.h"
 
 #include <stdint.h>
+#include <time.h>
+
+/* What gmtime and printf make of a time: mx_iso_time's reference. */
+static void iso_ref(uint64_t us, char buf[80], size_t cap)
+{
+    time_t t = (time_t)(us / 1000000u);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(us % 1000000u));
+}
 
 static const char *clean(const char *in, size_t n, size_t maxin, int *fl)
 {
@@ -36,5 +48,26 @@ int main(void)
     CHECK(mx_base64_decode((const uint8_t *)"QUFBQUFBQUFB", 12, b, 4) < 0, "output cap respected");
     CHECK(mx_ci_prefix((const uint8_t *)"starttls", 8, "STARTTLS"), "ci prefix");
     CHECK(mx_ci_find((const uint8_t *)"Ok: Queued as X", 15, "queued as ") == 4, "ci find");
+    /* times: the epoch, leap days, century years, the last of year 9999,
+     * the first of 10000 (printf's path), and a million others */
+    static const uint64_t sec[] = { 0, 68169599, 951782400, 951868799, 4107542400ull, 4107628800ull,
+                                    253402300799ull, 253402300800ull, 1700000000 };
+    char a[40], r[80];
+    int same = 1;
+    for (size_t i = 0; i < sizeof sec / sizeof sec[0]; i++) {
+        uint64_t us = sec[i] * 1000000u + (i * 137) % 1000000u;
+        mx_iso_time(us, a, sizeof a);
+        iso_ref(us, r, sizeof r);
+        CHECK(strcmp(a, r) == 0, "iso time of %llu s: %s, gmtime says %s", (unsigned long long)sec[i], a, r);
+    }
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 1000000 && same; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        uint64_t us = x % 253402300800000000ull;
+        mx_iso_time(us, a, sizeof a);
+        iso_ref(us, r, sizeof r);
+        same = strcmp(a, r) == 0;
+    }
+    CHECK(same, "iso time: a million random times as gmtime has them (last %s, %s)", a, r);
     return CHECK_DONE();
 }
