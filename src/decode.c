@@ -243,6 +243,18 @@ static enum mx_decode_rc decode_link(int lt, const uint8_t *data, uint32_t caple
 
 void mx_addr_str(const mx_addr *a, char *buf, size_t cap)
 {
+    if (!a->v6 && cap >= 16) {
+        /* dotted quad, as inet_ntop writes it, without its sprintf */
+        char *o = buf;
+        for (int i = 0; i < 4; i++) {
+            unsigned v = a->b[i];
+            if (v >= 100) { *o++ = (char)('0' + v / 100); v %= 100; *o++ = (char)('0' + v / 10); v %= 10; }
+            else if (v >= 10) { *o++ = (char)('0' + v / 10); v %= 10; }
+            *o++ = (char)('0' + v);
+            *o++ = i < 3 ? '.' : 0;
+        }
+        return;
+    }
     if (!inet_ntop(a->v6 ? AF_INET6 : AF_INET, a->b, buf, (socklen_t)cap))
         snprintf(buf, cap, "?");
 }

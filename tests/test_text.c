@@ -1,8 +1,11 @@
-/* Unit tests: wire text cleaning, base64, and the ISO-8601 times. */
+/* Unit tests: wire text cleaning, base64, the ISO-8601 times and addresses
+ * as text. */
 #include "check.h"
+#include "mx/decode.h"
 #include "mx/session.h"
 #include "mx/text.h"
 
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -69,5 +72,20 @@ int main(void)
         same = strcmp(a, r) == 0;
     }
     CHECK(same, "iso time: a million random times as gmtime has them (last %s, %s)", a, r);
+    /* IPv4 addresses as inet_ntop writes them: every value of each byte */
+    same = 1;
+    for (unsigned v = 0; v < 256 * 4 && same; v++) {
+        mx_addr ad;
+        memset(&ad, 0, sizeof ad);
+        uint8_t q[4] = { 10, 0, 255, 7 };
+        q[v / 256] = (uint8_t)(v % 256);
+        memcpy(ad.b, q, 4);
+        char m[64], nt[64];
+        mx_addr_str(&ad, m, sizeof m);
+        inet_ntop(AF_INET, q, nt, sizeof nt);
+        same = strcmp(m, nt) == 0;
+        if (!same) fprintf(stderr, "%s %s\n", m, nt);
+    }
+    CHECK(same, "IPv4 addresses as inet_ntop writes them");
     return CHECK_DONE();
 }
