@@ -549,6 +549,22 @@ static size_t body_scan(mx_smtp *m, const uint8_t *p, size_t n, int *done)
     while (i < n) {
         const uint8_t *nl = memchr(p + i, '\n', n - i);
         size_t seg = nl ? (size_t)(nl - (p + i)) : n - i;
+        /* Most lines are whole in the buffer, end in CR LF, hold no other
+         * CR, and are neither ".", a part's headers nor a boundary: they are
+         * only counted (what the general path below does with them). */
+        if (nl && seg && !g->mid_line && !g->after_gap && !g->in_headers && !g->in_part_hdrs) {
+            const uint8_t *l = p + i;
+            if (l[seg - 1] == '\r' && !(seg == 2 && l[0] == '.') &&
+                !(g->nbound && seg >= 3 && l[0] == '-' && l[1] == '-') &&
+                (seg == 1 || !memchr(l, '\r', seg - 1))) {
+                g->bytes += seg + 1;
+                g->lines++;
+                if (g->cur_part >= 0 && g->parts) g->parts[g->cur_part].bytes += (seg - 1) + 2;
+                g->prev_crlf = 1;
+                i += seg + 1;
+                continue;
+            }
+        }
         body_bytes(g, p + i, seg);
         if (!nl) { i = n; break; }
         i += seg + 1;

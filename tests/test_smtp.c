@@ -78,6 +78,33 @@ int main(void)
         free(o);
     }
     {
+        /* body lines that are only counted and lines that are looked at,
+         * side by side: a part's bytes, a line like a boundary, a bare CR,
+         * a dot-stuffed line, an empty line, a line of the longest kind */
+        const char *name = "body lines";
+        static char body[2048];
+        snprintf(body, sizeof body, "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\n"
+                 "Content-Type: text/plain\r\n\r\nline one\r\n\r\n-- not the boundary\r\na\rb\r\n..dot\r\n%s\r\n"
+                 "--B--\r\n.\r\n", "");
+        size_t bl = strlen(body);
+        /* a 998-byte line before the closing boundary */
+        char *cut = strstr(body, "\r\n--B--");
+        memmove(cut + 998, cut, bl - (size_t)(cut - body) + 1);
+        memset(cut, 'x', 998);
+        chunk t[] = {
+            S("220 mx ESMTP\r\n"), C("EHLO c\r\n"), S("250 mx\r\n"),
+            C("MAIL FROM:<a@b>\r\n"), S("250 ok\r\n"), C("RCPT TO:<c@d>\r\n"), S("250 ok\r\n"),
+            C("DATA\r\n"), S("354 go\r\n"),
+            { MX_CLIENT, body, strlen(body) },
+            S("250 queued as Q1\r\n"), C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"content_type\":\"text/plain\",\"bytes\":1045");
+        HAS(o, "\"bare_cr\":1");
+        HAS(o, "\"lines\":12");
+        free(o);
+    }
+    {
         const char *name = "pipelining";
         chunk t[] = {
             S("220 mx ESMTP\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 PIPELINING\r\n"),
