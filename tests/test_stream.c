@@ -213,6 +213,27 @@ int main(void)
         CHECK(k.n == 30 && memcmp(k.got, "MAIL FROM:<a@b>", 15) == 0, "the first copy stays delivered");
         mx_stream_free(&s);
     }
+    {   /* a long segment's retransmission with one byte changed, anywhere:
+         * in each of the digest's 8-byte lanes and in its tail */
+        static const unsigned at[] = { 0, 5, 13, 21, 29, 31, 32, 63, 64, 95, 99, 100 };
+        for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+            char line[102], other[102];
+            for (int j = 0; j < 101; j++) line[j] = (char)('a' + j % 26);
+            line[100] = '\n';
+            line[101] = 0;
+            memcpy(other, line, sizeof other);
+            other[at[i]] ^= 0x20;
+            sink k = { .n = 0 };
+            mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
+            mx_stream_ctx c = { &ops, &k, 0, &lim, 0, NULL };
+            seg(&s, &c, 0, line);
+            seg(&s, &c, 0, line);
+            CHECK(s.conflicts == 0, "101 bytes again: no conflict");
+            seg(&s, &c, 0, other);
+            CHECK(s.conflicts == 1, "101 bytes, byte %u changed: a conflict (%u)", at[i], s.conflicts);
+            mx_stream_free(&s);
+        }
+    }
     {   /* at the end of the direction a pending wait is a loss */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
