@@ -20,11 +20,34 @@ static void hex(const unsigned char *d, unsigned n, char *out)
     out[2 * n] = 0;
 }
 
+/* One digest context per thread, used again and again (EVP_Digest makes
+ * and frees one at every call); a thread's is freed when it ends. */
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static int ctx_keyed;
+static void ctx_free(void *c) { EVP_MD_CTX_free(c); }
+static void ctx_init(void) { ctx_keyed = pthread_key_create(&ctx_key, ctx_free) == 0; }
+
+static EVP_MD_CTX *thread_ctx(void)
+{
+    pthread_once(&ctx_once, ctx_init);
+    if (!ctx_keyed) return NULL;
+    EVP_MD_CTX *c = pthread_getspecific(ctx_key);
+    if (!c && (c = EVP_MD_CTX_new()) && pthread_setspecific(ctx_key, c) != 0) {
+        EVP_MD_CTX_free(c);
+        c = NULL;
+    }
+    return c;
+}
+
 static void digest(const EVP_MD *md, const void *p, size_t n, char *out)
 {
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned dl = 0;
-    if (!EVP_Digest(p, n, d, &dl, md, NULL)) { out[0] = 0; return; }
+    EVP_MD_CTX *c = thread_ctx();
+    int ok = c ? EVP_DigestInit_ex(c, md, NULL) && EVP_DigestUpdate(c, p, n) && EVP_DigestFinal_ex(c, d, &dl)
+               : EVP_Digest(p, n, d, &dl, md, NULL);
+    if (!ok) { out[0] = 0; return; }
     hex(d, dl, out);
 }
 
@@ -95,8 +118,8 @@ static void iso(int64_t us, char *buf, size_t cap)
 {
     time_t s = (time_t)(us / 1000000);
     struct tm tm;
-    gmtime_r(&s, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (cap) buf[0] = 0;
+    if (gmtime_r(&s, &tm)) strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static void put(mx_ev *o, const char *k, const char *v, size_t cap)
@@ -111,6 +134,13 @@ static void put(mx_ev *o, const char *k, const char *v, size_t cap)
  * SHA-256; a collision simply replaces the older entry. */
 
 #define SAN_MAX 24
+#define HOSTS_KEPT 4
+
+/* A host name checked against a certificate, and whether it is covered. */
+typedef struct host_seen {
+    char name[128];
+    int covered;
+} host_seen;
 
 typedef struct cert_entry {
     uint64_t key;            /* quick hash of the DER (see der_key)       */
@@ -127,6 +157,11 @@ typedef struct cert_entry {
     const char *key_type, *sig;
     int key_bits, self_signed;
     char cn[256], issuer_cn[128];
+    char nb_txt[32], na_txt[32];     /* the dates, as written             */
+    host_seen hosts[HOSTS_KEPT];     /* the last names checked (ring)      */
+    int nhosts;
+    char issuer_fp[65];              /* the certificate checked as issuer  */
+    int issuer_ok;                   /* (X509_check_issued said OK)        */
 } cert_entry;
 
 struct mx_cert_cache {
@@ -163,6 +198,11 @@ static void fill(cert_entry *ce, X509 *x)
     if (sn) hex(sn->data, (unsigned)(sn->length > 64 ? 64 : sn->length), ce->serial);
     ce->has_nb = asn1_us(X509_get0_notBefore(x), &ce->nb);
     ce->has_na = asn1_us(X509_get0_notAfter(x), &ce->na);
+    ce->nb_txt[0] = ce->na_txt[0] = 0;
+    if (ce->has_nb) iso(ce->nb, ce->nb_txt, sizeof ce->nb_txt);
+    if (ce->has_na) iso(ce->na, ce->na_txt, sizeof ce->na_txt);
+    ce->nhosts = 0;
+    ce->issuer_fp[0] = 0;
     ce->nsan = 0;
     GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     if (sans) {
@@ -234,6 +274,36 @@ static void entry_clear(cert_entry *ce)
     ce->der = NULL;
     ce->der_len = 0;
     ce->used = 0;
+    ce->nhosts = 0;
+    ce->issuer_fp[0] = 0;
+}
+
+/* Whether the certificate covers host name h (X509_check_host decodes the
+ * names again at every call: the last few answers are kept). */
+static int covers(cert_entry *ce, const char *h)
+{
+    size_t hl = strlen(h);
+    int kept = ce->nhosts < HOSTS_KEPT ? ce->nhosts : HOSTS_KEPT;
+    for (int i = 0; i < kept; i++)
+        if (strcmp(ce->hosts[i].name, h) == 0) return ce->hosts[i].covered;
+    int ok = X509_check_host(ce->x, h, hl, 0, NULL) == 1;
+    if (hl < sizeof ce->hosts[0].name) {
+        host_seen *hs = &ce->hosts[ce->nhosts++ % HOSTS_KEPT];
+        memcpy(hs->name, h, hl + 1);
+        hs->covered = ok;
+    }
+    return ok;
+}
+
+/* Whether issuer issued ce (kept for the last issuer asked about, known
+ * by its SHA-256). */
+static int issued_by(cert_entry *ce, const cert_entry *issuer)
+{
+    if (ce->issuer_fp[0] && strcmp(ce->issuer_fp, issuer->fp) == 0) return ce->issuer_ok;
+    int ok = X509_check_issued(issuer->x, ce->x) == X509_V_OK;
+    memcpy(ce->issuer_fp, issuer->fp, sizeof ce->issuer_fp);
+    ce->issuer_ok = ok;
+    return ok;
 }
 
 /* The parsed certificate for der, from the cache or freshly parsed into a
@@ -273,9 +343,10 @@ void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int 
                    int nnames, size_t cap, mx_cert_cache *cache, mx_cert_checks *out)
 {
     cert_entry *ents[16] = { 0 }, tmp[2];
-    char buf[64];
     memset(out, 0, sizeof *out);
-    memset(tmp, 0, sizeof tmp);
+    /* (the spare entries, for a run without a cache: only what
+     * entry_clear and lookup read is set) */
+    for (int i = 0; i < 2; i++) { tmp[i].x = NULL; tmp[i].der = NULL; tmp[i].der_len = 0; tmp[i].used = 0; tmp[i].nhosts = 0; tmp[i].issuer_fp[0] = 0; }
     out->chain_order_ok = 1;
     if (n > 16) n = 16;
     mx_ev *chain = mx_ev_arr(ev, "chain");
@@ -299,8 +370,8 @@ void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int 
         put(c, "subject", ce->subject, cap);
         put(c, "issuer", ce->issuer, cap);
         if (ce->serial[0]) mx_ev_str(c, "serial", ce->serial);
-        if (ce->has_nb) { iso(ce->nb, buf, sizeof buf); mx_ev_str(c, "not_before", buf); }
-        if (ce->has_na) { iso(ce->na, buf, sizeof buf); mx_ev_str(c, "not_after", buf); }
+        if (ce->has_nb) mx_ev_str(c, "not_before", ce->nb_txt);
+        if (ce->has_na) mx_ev_str(c, "not_after", ce->na_txt);
         if (ce->has_na && (int64_t)now_us > ce->na) { mx_ev_bool(c, "expired", 1); if (i == 0) out->expired = 1; }
         if (ce->has_nb && (int64_t)now_us < ce->nb) { mx_ev_bool(c, "not_yet_valid", 1); if (i == 0) out->not_yet_valid = 1; }
         if (ce->nsan) {
@@ -313,9 +384,9 @@ void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int 
         if (i == 0) {
             snprintf(out->leaf_cn, sizeof out->leaf_cn, "%s", ce->cn);
             snprintf(out->issuer_cn, sizeof out->issuer_cn, "%s", ce->issuer_cn);
-            if (ce->has_na) iso(ce->na, out->not_after, sizeof out->not_after);
+            if (ce->has_na) snprintf(out->not_after, sizeof out->not_after, "%s", ce->na_txt);
         }
-        if (i > 0 && ents[i - 1] && X509_check_issued(ce->x, ents[i - 1]->x) != X509_V_OK) out->chain_order_ok = 0;
+        if (i > 0 && ents[i - 1] && !issued_by(ents[i - 1], ce)) out->chain_order_ok = 0;
         snprintf(out->root_cn, sizeof out->root_cn, "%s", ce->issuer_cn);
         if (!cache && i >= 2) ents[i - 2] = NULL;      /* its tmp slot is reused */
     }
@@ -329,7 +400,7 @@ void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int 
         mx_ev *na = mx_ev_arr(ck, "names");
         for (int k = 0; k < nnames; k++) {
             if (!names[k] || !names[k][0]) continue;
-            int ok = X509_check_host(leaf, names[k], strlen(names[k]), 0, NULL) == 1;
+            int ok = covers(ents[0], names[k]);
             mx_ev *o = mx_ev_push_obj(na);
             put(o, "name", names[k], cap);
             mx_ev_str(o, "source", name_src[k]);
