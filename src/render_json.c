@@ -13,6 +13,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,47 +68,67 @@ static const unsigned char special[256] = {
     ['"'] = 1, ['\\'] = 1, [0xC2] = 2, [0xE2] = 2,
 };
 
+/* Whether any of the 8 bytes of w is below 0x20, '"', '\\', 0xC2 or 0xE2
+ * (exact as to whether one is; which one is found byte by byte). */
+static inline int maybe_special(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+#define ZB(v) (((v) - ones) & ~(v))
+    uint64_t t = ((w - 0x20 * ones) & ~w) | ZB(w ^ (0x22 * ones)) | ZB(w ^ (0x5C * ones)) |
+                 ZB(w ^ (0xC2 * ones)) | ZB(w ^ (0xE2 * ones));
+#undef ZB
+    return (t & high) != 0;
+}
+
 static void string(mx_buf *b, const char *s, size_t n)
 {
     static const char hx[] = "0123456789abcdef";
+    /* room for the worst case (every byte a \u escape) once, then no checks */
+    if (n > BUF_MAX / 6) { b->failed = 1; return; }
+    if (!room(b, n * 6 + 2)) return;
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    putc1(b, '"');
+    char *o = b->p + b->len;
+    *o++ = '"';
     while (p < end) {
-        const unsigned char *run = p;
-        while (p < end && !special[*p]) p++;
-        if (p > run) put(b, (const char *)run, (size_t)(p - run));
+        /* plain text eight bytes at a time */
+        while (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (maybe_special(w)) break;
+            memcpy(o, &w, 8);
+            o += 8;
+            p += 8;
+        }
+        while (p < end && !special[*p]) *o++ = (char)*p++;
         if (p == end) break;
-        char e[6] = { '\\', 0 };
-        size_t el = 2, skip = 1;
         unsigned cp = 0;
+        size_t skip = 1;
         switch (*p) {
-        case '"': e[1] = '"'; break;
-        case '\\': e[1] = '\\'; break;
-        case '\b': e[1] = 'b'; break;
-        case '\f': e[1] = 'f'; break;
-        case '\n': e[1] = 'n'; break;
-        case '\r': e[1] = 'r'; break;
-        case '\t': e[1] = 't'; break;
+        case '"': *o++ = '\\'; *o++ = '"'; break;
+        case '\\': *o++ = '\\'; *o++ = '\\'; break;
+        case '\b': *o++ = '\\'; *o++ = 'b'; break;
+        case '\f': *o++ = '\\'; *o++ = 'f'; break;
+        case '\n': *o++ = '\\'; *o++ = 'n'; break;
+        case '\r': *o++ = '\\'; *o++ = 'r'; break;
+        case '\t': *o++ = '\\'; *o++ = 't'; break;
         case 0xC2:
             if (p + 1 < end && p[1] == 0x85) { cp = 0x85; skip = 2; }
-            else el = 0;
+            else *o++ = (char)*p;               /* a lead byte of something else */
             break;
         case 0xE2:
             if (p + 2 < end && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9)) { cp = 0x2000u + (p[2] - 0x80u); skip = 3; }
-            else el = 0;
+            else *o++ = (char)*p;
             break;
         default: cp = *p; break;              /* another control character */
         }
-        if (cp) {
-            e[1] = 'u';
-            e[2] = hx[(cp >> 12) & 15]; e[3] = hx[(cp >> 8) & 15]; e[4] = hx[(cp >> 4) & 15]; e[5] = hx[cp & 15];
-            el = 6;
+        if (cp || (*p < 0x20 && *p != '\b' && *p != '\f' && *p != '\n' && *p != '\r' && *p != '\t')) {
+            *o++ = '\\'; *o++ = 'u';
+            *o++ = hx[(cp >> 12) & 15]; *o++ = hx[(cp >> 8) & 15]; *o++ = hx[(cp >> 4) & 15]; *o++ = hx[cp & 15];
         }
-        if (el) put(b, e, el);
-        else put(b, (const char *)p, 1);       /* a lead byte of something else */
         p += skip;
     }
-    putc1(b, '"');
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
 }
 
 /* A member's name: plain names (nearly all) go out in one run, measured
