@@ -74,13 +74,16 @@ static void usage(FILE *f)
 "                      text: a readable story per session, with its verdict\n"
 "                      summary: one line per session\n"
 "                      html: a self-contained report (use with -o)\n"
+"                      tlsrpt: RFC 8460 TLS reports, one per recipient domain,\n"
+"                      at the end of the run\n"
 "                      ecs: one Elastic Common Schema 8.x event per line\n"
 "  -o FILE             write to FILE instead of standard output\n"
 "      --output KIND:TARGET[,key=value...]\n"
 "                      also write to an output, in its own format; repeat\n"
 "                      for several.  KIND: file, unix, unix-dgram,\n"
 "                      syslog-udp, syslog-tcp, redis.  keys: format= (ndjson,\n"
-"                      timeline, ecs, text, summary, html; default ndjson),\n"
+"                      timeline, ecs, text, summary, html, tlsrpt; default\n"
+"                      ndjson),\n"
 "                      schema=ecs; file: rotate-size=, rotate-time=; network:\n"
 "                      queue-size=, drop=newest|oldest, flush=, backoff-max=;\n"
 "                      syslog: facility=, severity=, app-name=; redis:\n"
@@ -414,7 +417,8 @@ int main(int argc, char **argv)
             else if (strcmp(optarg, "summary") == 0) fmt = MX_FMT_SUMMARY;
             else if (strcmp(optarg, "html") == 0) fmt = MX_FMT_HTML;
             else if (strcmp(optarg, "ecs") == 0) fmt = MX_FMT_ECS;
-            else { fprintf(stderr, "mxtrace: -F: unknown format '%s' (timeline, ndjson, text, summary, html, ecs)\n", optarg); ok = 0; }
+            else if (strcmp(optarg, "tlsrpt") == 0) fmt = MX_FMT_TLSRPT;
+            else { fprintf(stderr, "mxtrace: -F: unknown format '%s' (timeline, ndjson, text, summary, html, ecs, tlsrpt)\n", optarg); ok = 0; }
             break;
         case 'o': outpath = optarg; break;
         case O_OUTPUT:
@@ -546,6 +550,7 @@ int main(int argc, char **argv)
         static const struct { const char *n; mx_format f; } fm[] = {
             { "ndjson", MX_FMT_NDJSON }, { "timeline", MX_FMT_TIMELINE }, { "ecs", MX_FMT_ECS },
             { "text", MX_FMT_TEXT }, { "summary", MX_FMT_SUMMARY }, { "html", MX_FMT_HTML },
+            { "tlsrpt", MX_FMT_TLSRPT },
         };
         mx_format f = MX_FMT_NDJSON;
         for (size_t j = 0; j < sizeof fm / sizeof fm[0]; j++)

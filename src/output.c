@@ -205,10 +205,10 @@ int mx_output_parse(const char *arg, mx_output_spec *sp, char *err, size_t cap)
         uint64_t n;
         int net = sp->kind != MX_OUT_FILE;
         if (!strcmp(kv, "format")) {
-            static const char *const fmts[] = { "ndjson", "timeline", "ecs", "text", "summary", "html" };
+            static const char *const fmts[] = { "ndjson", "timeline", "ecs", "text", "summary", "html", "tlsrpt" };
             int ok = 0;
-            for (size_t i = 0; i < 6; i++) ok |= !strcmp(v, fmts[i]);
-            if (!ok) return bad(err, cap, arg, "format: ndjson, timeline, ecs, text, summary or html");
+            for (size_t i = 0; i < sizeof fmts / sizeof fmts[0]; i++) ok |= !strcmp(v, fmts[i]);
+            if (!ok) return bad(err, cap, arg, "format: ndjson, timeline, ecs, text, summary, html or tlsrpt");
             snprintf(sp->format, sizeof sp->format, "%s", v);
         } else if (!strcmp(kv, "schema")) {
             if (strcmp(v, "ecs") && strcmp(v, "native")) return bad(err, cap, arg, "schema: ecs or native");

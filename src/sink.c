@@ -35,6 +35,7 @@ typedef struct sink_out {
     int said;                   /* its failure was told                     */
     uint64_t sessions;
     mx_view_row *rows;          /* HTML index                        */
+    mx_tlsrpt *rpt;             /* -F tlsrpt: the counts so far       */
     size_t nrows, rows_cap, rows_dropped;
     mx_buf rec;                 /* a capturing sink: the record being made  */
 } sink_out;
@@ -113,10 +114,11 @@ int mx_sink_add(mx_sink *k, mx_format fmt, mx_output *o, int color)
     so->o = o;
     so->f = mx_output_file(o);
     so->color = color;
+    if (fmt == MX_FMT_TLSRPT && !(so->rpt = mx_tlsrpt_new())) { k->nouts--; return 0; }
     if (fmt == MX_FMT_NDJSON) k->n_native++;
     else if (fmt == MX_FMT_ECS) k->n_ecs++;
     if (fmt == MX_FMT_TIMELINE && !k->opt->pretty) k->n_text_doc++;
-    else if (is_doc(fmt)) { k->n_tree++; if (fmt != MX_FMT_SUMMARY) k->n_tree_all++; }
+    else if (is_doc(fmt)) { k->n_tree++; if (fmt != MX_FMT_SUMMARY && fmt != MX_FMT_TLSRPT) k->n_tree_all++; }
     return 1;
 }
 
@@ -224,6 +226,10 @@ void mx_sink_finish(mx_sink *k)
             mx_view_html_end(so->f, so->rows, so->nrows, so->rows_dropped);
             end_record(k, so, "report");
         }
+        if (so->fmt == MX_FMT_TLSRPT) {
+            mx_tlsrpt_write(so->f, so->rpt, k->opt->pretty);
+            end_record(k, so, "report");
+        }
         if (fflush(so->f) != 0) k->failed = 1;
     }
 }
@@ -279,6 +285,7 @@ void mx_sink_free(mx_sink *k)
     for (int i = 0; i < k->npool; i++) mx_arena_free(&k->pool[i]);
     for (int i = 0; i < k->nouts; i++) {
         free(k->outs[i].rows);
+        mx_tlsrpt_free(k->outs[i].rpt);
         if (k->outs[i].owned) mx_output_free(k->outs[i].o);
         if (k->cap_fn && k->outs[i].f) fclose(k->outs[i].f);
         mx_buf_free(&k->outs[i].rec);
@@ -428,7 +435,16 @@ void mx_sink_session_confirm(mx_sink *k, mx_sess *s)
 /* Renders a session document to one output. */
 static void render_doc(mx_sink *k, sink_out *so, const mx_node *doc, const mx_node *start, int final)
 {
-    if (!final && so->fmt == MX_FMT_SUMMARY) return;   /* one line, with the verdict */
+    if (!final && (so->fmt == MX_FMT_SUMMARY || so->fmt == MX_FMT_TLSRPT)) return;   /* they need the verdict */
+    if (so->fmt == MX_FMT_TLSRPT) {
+        /* counted; the reports are written at the end */
+        mx_tlsrpt_row row;
+        mx_tlsrpt_row_from_doc(doc, start, &row);
+        if (k->cap_fn) emit(k, MX_REC_ROW, (int)(so - k->outs), "row", &row, sizeof row, 0);
+        else mx_tlsrpt_add(so->rpt, &row);
+        so->sessions++;
+        return;
+    }
     drop_note(k, so, 0);
     switch (so->fmt) {
     case MX_FMT_TEXT: mx_view_text_session(so->f, doc, start, so->color); break;
@@ -774,6 +790,11 @@ void mx_sink_put(mx_sink *k, const mx_rec *r, uint64_t (*gid)(void *ctx, uint64_
 {
     if (r->out < 0 || r->out >= k->nouts) return;
     sink_out *so = &k->outs[r->out];
+    if (r->kind == MX_REC_ROW && so->fmt == MX_FMT_TLSRPT) {
+        if (r->len == sizeof(mx_tlsrpt_row)) mx_tlsrpt_add(so->rpt, (const mx_tlsrpt_row *)(const void *)r->data);
+        so->sessions++;
+        return;
+    }
     if (r->kind == MX_REC_ROW) {
         mx_view_row *row = r->len == sizeof *row ? row_add(so) : NULL;
         if (!row) return;

@@ -145,6 +145,10 @@ struct mx_smtp {
     int starttls_code;
     uint32_t commands, replies, unsolicited;
     uint32_t transactions, msgs_accepted, msgs_rejected, rcpt_ok, rcpt_bad;
+    /* the recipients' domains (lower case, distinct, in order; at most
+     * RCPT_DOMAINS, made at the first RCPT) */
+    char (*rcpt_dom)[256];
+    uint8_t nrcpt_dom, rcpt_dom_more;
     uint32_t garbage_lines;
     int last_code;
     char last_queue_id[80];
@@ -282,7 +286,28 @@ void mx_smtp_free(mx_smtp *m)
     if (m->spare) { free(m->spare->parts); free(m->spare); }
     free(m->q);
     free(m->rbuf);
+    free(m->rcpt_dom);
     free(m);
+}
+
+#define RCPT_DOMAINS 4
+
+/* Keeps the domain of a recipient's address (after its last '@'). */
+static void rcpt_domain(mx_smtp *m, const uint8_t *addr, size_t n)
+{
+    const uint8_t *at = NULL;
+    for (size_t i = 0; i < n; i++) if (addr[i] == '@') at = addr + i;
+    if (!at || at + 1 >= addr + n) return;
+    const uint8_t *d = at + 1;
+    size_t dl = (size_t)(addr + n - d);
+    if (dl > 255) return;
+    char low[256];
+    for (size_t i = 0; i < dl; i++) low[i] = (char)(d[i] >= 'A' && d[i] <= 'Z' ? d[i] + 32 : d[i]);
+    low[dl] = 0;
+    for (unsigned i = 0; i < m->nrcpt_dom; i++) if (strcmp(m->rcpt_dom[i], low) == 0) return;
+    if (m->nrcpt_dom == RCPT_DOMAINS) { m->rcpt_dom_more = 1; return; }
+    if (!m->rcpt_dom && !(m->rcpt_dom = malloc(RCPT_DOMAINS * sizeof *m->rcpt_dom))) return;
+    memcpy(m->rcpt_dom[m->nrcpt_dom++], low, dl + 1);
 }
 
 /* ---- message (DATA / BDAT content) --------------------------------------- */
@@ -672,6 +697,7 @@ static void path_fields(mx_smtp *m, mx_ev *ev, const uint8_t *a, size_t n, const
         alen = (size_t)(end - a);
     }
     WIRE(ev, "address", addr, alen);
+    if (kw[0] == 'T') rcpt_domain(m, addr, alen);
     size_t rest = n - (size_t)(end - a);
     const uint8_t *r = end;
     trim(&r, &rest);
@@ -1611,6 +1637,12 @@ void mx_smtp_summary(const mx_smtp *m, mx_ev *o)
     mx_ev_int(o, "messages_rejected", m->msgs_rejected);
     mx_ev_int(o, "recipients_accepted", m->rcpt_ok);
     mx_ev_int(o, "recipients_rejected", m->rcpt_bad);
+    if (m->nrcpt_dom) {
+        mx_ev *a = mx_ev_arr(o, "recipient_domains");
+        for (unsigned i = 0; i < m->nrcpt_dom; i++)
+            mx_ev_push_wire(a, (const uint8_t *)m->rcpt_dom[i], strlen(m->rcpt_dom[i]), cap);
+        if (m->rcpt_dom_more) mx_ev_bool(o, "recipient_domains_more", 1);
+    }
     if (m->last_queue_id[0]) mx_ev_wire(o, "queue_id", (const uint8_t *)m->last_queue_id, strlen(m->last_queue_id), cap);
     if (m->last_code >= 0 && m->replies) mx_ev_int(o, "last_reply", m->last_code);
     if (m->qlen) mx_ev_int(o, "unanswered", m->qlen);

@@ -179,7 +179,7 @@ static int client_cert_refusal(const mx_facts *f)
            (f->alert_code == 40 || f->alert_code == 41 || f->alert_code == 42 || f->alert_code == 116);
 }
 
-void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
+static void decide(const mx_facts *f, mx_verdict *v)
 {
     memset(v, 0, sizeof *v);
     char *e = v->explanation, *r = v->remedy, *l = v->log_line;
@@ -537,6 +537,52 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
     snprintf(l, lc, "Session closed without mail");
 }
 
+/* The RFC 8460 (TLS-RPT) result type a session's TLS outcome maps to, or
+ * NULL: a failure to negotiate TLS with the receiving MX.  (The policy
+ * types, sts-*, tlsa-* and dnssec-*, need a policy the capture does not
+ * show.) */
+static const char *tlsrpt_type(const mx_verdict *v)
+{
+    const char *t = v->tls, *c = v->cause ? v->cause : "";
+    if (!t) return NULL;
+    if (!strcmp(t, "starttls_not_offered") || !strcmp(t, "no_esmtp") || !strcmp(t, "starttls_refused"))
+        return "starttls-not-supported";
+    if (!strcmp(t, "tls_rejected_by_client") || !strcmp(t, "tls_rejected_by_server") || !strcmp(t, "tls_failed")) {
+        if (!strcmp(c, "name_mismatch")) return "certificate-host-mismatch";
+        if (!strcmp(c, "certificate_expired")) return "certificate-expired";
+        if (!strcmp(c, "self_signed") || !strcmp(c, "untrusted_certificate")) return "certificate-not-trusted";
+        return "validation-failure";
+    }
+    if (!strcmp(t, "starttls_not_followed_by_tls") || !strcmp(t, "plaintext_on_tls_port")) return "validation-failure";
+    return NULL;
+}
+
+/* The failure-reason text a TLS-RPT report gives with the result type:
+ * what the TLS part of the session ran into (not the session's end). */
+static void tlsrpt_reason(const mx_facts *f, const mx_verdict *v, char *out, size_t cap)
+{
+    const char *t = v->tls;
+    if (!strcmp(t, "starttls_not_offered")) snprintf(out, cap, "STARTTLS not offered in the EHLO reply");
+    else if (!strcmp(t, "no_esmtp")) snprintf(out, cap, "EHLO not supported (%d): no STARTTLS", f->ehlo_code);
+    else if (!strcmp(t, "starttls_refused")) snprintf(out, cap, "STARTTLS refused (%d)", f->starttls_code);
+    else if (!strcmp(t, "starttls_not_followed_by_tls"))
+        snprintf(out, cap, "STARTTLS accepted (220), then the session went on in clear text");
+    else if (!strcmp(t, "plaintext_on_tls_port")) snprintf(out, cap, "clear-text SMTP on the implicit-TLS port");
+    else if (f->alert_name && !f->alert_encrypted)
+        snprintf(out, cap, "TLS alert %s (%d) from the %s", f->alert_name, f->alert_code, side(f->alert_from));
+    else if (f->alert_from >= 0)
+        snprintf(out, cap, "encrypted TLS alert from the %s%s", side(f->alert_from),
+                 v->cause && !strcmp(v->cause, "encrypted_alert") ? " (most likely a rejected certificate)" : "");
+    else snprintf(out, cap, "TLS handshake not completed (%s)", v->cause ? v->cause : v->how ? v->how : "closed");
+}
+
+void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
+{
+    decide(f, v);
+    v->tlsrpt = tlsrpt_type(v);
+    if (v->tlsrpt) tlsrpt_reason(f, v, v->tlsrpt_reason, sizeof v->tlsrpt_reason);
+}
+
 void mx_verdict_write(const mx_verdict *v, mx_ev *o)
 {
     if (!o) return;
@@ -552,4 +598,10 @@ void mx_verdict_write(const mx_verdict *v, mx_ev *o)
     mx_ev_wire(o, "explanation", (const uint8_t *)v->explanation, strlen(v->explanation), sizeof v->explanation);
     if (v->remedy[0]) mx_ev_wire(o, "remedy", (const uint8_t *)v->remedy, strlen(v->remedy), sizeof v->remedy);
     mx_ev_wire(o, "log_line", (const uint8_t *)v->log_line, strlen(v->log_line), sizeof v->log_line);
+    if (v->tlsrpt) {
+        mx_ev *t = mx_ev_obj(o, "tlsrpt");
+        mx_ev_lit(t, "result_type", v->tlsrpt);
+        mx_ev_wire(t, "failure_reason", (const uint8_t *)v->tlsrpt_reason, strlen(v->tlsrpt_reason),
+                   sizeof v->tlsrpt_reason);
+    }
 }

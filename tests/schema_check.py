@@ -3,7 +3,9 @@
 writes validates against the JSON Schemas of SCHEMA_DIR (draft 2020-12):
 -F ndjson and -F timeline against mxtrace.schema.json, -F ecs against
 mxtrace-ecs.schema.json (whose "mxtrace" member refers to the native schema
-by its $id, resolved from SCHEMA_DIR, never fetched).  One more -F ndjson run
+by its $id, resolved from SCHEMA_DIR, never fetched), -F tlsrpt against
+tlsrpt.schema.json (RFC 8460's report), whose counts must also be the
+sessions of the -F ndjson run whose TLS was established or failed.  One more -F ndjson run
 with --show-user, a small --max-field and --max-events exercises the fields
 only those options write (user names, <key>_truncated, the limit event).
 
@@ -25,7 +27,7 @@ except ImportError:
 
 Validator = jsonschema.Draft202012Validator
 CAPTURE_EXT = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
-RUNS = [("ndjson", []), ("timeline", []), ("ecs", []),
+RUNS = [("ndjson", []), ("timeline", []), ("ecs", []), ("tlsrpt", []),
         ("ndjson", ["--show-user", "--max-field", "16", "--max-events", "12"])]
 MAX_SHOWN = 200
 
@@ -211,8 +213,9 @@ def main():
     mx, sdir, dirs = sys.argv[1], sys.argv[2], sys.argv[3:]
     native = load(os.path.join(sdir, "mxtrace.schema.json"))
     ecs = load(os.path.join(sdir, "mxtrace-ecs.schema.json"))
+    rpt = load(os.path.join(sdir, "tlsrpt.schema.json"))
     fails = []
-    for name, s in (("mxtrace.schema.json", native), ("mxtrace-ecs.schema.json", ecs)):
+    for name, s in (("mxtrace.schema.json", native), ("mxtrace-ecs.schema.json", ecs), ("tlsrpt.schema.json", rpt)):
         try:
             Validator.check_schema(s)
         except jsonschema.exceptions.SchemaError as e:
@@ -222,6 +225,16 @@ def main():
             print("FAIL", f)
         return 1
     vn, ve = validators(native, ecs)
+    vt = Validator(rpt, format_checker=format_checker())
+    good = {"organization-name": "o", "date-range": {"start-datetime": "2026-01-01T00:00:00Z",
+            "end-datetime": "2026-01-02T00:00:00Z"}, "contact-info": "c", "report-id": "r",
+            "policies": [{"policy": {"policy-type": "no-policy-found", "policy-domain": "example.org"},
+                          "summary": {"total-successful-session-count": 1, "total-failure-session-count": 1},
+                          "failure-details": [{"result-type": "certificate-expired", "failed-session-count": 1}]}]}
+    bad = copy.deepcopy(good)
+    bad["policies"][0]["failure-details"][0]["result-type"] = "certificate-too-old"
+    if errors_of(vt, good) or not errors_of(vt, bad):
+        fails.append("tlsrpt.schema.json: a good report fails or a bad result type passes")
     fails += type_coverage(mx, native)
     fails += self_test_native(vn, SAMPLE) + self_test_ecs(ve, SAMPLE_ECS)
     if fails:
@@ -248,7 +261,27 @@ def main():
             except UnicodeDecodeError as e:
                 fails.append("%s %s: output is not UTF-8 (byte %d)" % (cap, label, e.start))
                 continue
-            v = ve if fmt == "ecs" else vn
+            v = ve if fmt == "ecs" else vt if fmt == "tlsrpt" else vn
+            if fmt == "ndjson" and not extra:
+                ends = [json.loads(l) for l in text.splitlines() if '"type":"session.end"' in l]
+                want_ok = sum(1 for e in ends if e.get("verdict", {}).get("tls") == "tls_ok")
+                want_bad = sum(1 for e in ends if "tlsrpt" in e.get("verdict", {}))
+            if fmt == "tlsrpt":
+                got_ok = got_bad = 0
+                for line in text.splitlines():
+                    try:
+                        for pol in json.loads(line).get("policies", []):
+                            got_ok += pol["summary"]["total-successful-session-count"]
+                            got_bad += pol["summary"]["total-failure-session-count"]
+                            n = sum(d["failed-session-count"] for d in pol.get("failure-details", []))
+                            if n != pol["summary"]["total-failure-session-count"] and "additional-information" not in pol:
+                                fails.append("%s -F tlsrpt: failure details count %d, summary %d" %
+                                             (os.path.relpath(cap), n, pol["summary"]["total-failure-session-count"]))
+                    except (ValueError, KeyError, TypeError):
+                        pass                  # (reported below as not JSON or by the schema)
+                if (got_ok, got_bad) != (want_ok, want_bad):
+                    fails.append("%s -F tlsrpt: %d successful and %d failed sessions, -F ndjson says %d and %d" %
+                                 (os.path.relpath(cap), got_ok, got_bad, want_ok, want_bad))
             for i, line in enumerate(text.splitlines(), 1):
                 try:
                     doc = json.loads(line)

@@ -69,7 +69,7 @@ WORKERS = (1, 2, 3)
 # (name, options): ndjson first, its workers-1 run is the one timed
 ALL_FORMS = [("ndjson", ["-F", "ndjson"]), ("text", ["-F", "text"]), ("html", ["-F", "html"]),
              ("timeline", ["-F", "timeline"]), ("timeline --pretty", ["-F", "timeline", "--pretty"]),
-             ("summary", ["-F", "summary"]), ("ecs", ["-F", "ecs"])]
+             ("summary", ["-F", "summary"]), ("ecs", ["-F", "ecs"]), ("tlsrpt", ["-F", "tlsrpt"])]
 SLOW_FORMS = ("ndjson", "text", "html")
 FORMS = [f for f in ALL_FORMS if f[0] in ("ndjson", "text")] if QUICK else ALL_FORMS
 

@@ -20,6 +20,7 @@ typedef enum mx_format {
     MX_FMT_SUMMARY,        /* one line per session             */
     MX_FMT_HTML,           /* one self-contained HTML report   */
     MX_FMT_ECS,            /* one ECS 8.x event per line       */
+    MX_FMT_TLSRPT,         /* RFC 8460 reports at the end      */
 } mx_format;
 
 typedef struct mx_output mx_output;

@@ -100,6 +100,8 @@ typedef struct mx_verdict {
     char remedy[768];
     char log_line[256];
     int ok;                   /* 1 if the session did what it set out to */
+    const char *tlsrpt;       /* RFC 8460 result type of a TLS failure, or NULL */
+    char tlsrpt_reason[160];  /* and its failure reason                  */
 } mx_verdict;
 
 /* Does this SASL mechanism send the password (or a bearer token) itself,

@@ -16,6 +16,25 @@ typedef struct mx_view_row {       /* one line of the HTML index */
     char client[64], server[64], code[32], explanation[256];
 } mx_view_row;
 
+/* -F tlsrpt: one session's part of the run's RFC 8460 reports. */
+typedef struct mx_tlsrpt_row {
+    uint64_t start_us, end_us;
+    int outcome;                  /* 1 TLS established, -1 TLS failed, 0 not tried */
+    char domain[256];             /* policy domain: the recipients', else the MX's name */
+    char mx_host[256];            /* receiving MX: its DNS name, banner host, or address */
+    char helo[256];               /* its greeting's host name             */
+    char sending_ip[48], receiving_ip[48];
+    char result_type[32], reason[160];
+} mx_tlsrpt_row;
+typedef struct mx_tlsrpt mx_tlsrpt;
+/* start: the session's first event (as for the views). */
+int mx_tlsrpt_row_from_doc(const struct mx_ev *doc, const struct mx_ev *start, mx_tlsrpt_row *r);
+mx_tlsrpt *mx_tlsrpt_new(void);
+void mx_tlsrpt_add(mx_tlsrpt *t, const mx_tlsrpt_row *r);
+/* One report per policy domain, a line each (indented with pretty). */
+void mx_tlsrpt_write(FILE *f, const mx_tlsrpt *t, int pretty);
+void mx_tlsrpt_free(mx_tlsrpt *t);
+
 /* The format's quoting of already-clean UTF-8 text. */
 /* Length of a screen-acting code point at s (C1 control, bidi control,
  * U+2028/U+2029) with the code point in *cp; 0 if none starts there. */
