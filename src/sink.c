@@ -791,7 +791,8 @@ void mx_sink_put(mx_sink *k, const mx_rec *r, uint64_t (*gid)(void *ctx, uint64_
     if (r->out < 0 || r->out >= k->nouts) return;
     sink_out *so = &k->outs[r->out];
     if (r->kind == MX_REC_ROW && so->fmt == MX_FMT_TLSRPT) {
-        if (r->len == sizeof(mx_tlsrpt_row)) mx_tlsrpt_add(so->rpt, (const mx_tlsrpt_row *)(const void *)r->data);
+        mx_tlsrpt_row row;               /* (a record's bytes are not aligned) */
+        if (r->len == sizeof row) { memcpy(&row, r->data, sizeof row); mx_tlsrpt_add(so->rpt, &row); }
         so->sessions++;
         return;
     }
