@@ -1,6 +1,7 @@
 /* session.c - session helpers shared by the engine and the parsers. */
 #include "mx/session.h"
 #include "mx/smtp.h"
+#include "mx/text.h"
 #include "mx/tls.h"
 
 #include <stdio.h>
@@ -118,6 +119,62 @@ void mx_sess_parsers(mx_sess *s)
     tls_of(s);
 }
 
+/* The whole clear-text lines at p (SMTP command or reply lines, each
+ * ended by LF) before the first byte that starts a TLS record: 0 when
+ * there are none, or when the first line is not complete yet. */
+static size_t injected_lines(const uint8_t *p, size_t n)
+{
+    size_t k = 0;
+    while (k < n && p[k] != 0x16) {
+        const uint8_t *nl = memchr(p + k, '\n', n - k);
+        if (!nl) break;
+        size_t line = (size_t)(nl - (p + k)) + 1;
+        for (size_t i = 0; i < line; i++) {
+            uint8_t c = p[k + i];
+            if (c < 0x20 && c != '\r' && c != '\n' && c != '\t') return k;   /* not text */
+        }
+        k += line;
+    }
+    return k;
+}
+
+/* Reports lines injected at the STARTTLS hand-off (RFC 3207 §4; the
+ * CVE-2011-0411 class): the client's with their verbs (only verbs: an
+ * injected AUTH line's credentials are never shown), the server's with
+ * their reply codes. */
+static void injection(mx_sess *s, int dir, const uint8_t *p, size_t n)
+{
+    static const char *const verbs[] = { "EHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT",
+                                         "AUTH", "VRFY", "EXPN", "HELP", "STARTTLS", "ETRN" };
+    if (dir == MX_CLIENT) s->starttls_injected = 1;
+    else s->response_injected = 1;
+    mx_ev *ev = mx_ev_begin(s, MX_EV_ANOMALY, dir);
+    mx_ev_lit(ev, "kind", dir == MX_CLIENT ? "starttls_command_injection" : "starttls_response_injection");
+    mx_ev_lit(ev, "detail", dir == MX_CLIENT
+              ? "SMTP lines sent with STARTTLS, before its 220: a server that keeps them runs them inside TLS as if the client had sent them there (command injection)"
+              : "SMTP reply lines after the 220 to STARTTLS, before the client's ClientHello: a client that keeps them reads them inside TLS as the server's (response injection)");
+    mx_ev_int(ev, "bytes", (int64_t)n);
+    mx_ev *a = mx_ev_arr(ev, dir == MX_CLIENT ? "verbs" : "codes");
+    for (size_t k = 0; k < n;) {
+        const uint8_t *nl = memchr(p + k, '\n', n - k);
+        size_t line = nl ? (size_t)(nl - (p + k)) + 1 : n - k;
+        if (dir == MX_CLIENT) {
+            const char *v = "other";
+            for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+                size_t vl = strlen(verbs[i]);
+                if (line >= vl && mx_ci_prefix(p + k, line, verbs[i]) &&
+                    (line == vl || p[k + vl] == ' ' || p[k + vl] == '\r' || p[k + vl] == '\n')) { v = verbs[i]; break; }
+            }
+            mx_ev_push_lit(a, v);
+        } else if (line >= 3 && p[k] >= '1' && p[k] <= '5' && p[k + 1] >= '0' && p[k + 1] <= '9' && p[k + 2] >= '0' &&
+                   p[k + 2] <= '9') {
+            mx_ev_push_int(a, (p[k] - '0') * 100 + (p[k + 1] - '0') * 10 + (p[k + 2] - '0'));
+        }
+        k += line;
+    }
+    mx_ev_end(s, ev);
+}
+
 size_t mx_sess_feed(mx_sess *s, int dir, const uint8_t *p, size_t n, int force)
 {
     size_t used = 0;
@@ -127,6 +184,30 @@ size_t mx_sess_feed(mx_sess *s, int dir, const uint8_t *p, size_t n, int force)
         switch (a) {
         case MX_APP_SMTP: c = mx_smtp_feed(smtp_of(s), dir, p + used, n - used, force); break;
         case MX_APP_TLS:
+            if (s->handoff_open[dir] && smtp_of(s) && !s->tls_from_start) {
+                /* Clear-text lines at the hand-off that are not the
+                 * conversation going on: the client's sent with STARTTLS,
+                 * before its answer, or the server's after its 220 and
+                 * before the client's ClientHello.  TLS follows them. */
+                int early = dir == MX_CLIENT ? s->handoff_early : s->handoff_open[MX_CLIENT];
+                if (early) {
+                    const uint8_t *q = p + used;
+                    size_t k = n - used, inj = injected_lines(q, k);
+                    /* (the client's held bytes are all here; the server's
+                     * line may still be coming) */
+                    if (!inj && dir == MX_SERVER && k && q[0] != 0x16 && !memchr(q, '\n', k) && !force) return used;
+                    if (dir == MX_CLIENT) {
+                        s->handoff_early = 0;
+                        if (!inj && k && q[0] == 0x16)
+                            mx_sess_anomaly(s, dir, "client_did_not_wait", "TLS bytes sent before the 220 to STARTTLS");
+                    }
+                    if (inj) {
+                        injection(s, dir, q, inj);
+                        used += inj;
+                        continue;
+                    }
+                }
+            }
             if (s->handoff_open[dir] && smtp_of(s)) {
                 /* The 220 to STARTTLS was given, but is TLS what follows?
                  * A middlebox that answers STARTTLS itself, or a broken

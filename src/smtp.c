@@ -139,6 +139,8 @@ struct mx_smtp {
     /* what we learnt */
     char helo[256], banner_host[256], ehlo_host[256];
     uint8_t starttls_offered, pipelining, chunking, smtputf8;
+    uint8_t starttls_masked;      /* a capability masked as XXXXXXXA      */
+    uint8_t mail_in_clear;        /* said: MAIL accepted in clear          */
     int64_t size_limit;
     char auth_mechs[160];
     const char *starttls_result;
@@ -1177,6 +1179,18 @@ static const char *rtext(mx_smtp *m, uint32_t i, size_t *len)
     return l + n;
 }
 
+/* A capability keyword masked by an SMTP inspection (Cisco's ESMTP
+ * inspection writes XXXXXXXA for STARTTLS): "XXXXXXXA", or 4 or more X's. */
+static int masked_keyword(const char *t, size_t n)
+{
+    size_t k = 0;
+    while (k < n && t[k] != ' ') k++;
+    if (k == 8 && mx_ci_prefix((const uint8_t *)t, n, "XXXXXXXA")) return 1;
+    if (k < 4) return 0;
+    for (size_t i = 0; i < k; i++) if (t[i] != 'X' && t[i] != 'x') return 0;
+    return 1;
+}
+
 static void capabilities(mx_smtp *m, mx_ev *ev)
 {
     mx_ev *arr = mx_ev_arr(ev, "capabilities");
@@ -1185,6 +1199,13 @@ static void capabilities(mx_smtp *m, mx_ev *ev)
         const char *t = rtext(m, i, &n);
         mx_ev_push_wire(arr, (const uint8_t *)t, n, m->lim->max_field);
         if (mx_ci_prefix((const uint8_t *)t, n, "STARTTLS")) m->starttls_offered = 1;
+        else if (masked_keyword(t, n)) {
+            if (!m->starttls_masked)
+                mx_sess_anomaly(m->s, MX_SERVER, "starttls_masked",
+                                "the EHLO reply has a capability of X's (XXXXXXXA) where STARTTLS would be: an SMTP "
+                                "inspection in the path (a firewall) masks STARTTLS");
+            m->starttls_masked = 1;
+        }
         else if (mx_ci_prefix((const uint8_t *)t, n, "PIPELINING")) m->pipelining = 1;
         else if (mx_ci_prefix((const uint8_t *)t, n, "CHUNKING")) m->chunking = 1;
         else if (mx_ci_prefix((const uint8_t *)t, n, "SMTPUTF8")) m->smtputf8 = 1;
@@ -1320,6 +1341,19 @@ static void reply_done(mx_smtp *m, int incomplete)
             }
         }
         break;
+    case V_MAIL:
+        /* the sender accepted in clear text: TLS is not enforced */
+        if (code / 100 == 2 && !m->mail_in_clear && !m->s->starttls_plain && !m->s->plain_on_tls_port &&
+            (m->starttls_offered || (m->starttls_code && m->starttls_code != 220))) {
+            m->mail_in_clear = 1;
+            if (m->starttls_code && m->starttls_code != 220)
+                mx_sess_anomaly(m->s, MX_SERVER, "mail_in_clear_after_starttls_failure",
+                                "the server accepted MAIL FROM in clear text after refusing STARTTLS");
+            else
+                mx_sess_anomaly(m->s, MX_SERVER, "tls_not_enforced",
+                                "the server accepted MAIL FROM in clear text although it offers STARTTLS");
+        }
+        break;
     case V_RCPT:
         /* a 503 is a sequence error (RCPT before MAIL), not a refused recipient */
         if (code / 100 == 2) m->rcpt_ok++; else if (code != 503) m->rcpt_bad++;
@@ -1397,10 +1431,13 @@ static void reply_done(mx_smtp *m, int incomplete)
     }
     if ((cur.verb == V_DATA && m->cmode == CM_DATA_WAIT) || (cur.verb == V_STARTTLS && m->cmode == CM_TLS_WAIT)) {
         /* RFC 3207 §4 and RFC 5321 §3.3: the client must wait for this
-         * answer; bytes it sent before are reported (and read in order). */
-        if (m->early)
+         * answer; bytes it sent before are reported (and read in order).
+         * Before a 220 to STARTTLS the session looks at them first: TLS
+         * sent too early, or SMTP lines injected with the STARTTLS. */
+        if (m->early && cur.verb == V_STARTTLS && code == 220) m->s->handoff_early = 1;
+        else if (m->early)
             mx_sess_anomaly(m->s, MX_CLIENT, "client_did_not_wait",
-                            cur.verb == V_DATA ? "message text sent before the 354" : "TLS bytes sent before the 220 to STARTTLS");
+                            cur.verb == V_DATA ? "message text sent before the 354" : "bytes sent before the answer to STARTTLS");
         m->early = 0;
     }
     if (cur.verb == V_DATA && m->cmode == CM_DATA_WAIT) {
@@ -1677,6 +1714,10 @@ void mx_smtp_facts(const mx_smtp *m, mx_facts *f)
 {
     if (!m) return;
     f->starttls_plain = m->s->starttls_plain;
+    f->starttls_masked = m->starttls_masked && !m->starttls_offered;
+    f->starttls_injected = m->s->starttls_injected;
+    f->response_injected = m->s->response_injected;
+    f->mail_in_clear = m->mail_in_clear;
     f->plain_on_tls_port = m->s->plain_on_tls_port;
     f->starttls_plain_frame = m->s->starttls_plain_frame;
     f->greeting_code = m->greeting_code;

@@ -130,7 +130,10 @@ static void tls_part(const mx_facts *f, mx_verdict *v)
     /* 500/502: EHLO not known.  A 501 or 550 refuses its argument (the
      * host name), which says nothing about ESMTP. */
     if ((f->ehlo_code == 500 || f->ehlo_code == 502) && f->helo_code / 100 == 2) { v->tls = "no_esmtp"; return; }
-    if (f->ehlo_code / 100 == 2 && !f->starttls_offered) { v->tls = "starttls_not_offered"; return; }
+    if (f->ehlo_code / 100 == 2 && !f->starttls_offered) {
+        v->tls = f->starttls_masked ? "starttls_masked" : "starttls_not_offered";
+        return;
+    }
     if (f->ehlo_code / 100 == 2 && f->starttls_offered) { v->tls = "starttls_not_used"; return; }
 }
 
@@ -367,6 +370,8 @@ static void decide(const mx_facts *f, mx_verdict *v)
                  (unsigned long long)f->starttls_plain_frame);
         const char *how_tls = !v->tls ? "" : strcmp(v->tls, "tls_ok") == 0 ? ""
                             : strcmp(v->tls, "starttls_not_offered") == 0 ? ", in clear text: the server did not offer STARTTLS"
+                            : strcmp(v->tls, "starttls_masked") == 0 ? ", in clear text: STARTTLS was masked in the EHLO reply (XXXXXXXA) by something in the path"
+                            : strcmp(v->tls, "starttls_refused") == 0 && f->mail_in_clear ? ", in clear text: STARTTLS was refused and the client went on without it"
                             : strcmp(v->tls, "no_esmtp") == 0 ? ", in clear text: the server does not speak ESMTP (EHLO rejected), so STARTTLS was impossible"
                             : strcmp(v->tls, "starttls_not_used") == 0 ? ", in clear text: STARTTLS was offered but the client did not use it"
                             : strcmp(v->tls, "starttls_not_followed_by_tls") == 0 ? plainp
@@ -392,11 +397,25 @@ static void decide(const mx_facts *f, mx_verdict *v)
             snprintf(r, rc, "Something between client and server answered STARTTLS and kept the session in clear text "
                             "(a firewall's SMTP inspection, or a broken server): turn that inspection off or let STARTTLS through%s.",
                      f->auth_code / 100 == 2 ? "; the AUTH credentials crossed the network in clear text" : "");
+        } else if (f->starttls_masked && !f->starttls_offered) {
+            v->cause = "starttls_masked";
+            snprintf(r, rc, "An SMTP inspection between client and server (a firewall's ESMTP inspection) hides the server's "
+                            "STARTTLS: turn that inspection off so that STARTTLS reaches the client%s.",
+                     exposed ? "; the AUTH credentials crossed the network in clear text" : "");
+        } else if (f->mail_in_clear && f->starttls_code && f->starttls_code != 220) {
+            if (!v->cause) v->cause = "mail_in_clear_after_starttls_failure";
+            snprintf(r, rc, "The server refused STARTTLS (%d) and then accepted the mail in clear text: fix its TLS set-up "
+                            "(a %d is often a missing or unreadable key), and make the client require TLS rather than fall back.",
+                     f->starttls_code, f->starttls_code);
         } else if (exposed)
             snprintf(r, rc, "The AUTH credentials crossed the network in clear text: use STARTTLS or port 465.");
-        else if (v->tls && strcmp(v->tls, "starttls_not_used") == 0)
+        else if (v->tls && strcmp(v->tls, "starttls_not_used") == 0) {
             snprintf(r, rc, "The server offers STARTTLS but the client did not use it: if the mail must be encrypted, "
-                            "enable (and require) STARTTLS in the client's settings.");
+                            "enable (and require) STARTTLS in the client's settings%s.",
+                     f->mail_in_clear ? "; the server accepts mail without it (TLS not enforced): to require TLS there, "
+                                        "have it refuse MAIL before STARTTLS (530 5.7.0)" : "");
+            if (f->mail_in_clear && !v->cause) v->cause = "tls_not_enforced";
+        }
         else if (v->tls && strcmp(v->tls, "tls_ok") != 0)
             snprintf(r, rc, "If the mail must be encrypted, enable STARTTLS on the server and require it on the client.");
         if (v->tls && strcmp(v->tls, "tls_ok") == 0)
@@ -545,7 +564,8 @@ static const char *tlsrpt_type(const mx_verdict *v)
 {
     const char *t = v->tls, *c = v->cause ? v->cause : "";
     if (!t) return NULL;
-    if (!strcmp(t, "starttls_not_offered") || !strcmp(t, "no_esmtp") || !strcmp(t, "starttls_refused"))
+    if (!strcmp(t, "starttls_not_offered") || !strcmp(t, "no_esmtp") || !strcmp(t, "starttls_refused") ||
+        !strcmp(t, "starttls_masked"))
         return "starttls-not-supported";
     if (!strcmp(t, "tls_rejected_by_client") || !strcmp(t, "tls_rejected_by_server") || !strcmp(t, "tls_failed")) {
         if (!strcmp(c, "name_mismatch")) return "certificate-host-mismatch";
@@ -563,6 +583,7 @@ static void tlsrpt_reason(const mx_facts *f, const mx_verdict *v, char *out, siz
 {
     const char *t = v->tls;
     if (!strcmp(t, "starttls_not_offered")) snprintf(out, cap, "STARTTLS not offered in the EHLO reply");
+    else if (!strcmp(t, "starttls_masked")) snprintf(out, cap, "STARTTLS masked in the EHLO reply (XXXXXXXA)");
     else if (!strcmp(t, "no_esmtp")) snprintf(out, cap, "EHLO not supported (%d): no STARTTLS", f->ehlo_code);
     else if (!strcmp(t, "starttls_refused")) snprintf(out, cap, "STARTTLS refused (%d)", f->starttls_code);
     else if (!strcmp(t, "starttls_not_followed_by_tls"))
@@ -576,9 +597,34 @@ static void tlsrpt_reason(const mx_facts *f, const mx_verdict *v, char *out, siz
     else snprintf(out, cap, "TLS handshake not completed (%s)", v->cause ? v->cause : v->how ? v->how : "closed");
 }
 
+/* What the STARTTLS hand-off showed that the verdict must not hide. */
+static void integrity(const mx_facts *f, mx_verdict *v)
+{
+    const char *what = NULL, *cause = NULL, *fix = NULL;
+    if (f->starttls_injected) {
+        what = " SMTP commands were sent together with STARTTLS, before its 220 (command injection)";
+        cause = "starttls_command_injection";
+        fix = "Something sent commands with STARTTLS: the server must discard what it received before the TLS "
+              "handshake (RFC 3207 section 4; the CVE-2011-0411 class), and the sender should be looked at.";
+    } else if (f->response_injected) {
+        what = " The server side sent SMTP replies after its 220 to STARTTLS, before TLS (response injection)";
+        cause = "starttls_response_injection";
+        fix = "Something answered for the server after its 220 to STARTTLS: the client must discard what it received "
+              "before the TLS handshake (RFC 3207 section 4), and the path to the server should be looked at.";
+    }
+    if (!what) return;
+    size_t el = strlen(v->explanation);
+    snprintf(v->explanation + el, sizeof v->explanation - el, "%s", what);
+    el = strlen(v->explanation);
+    if (el + 1 < sizeof v->explanation) { v->explanation[el] = '.'; v->explanation[el + 1] = 0; }
+    if (!v->cause) v->cause = cause;
+    if (!v->remedy[0]) snprintf(v->remedy, sizeof v->remedy, "%s", fix);
+}
+
 void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
 {
     decide(f, v);
+    integrity(f, v);
     v->tlsrpt = tlsrpt_type(v);
     if (v->tlsrpt) tlsrpt_reason(f, v, v->tlsrpt_reason, sizeof v->tlsrpt_reason);
 }

@@ -74,7 +74,9 @@ int main(void)
         HAS(o, "\"answers\":\"QUIT\"");
         HAS(o, "\"starttls_offered\":true");
         HAS(o, "\"messages_accepted\":1");
-        HASNT(o, "\"anomaly\"");
+        /* STARTTLS offered, MAIL accepted in clear: the only anomaly */
+        HAS(o, "\"kind\":\"tls_not_enforced\"");
+        CHECK(count(o, "\"type\":\"anomaly\"") == 1, "%s: one anomaly", name);
         free(o);
     }
     {
@@ -220,6 +222,76 @@ int main(void)
         HAS(o, "\"kind\":\"client_did_not_wait\",\"detail\":\"TLS bytes sent before the 220 to STARTTLS\"");
         HAS(o, "\"client\":{\"bytes\":18,\"records\":2");
         HAS(o, "\"server\":{\"bytes\":7,\"records\":1");
+        free(o);
+    }
+    {
+        /* CVE-2011-0411 class: commands sent with STARTTLS, before its 220;
+         * an injected AUTH's credentials never appear */
+        const char *name = "starttls-command-injection";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 STARTTLS\r\n"),
+            C("STARTTLS\r\nRSET\r\nAUTH PLAIN AGFsaWNlAHNlY3JldHB3\r\n"),
+            S("220 2.0.0 Ready to start TLS\r\n"),
+            C("\x16\x03\x01\x00\x05hello"),
+            S("\x16\x03\x03\x00\x02hi"),
+            END,
+        };
+        char *o = feed_all(name, t, 0);
+        if (getenv("MX_DEBUG")) fputs(o, stderr);
+        HAS(o, "\"kind\":\"starttls_command_injection\"");
+        HAS(o, "\"bytes\":39,\"verbs\":[\"RSET\",\"AUTH\"]");
+        HASNT(o, "starttls_not_followed_by_tls");
+        HASNT(o, "client_did_not_wait");
+        HASNT(o, "AGFsaWNl");
+        HASNT(o, "secretpw");
+        HAS(o, "\"client\":{\"bytes\":10,\"records\":1");
+        free(o);
+    }
+    {
+        /* reply lines after the 220 to STARTTLS, before the ClientHello */
+        const char *name = "starttls-response-injection";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 STARTTLS\r\n"),
+            C("STARTTLS\r\n"),
+            S("220 2.0.0 Ready to start TLS\r\n250 2.0.0 injected\r\n"),
+            C("\x16\x03\x01\x00\x05hello"),
+            S("\x16\x03\x03\x00\x02hi"),
+            END,
+        };
+        char *o = feed_all(name, t, 0);
+        if (getenv("MX_DEBUG")) fputs(o, stderr);
+        HAS(o, "\"kind\":\"starttls_response_injection\"");
+        HAS(o, "\"bytes\":20,\"codes\":[250]");
+        HASNT(o, "starttls_not_followed_by_tls");
+        HAS(o, "\"server\":{\"bytes\":7,\"records\":1");
+        free(o);
+    }
+    {
+        /* a middlebox answering STARTTLS itself: not injection */
+        const char *name = "starttls-then-clear";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250 STARTTLS\r\n"),
+            C("STARTTLS\r\n"), S("220 go ahead\r\n"),
+            C("EHLO c\r\n"), S("250 mx\r\n"), C("QUIT\r\n"), S("221 bye\r\n"),
+            END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"kind\":\"starttls_not_followed_by_tls\"");
+        HASNT(o, "injection");
+        free(o);
+    }
+    {
+        /* STARTTLS masked by an inspection in the path */
+        const char *name = "starttls-masked";
+        chunk t[] = {
+            S("220 mx\r\n"), C("EHLO c\r\n"), S("250-mx\r\n250-XXXXXXXA\r\n250 8BITMIME\r\n"),
+            C("MAIL FROM:<a@b>\r\n"), S("250 ok\r\n"), C("QUIT\r\n"), S("221 bye\r\n"),
+            END,
+        };
+        char *o = feed_all(name, t, 0);
+        HAS(o, "\"kind\":\"starttls_masked\"");
+        HAS(o, "\"starttls_offered\":false");
+        HASNT(o, "tls_not_enforced");
         free(o);
     }
     {

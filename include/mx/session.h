@@ -52,6 +52,9 @@ typedef struct mx_sess {
     uint8_t handoff_open[2];     /* first bytes after a STARTTLS hand-off not yet judged */
     uint8_t starttls_plain;      /* SMTP went on in clear text after the 220 */
     uint8_t plain_on_tls_port;   /* clear-text SMTP on an implicit-TLS port */
+    uint8_t handoff_early;       /* the client sent bytes before the 220 to STARTTLS */
+    uint8_t starttls_injected;   /* SMTP lines sent with STARTTLS, before its 220 */
+    uint8_t response_injected;   /* server lines after its 220, before the ClientHello */
     uint64_t starttls_plain_frame;
     enum mx_app app[2];
     mx_smtp *smtp;

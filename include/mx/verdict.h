@@ -51,6 +51,10 @@ typedef struct mx_facts {
     uint64_t starttls_frame;
     int starttls_plain;       /* clear-text SMTP went on after the 220 */
     int plain_on_tls_port;    /* clear-text SMTP on an implicit-TLS port */
+    int starttls_masked;      /* the EHLO reply shows STARTTLS masked (XXXXXXXA) */
+    int starttls_injected;    /* client lines sent with STARTTLS, before its 220 */
+    int response_injected;    /* server lines after its 220, before the ClientHello */
+    int mail_in_clear;        /* MAIL FROM accepted in clear though STARTTLS was offered or refused */
     uint64_t starttls_plain_frame;
     char auth_mech[24];
     int auth_code;

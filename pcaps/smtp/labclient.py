@@ -17,6 +17,9 @@ Scenarios:
              and RCPT) before the server's greeting, then delivers
   starttls-clear
              EHLO, STARTTLS, and after the 220 goes on in clear text
+  starttls-inject
+             EHLO, then STARTTLS and RSET in one segment (command injection);
+             after the 220 the TLS handshake, then EHLO and a delivery in TLS
   bdat-malformed
              malformed BDAT commands, each followed by valid ones
   auth       three connections: AUTH GSSAPI (expects 504), AUTH CRAM-MD5,
@@ -26,6 +29,7 @@ import argparse
 import select
 import smtplib
 import socket
+import ssl
 import sys
 
 
@@ -154,7 +158,23 @@ class Wire:
         """True when nothing arrives from the server for SECONDS."""
         if self.buf:
             return False
-        return not select.select([self.s], [], [], seconds)[0]
+        if not isinstance(self.s, ssl.SSLSocket):
+            return not select.select([self.s], [], [], seconds)[0]
+        # In TLS a readable socket may carry only handshake messages (TLS 1.3
+        # session tickets): try to read application data instead.
+        if self.s.pending():
+            return False
+        self.s.settimeout(seconds)
+        try:
+            d = self.s.recv(4096)
+        except TimeoutError:
+            return True
+        finally:
+            self.s.settimeout(20)
+        if not d:
+            raise ConnectionError("server closed")
+        self.buf += d
+        return False
 
 
 def dot_body(msg):
@@ -236,6 +256,53 @@ def sc_starttls_clear(a, msg):
         w.expect(250, w.cmd("RCPT TO:<%s>" % r))
     wire_data(w, msg)
     w.expect(221, w.cmd("QUIT"))
+    w.s.close()
+
+
+def sc_starttls_inject(a, msg):
+    """STARTTLS with a command behind it in the same segment: a server that
+    keeps its clear-text input buffer across the TLS handshake would answer
+    the RSET as if it had come inside TLS."""
+    w = Wire(a)
+    w.expect(220, w.reply())
+    lines = w.expect(250, w.cmd("EHLO " + a.helo))
+    if not any(l[4:].upper() == b"STARTTLS" for l in lines):
+        raise SystemExit("server does not offer STARTTLS")
+    log("> (one segment) STARTTLS | RSET")
+    w.send(b"STARTTLS\r\nRSET\r\n")
+    code, lines = w.reply()
+    if code != 220:
+        # Refused: whatever else comes, read it, then leave.
+        while not w.quiet(1):
+            w.reply()
+        w.expect(221, w.cmd("QUIT"))
+        w.s.close()
+        return
+    # A reply to RSET in clear text, before the handshake?
+    while not w.quiet(0.5):
+        log("clear-text reply after the 220:")
+        w.reply()
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    w.s = ctx.wrap_socket(w.s, server_hostname=a.tls_name)
+    log("tls", w.s.version(), w.s.cipher()[0])
+    # A reply to RSET inside TLS, before any command was sent there?
+    while not w.quiet(0.5):
+        log("reply inside TLS before any command:")
+        w.reply()
+    lines = w.expect(250, w.cmd("EHLO " + a.helo))
+    w.expect(250, w.cmd("MAIL FROM:<%s>" % a.mail_from))
+    for r in a.rcpt:
+        w.expect(250, w.cmd("RCPT TO:<%s>" % r))
+    wire_data(w, msg)
+    w.expect(221, w.cmd("QUIT"))
+    # Wait for the server to close (its close_notify and FIN), then close.
+    try:
+        while w.s.recv(4096):
+            pass
+    except (ssl.SSLError, OSError) as e:
+        log("TLS close:", e)
     w.s.close()
 
 
@@ -339,7 +406,7 @@ def sc_auth(a, msg):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("scenario", choices=["deliver", "starttls", "helo", "multi", "big", "bdat", "early",
-                                         "starttls-clear", "bdat-malformed", "auth"])
+                                         "starttls-clear", "starttls-inject", "bdat-malformed", "auth"])
     ap.add_argument("--server", required=True)
     ap.add_argument("--port", type=int, default=25)
     ap.add_argument("--bind", required=True)
@@ -353,6 +420,7 @@ def main():
     ap.add_argument("--short-part", type=int, default=150)
     ap.add_argument("--user", default="sponsor@testlab.com")
     ap.add_argument("--password", default="S3cr3t-Pa55")
+    ap.add_argument("--tls-name", default="mx.testlab.example")
     a = ap.parse_args()
     if not a.rcpt:
         a.rcpt = ["guest@testlab.example"]

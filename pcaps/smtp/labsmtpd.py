@@ -5,7 +5,9 @@ Each profile fixes the banner, the EHLO capability list and the reply texts,
 so that the captures carry exactly the replies the tests look for.
 
 Usage: labsmtpd.py PROFILE --listen ADDR --port N --ready FILE [--spool DIR]
+                   [--cert PEM --key PEM]
 The server writes FILE once it listens and runs until SIGTERM/SIGINT.
+Profiles that do TLS after STARTTLS need --cert and --key.
 """
 import argparse
 import asyncio
@@ -15,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import warnings
 
@@ -69,6 +72,14 @@ PROFILES = {
     "starttls-clear": dict(MAILSVC, ehlo=["{host} Hello [{peer}]", "SIZE 37748736", "PIPELINING",
                                           "STARTTLS", "ENHANCEDSTATUSCODES", "8BITMIME", "HELP"],
                            starttls_clear="220 2.0.0 Ready to start TLS"),
+    # STARTTLS response injection: the 220 to STARTTLS and a second reply
+    # that nobody asked for go out in one write, in clear text, and then the
+    # server starts TLS. After the handshake the EHLO reply no longer offers
+    # STARTTLS.
+    "starttls-inject": dict(MAILSVC, ehlo=["{host} Hello [{peer}]", "SIZE 37748736", "PIPELINING",
+                                           "STARTTLS", "ENHANCEDSTATUSCODES", "8BITMIME", "HELP"],
+                            tls=True,
+                            starttls_reply="220 2.0.0 Ready to start TLS\r\n250 2.0.0 injected"),
     # A server that answers MAIL with a line that has no reply code and hangs up.
     "defer-no-code": dict(MAILSVC, mail="Service temporarily unavailable", close_after_mail=True),
     # Submission with several AUTH mechanisms offered; GSSAPI is not one of them.
@@ -99,6 +110,9 @@ class Handler:
         session.host_name = hostname
         # The server's own profile: STARTTLS can change it for one session.
         caps = [self._fmt(c, session) for c in server.prof["ehlo"]]
+        if server._tls_protocol is not None:
+            # Inside TLS STARTTLS is no longer offered.
+            caps = [c for c in caps if c != "STARTTLS"]
         return ["250-" + c for c in caps[:-1]] + ["250 " + caps[-1]]
 
     async def handle_HELO(self, server, session, envelope, hostname):
@@ -167,6 +181,8 @@ class LabSMTP(SMTP):
         if isinstance(status, str):
             if status == DEFAULT_354:
                 status = self.prof["354"]
+            elif status == "220 Ready to start TLS" and "starttls_reply" in self.prof:
+                status = self.prof["starttls_reply"]
             status = status.encode("ascii")
         # Hold the lines of a multi-line reply and send the reply in one write,
         # as most servers do.
@@ -251,6 +267,12 @@ async def serve(args):
     if prof.get("auth"):
         kw.update(auth_require_tls=False, auth_required=not prof.get("auth_optional"),
                   authenticator=authenticator)
+    if prof.get("tls"):
+        if not (args.cert and args.key):
+            raise SystemExit("profile %s needs --cert and --key" % args.profile)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.cert, args.key)
+        kw.update(tls_context=ctx, require_starttls=False)
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in args.listen else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -280,6 +302,8 @@ def main():
     ap.add_argument("--ready", required=True)
     ap.add_argument("--spool")
     ap.add_argument("--rcvbuf", type=int, default=0)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

@@ -8,7 +8,8 @@
 # Real servers (Postfix, aiosmtpd via labsmtpd.py, dnsmasq) and real clients
 # (swaks, Python smtplib, labclient.py) talk over a veth pair between two
 # network namespaces; tcpdump records the server end. Only 10.25.0.1/2 and
-# fd00:25::1/2 are ever used. Everything is torn down on exit.
+# fd00:25::1/2 are ever used. Everything is torn down on exit; with
+# MXC_SMTP_KEEP=1 the work directory (server and client logs) is kept.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -43,7 +44,7 @@ want() {
 # ---------------------------------------------------------------- packages
 PKGS=(postfix swaks libio-socket-inet6-perl libnet-ssleay-perl tcpdump tshark
       wireshark-common tcpreplay python3-aiosmtpd python3-scapy dnsmasq-base
-      iproute2 ethtool)
+      iproute2 ethtool openssl)
 install_deps() {
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
@@ -69,7 +70,11 @@ cleanup() {
     ip netns del "$SRV" 2>/dev/null
     ip link del "$CDEV" 2>/dev/null
     rm -rf "/etc/netns/$CLI" "/etc/netns/$SRV"
-    [ -n "$WORK" ] && rm -rf "$WORK"
+    if [ -n "$WORK" ] && [ "${MXC_SMTP_KEEP:-0}" = 1 ]; then
+        say "work directory kept: $WORK"
+    elif [ -n "$WORK" ]; then
+        rm -rf "$WORK"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -174,7 +179,7 @@ lab_stop() {
     LAB_PID=
 }
 
-postfix_start() { # [extra main.cf settings...]
+postfix_start() { # [extra main.cf settings...]; PF_LISTEN: listen there instead of $S4 and $S6
     PF_DIR=$(mktemp -d "$WORK/postfix.XXXXXX")
     local d=$PF_DIR
     mkdir -p "$d/conf" "$d/spool" "$d/data"
@@ -200,6 +205,7 @@ discard   unix  -       -       n       -       -       discard
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 EOF
     echo "compatibility_level = 3.6" >"$d/conf/main.cf"
     postconf -c "$d/conf" -e \
@@ -211,7 +217,7 @@ EOF
         "mydomain = testlab.example" \
         "myorigin = testlab.example" \
         "mydestination = testlab.example" \
-        "inet_interfaces = $S4, $S6" \
+        "inet_interfaces = ${PF_LISTEN:-$S4, $S6}" \
         "inet_protocols = all" \
         "mynetworks = 10.25.0.0/24, [fd00:25::]/64" \
         "local_recipient_maps = inline:{guest@testlab.example=ok, ops@testlab.example=ok, sponsor@testlab.example=ok}" \
@@ -223,7 +229,7 @@ EOF
     in_srv postfix -c "$d/conf" start >&2
     local i
     for i in $(seq 1 50); do
-        in_srv ss -Hltn "sport = :25" | grep -q "$S4" && return 0
+        in_srv ss -Hltn "sport = :25" | grep -q "${PF_LISTEN:-$S4}:25" && return 0
         sleep 0.1
     done
     die "postfix did not start"
@@ -297,7 +303,9 @@ make_messages() {
     "$PY" "$HERE/mkmsg.py" text "$m/helo.eml" --from sender@testlab.example --to guest@testlab.example \
         --subject "Delivery after HELO" --msgid "helo.0001@client.testlab.example"
     local n
-    for n in early-postfix early-aiosmtpd early-pipelined starttls-clear bdat-malformed plain-465; do
+    for n in early-postfix early-aiosmtpd early-pipelined starttls-clear bdat-malformed plain-465 \
+             starttls-masked starttls-command-injection starttls-response-injection starttls-454-clear \
+             tls-not-enforced; do
         "$PY" "$HERE/mkmsg.py" text "$m/w-$n.eml" --from sender@testlab.example --to guest@testlab.example \
             --subject "Test $n" --msgid "w-$n.0001@client.testlab.example"
     done
@@ -611,6 +619,114 @@ run_w_auth() {
     finish w-auth-refused.pcap
 }
 
+# ---------------------------------------------------------------- STARTTLS integrity
+make_cert() { # a self-signed certificate for mx.testlab.example, made once per run
+    local d=$WORK/tls
+    [ -s "$d/mx.pem" ] && return 0
+    mkdir -p "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -keyout "$d/mx.key" -out "$d/mx.pem" \
+        -subj "/CN=mx.testlab.example" -addext "subjectAltName=DNS:mx.testlab.example" 2>/dev/null
+    chmod 755 "$d"
+    chmod 644 "$d/mx.pem"
+    chmod 600 "$d/mx.key"
+}
+pf_tls() { # main.cf settings for STARTTLS with the certificate from make_cert
+    printf '%s\n' "smtpd_tls_security_level = may" "smtpd_tls_cert_file = $WORK/tls/mx.pem" \
+        "smtpd_tls_key_file = $WORK/tls/mx.key" "smtpd_tls_loglevel = 1"
+}
+
+PROXY_PID=
+proxy_start() { # LISTEN-ADDR PORT UPSTREAM-ADDR UPSTREAM-PORT -- labproxy.py in the server namespace
+    rm -f "$WORK/proxy.ready"
+    ip netns exec "$SRV" "$PY" "$HERE/labproxy.py" --listen "$1" --port "$2" --upstream "$3" \
+        --upstream-port "$4" --ready "$WORK/proxy.ready" 2>>"$WORK/labproxy.log" &
+    PROXY_PID=$!
+    PIDS+=($PROXY_PID)
+    wait_file "$WORK/proxy.ready"
+}
+proxy_stop() { kill -TERM "$PROXY_PID"; wait "$PROXY_PID" || true; forget "$PROXY_PID"; PROXY_PID=; }
+
+run_w_masked() {
+    # Postfix offers STARTTLS on 127.0.0.1:25 in the server namespace; the
+    # inspecting relay on 10.25.0.2:25 in front of it masks the keyword. The
+    # veth capture sees only the client <-> relay side, as a capture taken
+    # in front of such a firewall does.
+    make_cert
+    local tls
+    mapfile -t tls < <(pf_tls)
+    PF_LISTEN=127.0.0.1 postfix_start "${tls[@]}"
+    proxy_start "$S4" 25 127.0.0.1 25
+    say "w-starttls-masked: Postfix (STARTTLS) behind labproxy.py (STARTTLS -> XXXXXXXA) <- swaks --tls-optional"
+    cap_start "$WORK/w-starttls-masked.pcap"
+    expect_rc 0 swaks_c --server "$S4" --port 25 --local-interface "$C4" --local-port 40060 \
+        --helo client.testlab.example --tls-optional --from sender@testlab.example \
+        --to guest@testlab.example --data "@$WORK/msg/w-starttls-masked.eml"
+    cap_stop
+    grep -q "masked:" "$WORK/labproxy.log" || die "w-starttls-masked: the relay masked nothing"
+    finish w-starttls-masked.pcap
+    proxy_stop
+    sleep 1
+    postfix_stop
+    wait_port_free 25
+}
+
+run_w_postfix_tls() {
+    make_cert
+    local tls
+    mapfile -t tls < <(pf_tls)
+    postfix_start "${tls[@]}"
+    if want_w w-starttls-command-injection; then
+        say "w-starttls-command-injection: Postfix (STARTTLS) <- labclient starttls-inject"
+        cap_start "$WORK/w-starttls-command-injection.pcap"
+        wclient starttls-inject --server "$S4" --port 25 --bind "$C4" --lport 40061 \
+            --helo client.testlab.example --from sender@testlab.example --to guest@testlab.example \
+            --msg "$WORK/msg/w-starttls-command-injection.eml"
+        cap_stop
+        # What Postfix made of the RSET behind STARTTLS (its command counts).
+        grep -h "improper\|disconnect from" "$PF_DIR/maillog" >&2 || true
+        finish w-starttls-command-injection.pcap
+    fi
+    if want_w w-tls-not-enforced; then
+        say "w-tls-not-enforced: Postfix (STARTTLS) <- swaks without TLS"
+        cap_start "$WORK/w-tls-not-enforced.pcap"
+        expect_rc 0 swaks_c --server "$S4" --port 25 --local-interface "$C4" --local-port 40064 \
+            --helo client.testlab.example --from sender@testlab.example --to guest@testlab.example \
+            --data "@$WORK/msg/w-tls-not-enforced.eml"
+        cap_stop
+        finish w-tls-not-enforced.pcap
+    fi
+    sleep 1
+    postfix_stop
+    wait_port_free 25
+}
+
+run_w_response_injection() {
+    make_cert
+    say "w-starttls-response-injection: aiosmtpd (starttls-inject) <- swaks --tls"
+    lab_start starttls-inject "$S4" 25 --cert "$WORK/tls/mx.pem" --key "$WORK/tls/mx.key"
+    cap_start "$WORK/w-starttls-response-injection.pcap"
+    # swaks keeps the injected line and reads it, inside TLS, as the reply to
+    # its EHLO; every later reply is one behind, so DATA "fails" (exit 25).
+    expect_rc 25 swaks_c --server "$S4" --port 25 --local-interface "$C4" --local-port 40062 \
+        --helo client.testlab.example --tls --from sender@testlab.example --to guest@testlab.example \
+        --data "@$WORK/msg/w-starttls-response-injection.eml"
+    cap_stop
+    lab_stop
+    finish w-starttls-response-injection.pcap
+}
+
+run_w_454_clear() {
+    say "w-starttls-454-then-clear: aiosmtpd (starttls-454) <- swaks --tls-optional"
+    lab_start starttls-454 "$S4" 25
+    cap_start "$WORK/w-starttls-454-then-clear.pcap"
+    expect_rc 0 swaks_c --server "$S4" --port 25 --local-interface "$C4" --local-port 40063 \
+        --helo client.testlab.example --tls-optional --from sender@testlab.example \
+        --to guest@testlab.example --data "@$WORK/msg/w-starttls-454-clear.eml"
+    cap_stop
+    lab_stop
+    finish w-starttls-454-then-clear.pcap
+}
+
 derive_wild() {
     local s1=$HERE/s1-plain-delivery.pcap d=$WORK/derived-w f
     [ -f "$s1" ] || die "the derived w-* files need s1-plain-delivery.pcap"
@@ -646,6 +762,10 @@ run_wild() {
     if want_w w-auth-refused; then run_w_auth; fi
     if want_w w-early-talker-postfix; then run_w_postfix_early; fi
     if want_w w-bdat-malformed; then run_w_postfix_bdat; fi
+    if want_w w-starttls-masked; then run_w_masked; fi
+    if want_w w-starttls-command-injection || want_w w-tls-not-enforced; then run_w_postfix_tls; fi
+    if want_w w-starttls-response-injection; then run_w_response_injection; fi
+    if want_w w-starttls-454-then-clear; then run_w_454_clear; fi
 }
 
 # ---------------------------------------------------------------- main
@@ -674,7 +794,9 @@ fi
 if want derived; then derive; fi
 NEED_NET=0
 for n in wild w-early-talker-postfix w-early-talker-aiosmtpd w-early-talker-pipelined w-starttls-cleartext \
-         w-bdat-malformed w-defer-no-code w-plaintext-465 w-auth-refused; do
+         w-bdat-malformed w-defer-no-code w-plaintext-465 w-auth-refused w-starttls-masked \
+         w-starttls-command-injection w-starttls-response-injection w-starttls-454-then-clear \
+         w-tls-not-enforced; do
     want "$n" && NEED_NET=1
 done
 if [ "$NEED_NET" = 1 ]; then
