@@ -2,6 +2,7 @@
 #include "mx/capture.h"
 #include "mx/config.h"
 #include "mx/engine.h"
+#include "mx/keylog.h"
 #include "mx/evtype.h"
 #include "mx/live.h"
 #include "mx/output.h"
@@ -96,6 +97,8 @@ static void usage(FILE *f)
 "      --pretty        indent timeline JSON\n"
 "      --color WHEN    colours in text/summary: auto (default), always, never\n"
 "      --show-user     write AUTH user names (passwords are never written)\n"
+"      --keylog FILE   TLS secrets in the NSS key log format (SSLKEYLOGFILE):\n"
+"                      TLS 1.3 handshakes they belong to are decrypted\n"
 "      --stats         print packet counters on stderr at the end\n"
 "      --no-ndpi       do not classify flows with nDPI\n"
 "      --no-ndpi-tls   do not show nDPI the TLS after STARTTLS (faster; its\n"
@@ -317,7 +320,7 @@ int main(int argc, char **argv)
     enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MERGE, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG,
            O_ACKPKTS, O_ACKMS, O_LINGER, O_EVTYPES, O_OUTPUT, O_SCHEMA, O_CONFIG,
-           O_NOPROMISC, O_IMMEDIATE, O_TSPREC, O_STATSIV, O_CHROOT, O_MEMCAP, O_NONDPITLS, O_WORKERS };
+           O_NOPROMISC, O_IMMEDIATE, O_TSPREC, O_STATSIV, O_CHROOT, O_MEMCAP, O_NONDPITLS, O_WORKERS, O_KEYLOG };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
         { "tls-port", required_argument, 0, O_TLSPORT },
@@ -356,6 +359,7 @@ int main(int argc, char **argv)
         { "stats-interval", required_argument, 0, O_STATSIV },
         { "chroot", required_argument, 0, O_CHROOT },
         { "memcap", required_argument, 0, O_MEMCAP },
+        { "keylog", required_argument, 0, O_KEYLOG },
         { "workers", required_argument, 0, O_WORKERS },
         { "no-ndpi-tls", no_argument, 0, O_NONDPITLS },
         { "help", no_argument, 0, 'h' },
@@ -366,7 +370,7 @@ int main(int argc, char **argv)
     const char **files = calloc((size_t)argc + 1, sizeof *files);
     int nfiles = 0, stats = 0, merge = 0, color = -1, progress = -1, list_ifaces = 0;
     static mx_live_opts lopt = { .snaplen = 262144, .buffer_kib = 32768, .promisc = 1, .stats_interval_s = 60 };
-    const char *zuser = NULL, *chroot_dir = NULL, *wpath = NULL;
+    const char *zuser = NULL, *chroot_dir = NULL, *wpath = NULL, *keylog_path = NULL;
     uint32_t w_mb = 0, w_secs = 0;
     const char *outpath = NULL;
     mx_format fmt = MX_FMT_TIMELINE;
@@ -473,6 +477,7 @@ int main(int argc, char **argv)
         case O_PARTS: ok = parse_u32("--max-mime-parts", optarg, 1, &L->max_mime_parts); break;
         case O_TLSMSG: ok = parse_u32("--max-tls-msg", optarg, 64, &L->max_tls_msg); break;
         case O_MEMCAP: ok = parse_size("--memcap", optarg, &L->memcap); break;
+        case O_KEYLOG: keylog_path = optarg; break;
         case O_EVTYPES:
             for (int t = 0; t < MX_EV__COUNT; t++) {
                 const mx_evtype_info *i = mx_evtype_get((mx_evtype)t);
@@ -595,6 +600,17 @@ int main(int argc, char **argv)
         free(kf);
         lopt.filter = NULL;
     }
+    mx_keylog *keylog = NULL;
+    if (!setup_rc && keylog_path) {
+        if (!(keylog = mx_keylog_load(keylog_path, perr, sizeof perr))) {
+            fprintf(stderr, "mxtrace: --keylog %s\n", perr);
+            setup_rc = EXIT_INPUT;
+        } else if (mx_keylog_skipped(keylog)) {
+            fprintf(stderr, "mxtrace: --keylog %s: %zu lines not understood, left out\n", keylog_path,
+                    mx_keylog_skipped(keylog));
+        }
+        cfg.opt.keylog = keylog;
+    }
     if (!setup_rc && zuser && !drop_root(zuser, chroot_dir)) setup_rc = EXIT_PRIV;
     char err[256] = "out of memory";
     mx_engine *eng = sink && !setup_rc ? mx_engine_new(&cfg, sink, err, sizeof err) : NULL;
@@ -606,6 +622,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < nouts; i++) { mx_output_stats st; mx_output_close(outs[i], &st); mx_output_free(outs[i]); }
         if (out != stdout) fclose(out);
         free(files); free(filter);
+        mx_keylog_free(keylog);
         return setup_rc ? setup_rc : EXIT_OUTPUT;
     }
 
@@ -649,6 +666,7 @@ int main(int argc, char **argv)
                     (unsigned long long)ws.max_live_flows, (unsigned long long)(ws.buffers_peak / 1024));
     }
     mx_engine_free(eng);
+    mx_keylog_free(keylog);
     int failed = mx_sink_failed(sink);
     for (int i = 0; i < nouts; i++) {
         mx_output_stats st;

@@ -141,6 +141,7 @@ struct mx_smtp {
     uint8_t starttls_offered, pipelining, chunking, smtputf8;
     uint8_t starttls_masked;      /* a capability masked as XXXXXXXA      */
     uint8_t mail_in_clear;        /* said: MAIL accepted in clear          */
+    uint8_t in_tls;               /* reading the conversation inside TLS (a key log) */
     int64_t size_limit;
     char auth_mechs[160];
     const char *starttls_result;
@@ -516,6 +517,7 @@ static void emit_data(mx_smtp *m, const char *end)
     if (g->hdr_len) header_done(m, g);
     m->msgs_sent++;
     mx_ev *ev = mx_ev_begin(m->s, MX_EV_SMTP_DATA, MX_CLIENT);
+    if (m->in_tls) mx_ev_bool(ev, "in_tls", 1);
     mx_ev_str(ev, "transfer", g->bdat ? "BDAT" : "DATA");
     mx_ev_int(ev, "bytes", (int64_t)g->bytes);
     if (!g->bdat) mx_ev_int(ev, "lines", (int64_t)g->lines);
@@ -750,6 +752,7 @@ static void auth_user_from(mx_smtp *m, const uint8_t *b64, size_t n)
 static void auth_response(mx_smtp *m, const uint8_t *l, size_t n)
 {
     mx_ev *ev = mx_ev_begin(m->s, MX_EV_SMTP_AUTH_RESPONSE, MX_CLIENT);
+    if (m->in_tls) mx_ev_bool(ev, "in_tls", 1);
     mx_ev_str(ev, "mechanism", m->auth_mech);
     mx_ev_int(ev, "step", ++m->auth_step);
     if (n == 1 && l[0] == '*') {
@@ -857,6 +860,7 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
         mx_sess_anomaly(m->s, MX_CLIENT, "client_spoke_first",
                         "command sent before the server's greeting (pregreet)");
     mx_ev *ev = mx_ev_begin(m->s, MX_EV_SMTP_COMMAND, MX_CLIENT);
+    if (m->in_tls) mx_ev_bool(ev, "in_tls", 1);
     if (v == V_UNKNOWN) {
         mx_ev_str(ev, "verb", verb_name[V_UNKNOWN]);
         mx_ev_bool(ev, "known", 0);
@@ -1279,6 +1283,7 @@ static void reply_done(mx_smtp *m, int incomplete)
     m->last_code = code;
 
     mx_ev *ev = mx_ev_begin(m->s, MX_EV_SMTP_REPLY, MX_SERVER);
+    if (m->in_tls) mx_ev_bool(ev, "in_tls", 1);
     mx_ev_int(ev, "code", code);
     char enh[16];
     if (enhanced(t0, tn, enh, sizeof enh)) mx_ev_str(ev, "enhanced", enh);
@@ -1343,7 +1348,7 @@ static void reply_done(mx_smtp *m, int incomplete)
         break;
     case V_MAIL:
         /* the sender accepted in clear text: TLS is not enforced */
-        if (code / 100 == 2 && !m->mail_in_clear && !m->s->starttls_plain && !m->s->plain_on_tls_port &&
+        if (code / 100 == 2 && !m->in_tls && !m->mail_in_clear && !m->s->starttls_plain && !m->s->plain_on_tls_port &&
             (m->starttls_offered || (m->starttls_code && m->starttls_code != 220))) {
             m->mail_in_clear = 1;
             if (m->starttls_code && m->starttls_code != 220)
@@ -1419,12 +1424,13 @@ static void reply_done(mx_smtp *m, int incomplete)
         m->auth_code = code;
         m->auth_result = code / 100 == 2 ? "success" : "failure";
         mx_ev *a = mx_ev_begin(m->s, MX_EV_SMTP_AUTH, MX_SERVER);
+        if (m->in_tls) mx_ev_bool(a, "in_tls", 1);
         mx_ev_str(a, "mechanism", m->auth_mech);
         mx_ev_str(a, "result", m->auth_result);
         mx_ev_int(a, "code", code);
         if (enhanced(t0, tn, enh, sizeof enh)) mx_ev_str(a, "enhanced", enh);
-        mx_ev_bool(a, "cleartext", 1);
-        mx_ev_bool(a, "password_exposed", mx_mech_exposes_secret(m->auth_mech) && m->auth_sent + m->auth_ir > 0);
+        mx_ev_bool(a, "cleartext", !m->in_tls);
+        mx_ev_bool(a, "password_exposed", !m->in_tls && mx_mech_exposes_secret(m->auth_mech) && m->auth_sent + m->auth_ir > 0);
         if (m->s->opt->show_user && m->auth_user[0]) WIRE(a, "user", m->auth_user, strlen(m->auth_user));
         mx_ev_end(m->s, a);
         if (m->cmode == CM_AUTH) set_cmode(m, CM_CMD);
@@ -1544,7 +1550,7 @@ static size_t server_feed(mx_smtp *m, const uint8_t *p, size_t n, int force)
     size_t i = 0;
     if (n) m->server_spoke = 1;
     while (i < n) {
-        if (m->s->app[MX_SERVER] != MX_APP_SMTP || m->s->release) return i;   /* handed off */
+        if ((!m->in_tls && m->s->app[MX_SERVER] != MX_APP_SMTP) || m->s->release) return i;   /* handed off */
         const uint8_t *l = p + i;
         const uint8_t *nl = memchr(l, '\n', n - i);
         size_t len = nl ? (size_t)(nl - l) : n - i;
@@ -1662,8 +1668,8 @@ void mx_smtp_summary(const mx_smtp *m, mx_ev *o)
         mx_ev_str(a, "mechanism", m->auth_mech);
         mx_ev_str(a, "result", m->auth_result ? m->auth_result : "unanswered");
         if (m->auth_result) mx_ev_int(a, "code", m->auth_code);
-        mx_ev_bool(a, "cleartext", 1);
-        mx_ev_bool(a, "password_exposed", mx_mech_exposes_secret(m->auth_mech) && m->auth_sent + m->auth_ir > 0);
+        mx_ev_bool(a, "cleartext", !m->in_tls);
+        mx_ev_bool(a, "password_exposed", !m->in_tls && mx_mech_exposes_secret(m->auth_mech) && m->auth_sent + m->auth_ir > 0);
         if (m->s->opt->show_user && m->auth_user[0])
             mx_ev_wire(a, "user", (const uint8_t *)m->auth_user, strlen(m->auth_user), cap);
     }
@@ -1699,6 +1705,15 @@ int mx_smtp_looks_plain(int dir, const uint8_t *p, size_t n)
     }
     if (n == 3) return -1;
     return p[3] == ' ' || p[3] == '-' || p[3] == '\r' || p[3] == '\n';
+}
+
+void mx_smtp_in_tls(mx_smtp *m, int dir)
+{
+    m->in_tls = 1;
+    if (dir == MX_CLIENT) {
+        set_cmode(m, CM_CMD);
+        m->early = 0;
+    }
 }
 
 void mx_smtp_resume(mx_smtp *m, int dir)

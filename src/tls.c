@@ -18,6 +18,8 @@
  */
 #include "mx/tls.h"
 #include "mx/cursor.h"
+#include "mx/keylog.h"
+#include "mx/smtp.h"
 #include "mx/verdict.h"
 #include "mx/x509.h"
 
@@ -199,6 +201,9 @@ static const uint8_t hrr_random[32] = {
 };
 
 /* ---- state ------------------------------------------------------------- */
+struct mx_tls;
+static void keys_from_log(struct mx_tls *t);
+static void app_keys(struct mx_tls *t, int dir);
 
 typedef struct tls_dir {
     uint8_t hdr[5];
@@ -226,6 +231,19 @@ typedef struct tls_dir {
                                 first message must look like one */
     uint8_t after_hole, midstream;
     uint16_t rec_ver;        /* version in this side's last record header */
+    /* with a key log: this side's records are opened */
+    mx_tls_keys keys;        /* current keys; aead NONE: not opening   */
+    uint8_t app_keys;        /* the keys are the application ones     */
+    uint8_t collect;         /* the record being read is kept to open  */
+    uint8_t opening;         /* its plaintext is being parsed           */
+    uint8_t rhdr[5];         /* the record's header (additional data)   */
+    uint8_t *rec;            /* the record being read (MAX_RECORD)      */
+    uint32_t rec_len;
+    uint64_t opened, app_plain_bytes;
+    /* the SMTP conversation inside: bytes the parser has not taken yet */
+    uint8_t inner;
+    uint8_t *ibuf;
+    uint32_t ilen, icap;
 } tls_dir;
 
 struct mx_tls {
@@ -249,6 +267,10 @@ struct mx_tls {
     uint64_t cert_request_frame, client_cert_frame;
     mx_cert_checks checks;
     char ja3[33], ja4[64], ja3s[33];
+    uint8_t client_random[32], have_random;
+    const mx_keylog_entry *kl;   /* this connection's secrets, if logged */
+    uint8_t decrypting, decrypt_failed, alert_decrypted;
+    int sha384;
 };
 
 mx_tls *mx_tls_new(mx_sess *s)
@@ -267,6 +289,11 @@ void mx_tls_free(mx_tls *t)
     if (!t) return;
     free(t->d[0].hs);
     free(t->d[1].hs);
+    free(t->d[0].rec);
+    free(t->d[1].rec);
+    free(t->d[0].ibuf);
+    free(t->d[1].ibuf);
+    memset(t->d, 0, sizeof t->d);             /* (keys) */
     free(t);
 }
 
@@ -365,11 +392,14 @@ static void client_hello(mx_tls *t, mx_cur c)
     list16 ciphers = { .n = 0 }, exts = { .n = 0 }, groups = { .n = 0 }, pf = { .n = 0 }, sigs = { .n = 0 }, vers = { .n = 0 };
     char alpn_first[64] = "";
     mx_cur cs, ex;
+    const uint8_t *random = mx_cur_has(&c, 34) ? c.p + 2 : NULL;
     if (!mx_cur_u16(&c, &legacy) || !mx_cur_skip(&c, 32) || !mx_cur_u8(&c, &sidlen) ||
         !mx_cur_skip(&c, sidlen) || !mx_cur_u16(&c, &len16) || !mx_cur_sub(&c, len16, &cs)) {
         mx_sess_anomaly(t->s, MX_CLIENT, "tls_bad_client_hello", "ClientHello too short");
         return;
     }
+    /* (the key log knows the connection by it) */
+    if (random && !t->have_random) { memcpy(t->client_random, random, 32); t->have_random = 1; }
     while (mx_cur_has(&cs, 2)) { uint16_t v; mx_cur_u16(&cs, &v); push16(&ciphers, v); }
     if (!mx_cur_u8(&c, &complen) || !mx_cur_skip(&c, complen)) return;
     t->have_ch = 1;
@@ -552,6 +582,7 @@ static void server_hello(mx_tls *t, mx_cur c)
         t->tls13 = 1;
         t->d[MX_SERVER].encrypted = 1;
         t->d[MX_CLIENT].encrypted = 1;
+        keys_from_log(t);
     }
 }
 
@@ -568,7 +599,14 @@ static void certificate(mx_tls *t, int dir, mx_cur c)
     size_t len[16];
     int n = 0;
     mx_cur list;
-    if (t->tls13) return;                       /* encrypted in TLS 1.3 */
+    int tls13 = t->tls13;
+    if (tls13 && !t->d[dir].opening) return;    /* encrypted in TLS 1.3 */
+    if (tls13) {
+        /* TLS 1.3 (RFC 8446 §4.4.2): a request context first, and each
+         * certificate followed by its extensions */
+        uint8_t ctxl;
+        if (!mx_cur_u8(&c, &ctxl) || !mx_cur_skip(&c, ctxl)) return;
+    }
     if (!mx_cur_u24(&c, &total) || !mx_cur_sub(&c, total, &list)) return;
     c = list;
     while (mx_cur_has(&c, 3) && n < 16) {
@@ -579,11 +617,14 @@ static void certificate(mx_tls *t, int dir, mx_cur c)
         len[n] = l;
         n++;
         mx_cur_skip(&c, l);
+        uint16_t el;
+        if (tls13 && (!mx_cur_u16(&c, &el) || !mx_cur_skip(&c, el))) break;
     }
     if (dir == MX_CLIENT) {
         mx_cert_checks scratch;
         mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_CERTIFICATE, MX_CLIENT);
         mx_ev_int(ev, "certificates", n);
+        if (t->d[dir].opening) mx_ev_bool(ev, "decrypted", 1);
         if (t->cert_requested) mx_ev_bool(ev, "requested", 1);
         if (n) mx_cert_chain(ev, der, len, n, t->s->cur_us, NULL, NULL, 0, t->lim->max_field, t->s->certs, &scratch);
         mx_ev_end(t->s, ev);
@@ -601,6 +642,7 @@ static void certificate(mx_tls *t, int dir, mx_cur c)
     if (ehlo[0] && strcasecmp(ehlo, banner) != 0 && strcasecmp(ehlo, t->sni) != 0) { names[nn] = ehlo; src[nn++] = "ehlo"; }
     mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_CERTIFICATE, MX_SERVER);
     mx_ev_int(ev, "certificates", n);
+    if (t->d[dir].opening) mx_ev_bool(ev, "decrypted", 1);
     mx_cert_chain(ev, der, len, n, t->s->cur_us, names, src, nn, t->lim->max_field, t->s->certs, &t->checks);
     mx_ev_end(t->s, ev);
     t->cert_seen = 1;
@@ -636,10 +678,15 @@ static void handshake_msg(mx_tls *t, int dir, uint8_t type, mx_cur body)
     default: {
         mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_HANDSHAKE, dir);
         mx_ev_str(ev, "message", hs_name(type));
+        if (d->opening) mx_ev_bool(ev, "decrypted", 1);
         mx_ev_end(t->s, ev);
         break;
     }
     }
+    /* TLS 1.3: after its Finished a side writes with its application
+     * traffic keys (RFC 8446 §7.2); a KeyUpdate's new keys are not logged */
+    if (d->opening && type == 20 && !d->app_keys) app_keys(t, dir);
+    else if (d->opening && type == 24) d->keys.aead = MX_AEAD_NONE;
     d->last_hs = type;
     d->any_hs = 1;
     t->last_from = dir;
@@ -696,11 +743,11 @@ static void handshake_bytes(mx_tls *t, int dir, const uint8_t *p, size_t n)
         if (d->hs_len - off - 4 < len) break;
         handshake_msg(t, dir, type, mx_cur_make(d->hs + off + 4, len));
         off += 4 + len;
-        if (d->encrypted) { off = d->hs_len; break; }   /* rest is not in clear */
+        if (d->encrypted && !d->opening) { off = d->hs_len; break; }   /* rest is not in clear */
     }
     memmove(d->hs, d->hs + off, d->hs_len - off);
     d->hs_len -= off;
-    if (d->encrypted && !d->hs_len) {
+    if (d->encrypted && !d->hs_len && !d->keys.aead) {
         /* nothing more in clear from this side: its buffer goes */
         free(d->hs);
         d->hs = NULL;
@@ -716,7 +763,8 @@ static void alert(mx_tls *t, int dir, uint8_t level, uint8_t desc, int encrypted
         mx_ev_int(ev, "code", desc);
         mx_ev_str(ev, "description", alert_name(desc));
     }
-    mx_ev_bool(ev, "encrypted", encrypted);
+    mx_ev_bool(ev, "encrypted", encrypted || t->d[dir].opening);
+    if (t->d[dir].opening) { mx_ev_bool(ev, "decrypted", 1); t->alert_decrypted = 1; }
     /* After a completed handshake an encrypted alert is almost always the
      * close_notify that ends the connection; so it is in a capture that
      * starts after the handshake (no handshake message seen): records were
@@ -744,6 +792,128 @@ static void alert(mx_tls *t, int dir, uint8_t level, uint8_t desc, int encrypted
 /* Largest record body: 2^14 bytes of plaintext and 2048 of expansion
  * (RFC 5246 §6.2.3; TLS 1.3 allows only 256, RFC 8446 §5.2). */
 #define MAX_RECORD (16384 + 2048)
+
+/* ---- with a key log -------------------------------------------------------- */
+
+/* A side's keys from one of its logged traffic secrets; 0 if it is not
+ * logged or not usable. */
+static int side_keys(mx_tls *t, int dir, int sec)
+{
+    const mx_keylog_entry *e = t->kl;
+    tls_dir *d = &t->d[dir];
+    int aead, sha384;
+    d->keys.aead = MX_AEAD_NONE;
+    if (!e || !(e->have >> sec & 1) || !mx_tls13_suite(t->cipher, &aead, &sha384)) return 0;
+    return mx_tls13_keys(aead, sha384, e->secret[sec], e->len[sec], &d->keys);
+}
+
+/* The ServerHello chose TLS 1.3: the connection's handshake secrets, if the
+ * key log has them, open both sides' records from here. */
+static void keys_from_log(mx_tls *t)
+{
+    const mx_keylog *kl = t->s->opt->keylog;
+    if (!kl || !t->have_random || !(t->kl = mx_keylog_find(kl, t->client_random))) return;
+    int c = side_keys(t, MX_CLIENT, MX_SEC_CLIENT_HS), sv = side_keys(t, MX_SERVER, MX_SEC_SERVER_HS);
+    int aead, sha384;
+    if (c || sv) {
+        t->decrypting = 1;
+    } else {
+        mx_sess_anomaly(t->s, MX_NODIR, "tls_keys_unusable",
+                        mx_tls13_suite(t->cipher, &aead, &sha384)
+                            ? "the key log has this connection but not its handshake traffic secrets"
+                            : "the key log has this connection, but its cipher suite is not one that is decrypted");
+    }
+}
+
+static void app_keys(mx_tls *t, int dir)
+{
+    tls_dir *d = &t->d[dir];
+    d->app_keys = 1;
+    if (!side_keys(t, dir, dir == MX_CLIENT ? MX_SEC_CLIENT_AP : MX_SEC_SERVER_AP)) d->keys.aead = MX_AEAD_NONE;
+}
+
+static void handshake_bytes(mx_tls *t, int dir, const uint8_t *p, size_t n);
+
+/* Offers dir's pending inner bytes to the SMTP parser; what it releases
+ * of the other side (a 354, a 220 it waited for) is offered in turn. */
+static void feed_inner(mx_tls *t, int dir, int force)
+{
+    mx_sess *s = t->s;
+    tls_dir *d = &t->d[dir];
+    while (d->ilen && s->smtp) {
+        size_t c = mx_smtp_feed(s->smtp, dir, d->ibuf, d->ilen, force);
+        if (c > d->ilen) c = d->ilen;
+        memmove(d->ibuf, d->ibuf + c, d->ilen - c);
+        d->ilen -= (uint32_t)c;
+        uint8_t rel = s->release;
+        s->release = 0;
+        if (rel >> (1 - dir) & 1) feed_inner(t, 1 - dir, 0);
+        if (!c) break;
+    }
+}
+
+/* Application data opened: the SMTP conversation inside TLS. */
+static void inner_smtp(mx_tls *t, int dir, const uint8_t *p, size_t n)
+{
+    mx_sess *s = t->s;
+    tls_dir *d = &t->d[dir];
+    if (!s->smtp) mx_sess_parsers(s);
+    if (!s->smtp) return;
+    if (!d->inner) { d->inner = 1; mx_smtp_in_tls(s->smtp, dir); }
+    uint32_t room = t->lim->max_hold;
+    if (d->ilen + n > d->icap) {
+        uint32_t nc = d->icap ? d->icap : 1024;
+        while (nc < d->ilen + n && nc < room) nc *= 2;
+        if (nc > room) nc = room;
+        uint8_t *nb = nc > d->icap ? realloc(d->ibuf, nc) : d->ibuf;
+        if (!nb) return;
+        d->ibuf = nb;
+        d->icap = nc;
+    }
+    while (n) {
+        size_t take = d->icap - d->ilen < n ? d->icap - d->ilen : n;
+        memcpy(d->ibuf + d->ilen, p, take);
+        d->ilen += (uint32_t)take;
+        p += take;
+        n -= take;
+        /* a full buffer: the parser takes what it holds */
+        feed_inner(t, dir, d->ilen == d->icap);
+    }
+}
+
+/* A whole encrypted record of dir was read: opened, and its content parsed
+ * as if it had been in clear. */
+static void open_record(mx_tls *t, int dir)
+{
+    tls_dir *d = &t->d[dir];
+    size_t pl = 0;
+    d->collect = 0;
+    /* (the plaintext overwrites the ciphertext it was made from) */
+    if (!mx_tls13_open(&d->keys, d->rhdr, d->rec, d->rec_len, d->rec, &pl)) {
+        d->keys.aead = MX_AEAD_NONE;
+        if (!t->decrypt_failed) {
+            t->decrypt_failed = 1;
+            mx_sess_anomaly(t->s, dir, "tls_decrypt_failed",
+                            "a record did not open with the key log's secrets (other keys, or bytes lost): "
+                            "this side is not decrypted from here");
+        }
+        return;
+    }
+    while (pl && d->rec[pl - 1] == 0) pl--;         /* padding (RFC 8446 §5.4) */
+    if (!pl) return;
+    uint8_t inner = d->rec[--pl];
+    d->opened++;
+    d->opening = 1;
+    if (inner == 22) {
+        handshake_bytes(t, dir, d->rec, pl);
+    } else if (inner == 21 && pl == 2) {
+        alert(t, dir, d->rec[0], d->rec[1], 0);
+    } else if (inner == 23) {
+        d->app_plain_bytes += pl;
+        inner_smtp(t, dir, d->rec, pl);
+    }
+    d->opening = 0;
+}
 
 /* A TLS stream has a header at least every 5 + MAX_RECORD bytes: looking
  * twice that far in vain means the bytes are not TLS. */
@@ -838,6 +1008,11 @@ static int record_start(mx_tls *t, int dir)
     d->body_left = len;
     d->alen = 0;
     d->hs_skip = 0;
+    d->collect = 0;
+    if (t->tls13 && d->keys.aead && type == 23 && len) {
+        if (!d->rec && !(d->rec = malloc(MAX_RECORD))) d->keys.aead = MX_AEAD_NONE;
+        else { d->collect = 1; d->rec_len = 0; memcpy(d->rhdr, d->hdr, 5); }
+    }
     if (type == 20) {                    /* ChangeCipherSpec */
         if (!t->tls13) {
             mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_CHANGE_CIPHER_SPEC, dir);
@@ -932,7 +1107,16 @@ size_t mx_tls_feed(mx_tls *t, int dir, const uint8_t *p, size_t n, int force)
         }
         if (d->body_left) {
             size_t take = n - i < d->body_left ? n - i : d->body_left;
-            if (d->rtype == 22 && !d->encrypted) handshake_bytes(t, dir, p + i, take);
+            if (d->collect) {
+                memcpy(d->rec + d->rec_len, p + i, take);
+                d->rec_len += (uint32_t)take;
+                if (d->body_left == take) {
+                    d->body_left = 0;
+                    i += take;
+                    open_record(t, dir);
+                    continue;
+                }
+            } else if (d->rtype == 22 && !d->encrypted) handshake_bytes(t, dir, p + i, take);
             /* an alert of exactly 2 bytes is in clear whatever we thought:
              * an encrypted one carries at least a 16-byte tag or MAC; any
              * other length is encrypted, whatever we thought */
@@ -1095,6 +1279,8 @@ void mx_tls_facts(const mx_tls *t, mx_facts *f)
     f->tls_seen = 1;
     f->tls_complete = t->complete;
     f->tls_complete_frame = t->complete_frame;
+    f->tls_decrypted = t->d[0].opened + t->d[1].opened > 0;
+    f->tls_keys_failed = t->decrypt_failed;
     if (t->have_sh) {
         const cs_name *cn = suite(t->cipher);
         snprintf(f->tls_version, sizeof f->tls_version, "%s", version_name(t->version));

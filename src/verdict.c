@@ -368,7 +368,10 @@ static void decide(const mx_facts *f, mx_verdict *v)
         char plainp[192];
         snprintf(plainp, sizeof plainp, ", in clear text: STARTTLS was accepted (220) but the session went on without TLS from frame %llu",
                  (unsigned long long)f->starttls_plain_frame);
-        const char *how_tls = !v->tls ? "" : strcmp(v->tls, "tls_ok") == 0 ? ""
+        char overtls[160] = "";
+        if (f->tls_decrypted)
+            snprintf(overtls, sizeof overtls, ", over TLS (%s with %s; read with the key log)", f->tls_version, f->tls_cipher);
+        const char *how_tls = !v->tls ? "" : strcmp(v->tls, "tls_ok") == 0 ? overtls
                             : strcmp(v->tls, "starttls_not_offered") == 0 ? ", in clear text: the server did not offer STARTTLS"
                             : strcmp(v->tls, "starttls_masked") == 0 ? ", in clear text: STARTTLS was masked in the EHLO reply (XXXXXXXA) by something in the path"
                             : strcmp(v->tls, "starttls_refused") == 0 && f->mail_in_clear ? ", in clear text: STARTTLS was refused and the client went on without it"

@@ -214,15 +214,16 @@ static int describe_raw(const cJ *e, char *buf, size_t cap)
         return 2;
     }
     if (type == MX_EV_TLS_ALERT) {
-        if (boolean(e, "encrypted")) {
+        if (boolean(e, "encrypted") && !boolean(e, "decrypted")) {
             const char *p = str(e, "probably");
             snprintf(buf, cap, "TLS Alert (encrypted)%s%s%s", p ? ", probably " : "", p ? p : "",
                      boolean(e, "probable_rejection") ? ": probable rejection" : "");
             return p ? 0 : 1;
         }
-        snprintf(buf, cap, "TLS Alert %s %s (%lld) after %s %s", str(e, "level") ? str(e, "level") : "",
+        snprintf(buf, cap, "TLS Alert %s %s (%lld) after %s %s%s", str(e, "level") ? str(e, "level") : "",
                  str(e, "description") ? str(e, "description") : "", num(e, "code", 0),
-                 str(e, "after_from") ? str(e, "after_from") : "", str(e, "after") ? str(e, "after") : "");
+                 str(e, "after_from") ? str(e, "after_from") : "", str(e, "after") ? str(e, "after") : "",
+                 boolean(e, "decrypted") ? " (decrypted)" : "");
         return num(e, "code", 0) == 0 ? 0 : 1;
     }
     if (type == MX_EV_ANOMALY) { snprintf(buf, cap, "! %s: %s", str(e, "kind") ? str(e, "kind") : "", str(e, "detail") ? str(e, "detail") : ""); return 2; }

@@ -29,10 +29,12 @@ typedef struct mx_sink mx_sink;     /* where finished events go (opaque)    */
 typedef struct mx_smtp mx_smtp;
 typedef struct mx_tls mx_tls;
 
+struct mx_keylog;
 typedef struct mx_opts {
     mx_limits lim;
     int show_user;        /* write AUTH user names                      */
     int pretty;           /* indent JSON                                 */
+    const struct mx_keylog *keylog;   /* --keylog: TLS secrets, or NULL  */
 } mx_opts;
 
 typedef struct mx_sess {

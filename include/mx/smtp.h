@@ -29,6 +29,9 @@ void mx_smtp_eof(mx_smtp *m, int dir);
  * (a command line from the client, a reply line from the server) rather
  * than TLS?  1 yes, 0 no, -1 too few bytes to tell. */
 int mx_smtp_looks_plain(int dir, const uint8_t *p, size_t n);
+/* The conversation goes on inside TLS, read from the records a key log
+ * opened: dir's bytes come through mx_smtp_feed() again, marked in_tls. */
+void mx_smtp_in_tls(mx_smtp *m, int dir);
 /* Takes dir back from TLS: the conversation goes on in clear text. */
 void mx_smtp_resume(mx_smtp *m, int dir);
 struct mx_facts;

@@ -76,6 +76,8 @@ typedef struct mx_facts {
     /* TLS */
     int tls_seen, tls_complete;
     uint64_t tls_complete_frame;
+    int tls_decrypted;        /* records were opened with a key log      */
+    int tls_keys_failed;      /* a record did not open with the logged keys */
     char tls_version[16], tls_cipher[64], tls_cipher_openssl[64];
     int alert_from, alert_code, alert_encrypted, alert_probable;
     const char *alert_name, *alert_after;
