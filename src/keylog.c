@@ -258,3 +258,101 @@ int mx_tls13_open(mx_tls_keys *k, const uint8_t hdr[5], const uint8_t *ct, size_
     k->seq++;
     return 1;
 }
+
+/* ---- TLS 1.2 ------------------------------------------------------------------ */
+
+int mx_tls12_suite(uint16_t suite, int *aead, int *sha384)
+{
+    switch (suite) {
+    case 0xC02F: case 0xC02B: case 0x009C: case 0x009E: *aead = MX_AEAD_AES128_GCM; *sha384 = 0; return 1;
+    case 0xC030: case 0xC02C: case 0x009D: case 0x009F: *aead = MX_AEAD_AES256_GCM; *sha384 = 1; return 1;
+    case 0xCCA8: case 0xCCA9: case 0xCCAA: *aead = MX_AEAD_CHACHA20_POLY1305; *sha384 = 0; return 1;
+    default: return 0;
+    }
+}
+
+/* P_hash (RFC 5246 §5): the PRF with the suite's hash. */
+int mx_tls12_prf(int sha384, const uint8_t *secret, size_t slen, const char *label, const uint8_t *seed, size_t seedlen,
+               uint8_t *out, size_t outlen)
+{
+    const EVP_MD *md = sha384 ? EVP_sha384() : EVP_sha256();
+    uint8_t ls[128], a[64], in[64 + 128], t[64];
+    size_t ll = strlen(label), lsl = ll + seedlen;
+    unsigned al = 0, tl = 0;
+    if (lsl > sizeof ls) return 0;
+    memcpy(ls, label, ll);
+    memcpy(ls + ll, seed, seedlen);
+    if (!HMAC(md, secret, (int)slen, ls, lsl, a, &al)) return 0;          /* A(1) */
+    for (size_t done = 0; done < outlen;) {
+        memcpy(in, a, al);
+        memcpy(in + al, ls, lsl);
+        if (!HMAC(md, secret, (int)slen, in, al + lsl, t, &tl)) return 0;
+        size_t take = outlen - done < tl ? outlen - done : tl;
+        memcpy(out + done, t, take);
+        done += take;
+        if (!HMAC(md, secret, (int)slen, a, al, a, &al)) return 0;        /* A(i+1) */
+    }
+    return 1;
+}
+
+int mx_tls12_keys(int aead, int sha384, const uint8_t master[48], const uint8_t client_random[32],
+                  const uint8_t server_random[32], mx_tls_keys *client, mx_tls_keys *server)
+{
+    size_t kl = aead == MX_AEAD_AES128_GCM ? 16 : 32, ivl = aead == MX_AEAD_CHACHA20_POLY1305 ? 12 : 4;
+    uint8_t seed[64], kb[2 * 32 + 2 * 12];
+    memset(client, 0, sizeof *client);
+    memset(server, 0, sizeof *server);
+    if (aead == MX_AEAD_NONE) return 0;
+    memcpy(seed, server_random, 32);
+    memcpy(seed + 32, client_random, 32);
+    if (!mx_tls12_prf(sha384, master, 48, "key expansion", seed, 64, kb, 2 * kl + 2 * ivl)) return 0;
+    memcpy(client->key, kb, kl);
+    memcpy(server->key, kb + kl, kl);
+    memcpy(client->iv, kb + 2 * kl, ivl);
+    memcpy(server->iv, kb + 2 * kl + ivl, ivl);
+    client->aead = server->aead = aead;
+    memset(kb, 0, sizeof kb);
+    return 1;
+}
+
+int mx_tls12_open(mx_tls_keys *k, uint8_t type, uint16_t ver, const uint8_t *ct, size_t n, uint8_t *out, size_t *outlen)
+{
+    pthread_once(&ciph_once, ciph_fetch);
+    int chacha = k->aead == MX_AEAD_CHACHA20_POLY1305;
+    size_t explicit_len = chacha ? 0 : 8;
+    if (k->aead <= MX_AEAD_NONE || k->aead > MX_AEAD_CHACHA20_POLY1305 || n < explicit_len + 16 || n > (1u << 14) + 2048)
+        return 0;
+    const EVP_CIPHER *ci = ciphers[k->aead];
+    EVP_CIPHER_CTX *c = thread_cctx();
+    if (!ci || !c) return 0;
+    uint8_t nonce[12], aad[13];
+    if (chacha) {
+        /* RFC 7905: the IV with the sequence number in its last 8 bytes */
+        memcpy(nonce, k->iv, 12);
+        for (int i = 0; i < 8; i++) nonce[11 - i] ^= (uint8_t)(k->seq >> (8 * i));
+    } else {
+        /* RFC 5288: the 4-byte salt, then the record's explicit 8 bytes */
+        memcpy(nonce, k->iv, 4);
+        memcpy(nonce + 4, ct, 8);
+    }
+    size_t cl = n - explicit_len - 16;
+    /* additional data: sequence number, type, version, plaintext length */
+    for (int i = 0; i < 8; i++) aad[7 - i] = (uint8_t)(k->seq >> (8 * i));
+    aad[8] = type;
+    aad[9] = (uint8_t)(ver >> 8);
+    aad[10] = (uint8_t)ver;
+    aad[11] = (uint8_t)(cl >> 8);
+    aad[12] = (uint8_t)cl;
+    const uint8_t *body = ct + explicit_len;
+    int l1 = 0, l2 = 0, ok = EVP_DecryptInit_ex(c, ci, NULL, NULL, NULL) &&
+                             EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL) &&
+                             EVP_DecryptInit_ex(c, NULL, NULL, k->key, nonce) &&
+                             EVP_DecryptUpdate(c, NULL, &l1, aad, 13) &&
+                             EVP_DecryptUpdate(c, out, &l1, body, (int)cl) &&
+                             EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, 16, (void *)(uintptr_t)(body + cl)) &&
+                             EVP_DecryptFinal_ex(c, out + l1, &l2) > 0;
+    if (!ok) return 0;
+    *outlen = (size_t)(l1 + l2);
+    k->seq++;
+    return 1;
+}

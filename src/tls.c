@@ -267,7 +267,9 @@ struct mx_tls {
     uint64_t cert_request_frame, client_cert_frame;
     mx_cert_checks checks;
     char ja3[33], ja4[64], ja3s[33];
-    uint8_t client_random[32], have_random;
+    uint8_t client_random[32], have_random, server_random[32];
+    mx_tls_keys pending[2];      /* TLS 1.2: a side's keys until its ChangeCipherSpec */
+    uint8_t tls12_keyed;
     const mx_keylog_entry *kl;   /* this connection's secrets, if logged */
     uint8_t decrypting, decrypt_failed, alert_decrypted;
     int sha384;
@@ -572,6 +574,7 @@ static void server_hello(mx_tls *t, mx_cur c)
     if (weak_suite(cn)) mx_ev_bool(ev, "weak_cipher", 1);
     mx_ev_end(t->s, ev);
     if (is_hrr) { t->hrr = 1; return; }
+    memcpy(t->server_random, random, 32);
     t->have_sh = 1;
     t->version = ver;
     t->cipher = cipher;
@@ -685,8 +688,8 @@ static void handshake_msg(mx_tls *t, int dir, uint8_t type, mx_cur body)
     }
     /* TLS 1.3: after its Finished a side writes with its application
      * traffic keys (RFC 8446 §7.2); a KeyUpdate's new keys are not logged */
-    if (d->opening && type == 20 && !d->app_keys) app_keys(t, dir);
-    else if (d->opening && type == 24) d->keys.aead = MX_AEAD_NONE;
+    if (t->tls13 && d->opening && type == 20 && !d->app_keys) app_keys(t, dir);
+    else if (t->tls13 && d->opening && type == 24) d->keys.aead = MX_AEAD_NONE;
     d->last_hs = type;
     d->any_hs = 1;
     t->last_from = dir;
@@ -825,6 +828,32 @@ static void keys_from_log(mx_tls *t)
     }
 }
 
+/* TLS 1.2: a side's ChangeCipherSpec; from its next record it writes with
+ * the keys of the logged master secret (both sides' made at the first). */
+static void tls12_keys(mx_tls *t, int dir)
+{
+    const mx_keylog *kl = t->s->opt->keylog;
+    int aead, sha384;
+    if (!kl || !t->have_random || !t->have_sh) return;
+    if (!t->tls12_keyed) {
+        t->tls12_keyed = 1;
+        const mx_keylog_entry *e = mx_keylog_find(kl, t->client_random);
+        if (!e || !(e->have >> MX_SEC_MASTER & 1)) return;
+        t->kl = e;
+        if (!mx_tls12_suite(t->cipher, &aead, &sha384)) {
+            mx_sess_anomaly(t->s, MX_NODIR, "tls_keys_unusable",
+                            "the key log has this connection, but its cipher suite is not one that is decrypted");
+            return;
+        }
+        if (!mx_tls12_keys(aead, sha384, e->secret[MX_SEC_MASTER], t->client_random, t->server_random,
+                           &t->pending[MX_CLIENT], &t->pending[MX_SERVER]))
+            return;
+        t->decrypting = 1;
+    }
+    t->d[dir].keys = t->pending[dir];
+    memset(&t->pending[dir], 0, sizeof t->pending[dir]);
+}
+
 static void app_keys(mx_tls *t, int dir)
 {
     tls_dir *d = &t->d[dir];
@@ -888,8 +917,17 @@ static void open_record(mx_tls *t, int dir)
     tls_dir *d = &t->d[dir];
     size_t pl = 0;
     d->collect = 0;
-    /* (the plaintext overwrites the ciphertext it was made from) */
-    if (!mx_tls13_open(&d->keys, d->rhdr, d->rec, d->rec_len, d->rec, &pl)) {
+    /* (the plaintext overwrites the ciphertext it was made from; TLS 1.2's
+     * GCM records start with 8 bytes of nonce) */
+    uint8_t *pt = d->rec, inner;
+    int ok;
+    if (t->tls13) {
+        ok = mx_tls13_open(&d->keys, d->rhdr, d->rec, d->rec_len, d->rec, &pl);
+    } else {
+        if (d->keys.aead != MX_AEAD_CHACHA20_POLY1305) pt = d->rec + 8;
+        ok = mx_tls12_open(&d->keys, d->rhdr[0], (uint16_t)(d->rhdr[1] << 8 | d->rhdr[2]), d->rec, d->rec_len, pt, &pl);
+    }
+    if (!ok) {
         d->keys.aead = MX_AEAD_NONE;
         if (!t->decrypt_failed) {
             t->decrypt_failed = 1;
@@ -899,18 +937,22 @@ static void open_record(mx_tls *t, int dir)
         }
         return;
     }
-    while (pl && d->rec[pl - 1] == 0) pl--;         /* padding (RFC 8446 §5.4) */
-    if (!pl) return;
-    uint8_t inner = d->rec[--pl];
+    if (t->tls13) {
+        while (pl && pt[pl - 1] == 0) pl--;         /* padding (RFC 8446 §5.4) */
+        if (!pl) return;
+        inner = pt[--pl];
+    } else {
+        inner = d->rhdr[0];
+    }
     d->opened++;
     d->opening = 1;
     if (inner == 22) {
-        handshake_bytes(t, dir, d->rec, pl);
+        handshake_bytes(t, dir, pt, pl);
     } else if (inner == 21 && pl == 2) {
-        alert(t, dir, d->rec[0], d->rec[1], 0);
+        alert(t, dir, pt[0], pt[1], 0);
     } else if (inner == 23) {
         d->app_plain_bytes += pl;
-        inner_smtp(t, dir, d->rec, pl);
+        inner_smtp(t, dir, pt, pl);
     }
     d->opening = 0;
 }
@@ -1009,7 +1051,8 @@ static int record_start(mx_tls *t, int dir)
     d->alen = 0;
     d->hs_skip = 0;
     d->collect = 0;
-    if (t->tls13 && d->keys.aead && type == 23 && len) {
+    if (d->keys.aead && len &&
+        (t->tls13 ? type == 23 : d->encrypted && (type == 22 || type == 23 || (type == 21 && len != 2)))) {
         if (!d->rec && !(d->rec = malloc(MAX_RECORD))) d->keys.aead = MX_AEAD_NONE;
         else { d->collect = 1; d->rec_len = 0; memcpy(d->rhdr, d->hdr, 5); }
     }
@@ -1018,6 +1061,7 @@ static int record_start(mx_tls *t, int dir)
             mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_CHANGE_CIPHER_SPEC, dir);
             mx_ev_end(t->s, ev);
             d->encrypted = 1;
+            tls12_keys(t, dir);
         }
     } else if (type == 23 || (d->encrypted && !(type == 21 && len == 2))) {
         d->enc_records++;

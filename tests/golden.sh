@@ -15,6 +15,9 @@ run_one() {
   # shellcheck disable=SC2086
   set -- $line
   name=$1; caps=$2; shift 2
+  # option values naming files of the repository: @ROOT@/path
+  # shellcheck disable=SC2046
+  set -- $(printf '%s\n' "$@" | sed "s|@ROOT@|$ROOT|g")
   # several captures: comma-separated; a view (-F text ...) is kept as .txt
   ext=ndjson
   case " $* " in *" -F "*) ext=txt ;; esac

@@ -284,7 +284,15 @@ def test_outage_dgram():
         if i == 26:
             readers.append(UnixReader(path, True))
     f = SlowFeed(["--output", f"unix-dgram:{path},queue-size=512k,backoff-max=500ms", "--stats"], BIG, 40, between, pause=0.15)
-    time.sleep(0.3)
+    # what was sent is read before the collector closes (on a loaded
+    # machine that takes longer than the run's end)
+    last, deadline = -1, time.time() + 10
+    while time.time() < deadline:
+        n = len(readers[-1].records())
+        if n == last:
+            break
+        last = n
+        time.sleep(0.5)
     readers[-1].close()
     err = f.err.decode()
     check(f.rc == 0, f"outage run: exit {f.rc}: {err[-300:]}")

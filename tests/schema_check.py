@@ -247,7 +247,11 @@ def main():
     ncap, lines, tested_real, closed_seen = 0, {}, set(), set()
     for cap in captures(dirs):
         checked = False
-        for fmt, extra in RUNS:
+        runs = list(RUNS)
+        keys = os.path.splitext(cap)[0] + ".keys"
+        if os.path.exists(keys):          # a key log beside it: the decrypted story too
+            runs += [("ndjson", ["--keylog", keys]), ("ecs", ["--keylog", keys])]
+        for fmt, extra in runs:
             label = "-F %s%s" % (fmt, " " + " ".join(extra) if extra else "")
             p = subprocess.run([mx, "-r", cap, "-F", fmt, "--any-port"] + extra, capture_output=True)
             if p.returncode == 2 and not p.stdout:

@@ -97,6 +97,65 @@ static void tls13_tests(void)
     }
 }
 
+/* A TLS 1.2 AES-GCM record sealed with OpenSSL directly (RFC 5288). */
+static size_t seal12(const mx_tls_keys *k, uint64_t seq, uint8_t type, const uint8_t *pt, size_t n, uint8_t *out)
+{
+    uint8_t nonce[12], aad[13];
+    memcpy(nonce, k->iv, 4);
+    for (int i = 0; i < 8; i++) nonce[4 + i] = (uint8_t)(0x40 + i);        /* the explicit part */
+    memcpy(out, nonce + 4, 8);
+    for (int i = 0; i < 8; i++) aad[7 - i] = (uint8_t)(seq >> (8 * i));
+    aad[8] = type; aad[9] = 3; aad[10] = 3; aad[11] = (uint8_t)(n >> 8); aad[12] = (uint8_t)n;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int l = 0, l2 = 0;
+    EVP_EncryptInit_ex(c, k->aead == MX_AEAD_AES128_GCM ? EVP_aes_128_gcm() : EVP_aes_256_gcm(), NULL, NULL, NULL);
+    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL);
+    EVP_EncryptInit_ex(c, NULL, NULL, k->key, nonce);
+    EVP_EncryptUpdate(c, NULL, &l, aad, 13);
+    EVP_EncryptUpdate(c, out + 8, &l, pt, (int)n);
+    EVP_EncryptFinal_ex(c, out + 8 + l, &l2);
+    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, 16, out + 8 + l + l2);
+    EVP_CIPHER_CTX_free(c);
+    return 8 + (size_t)(l + l2) + 16;
+}
+
+static void tls12_tests(void)
+{
+    /* the TLS 1.2 PRF's published SHA-256 answer (IETF TLS list, msg03416) */
+    uint8_t sec[16], seed[16], out[100];
+    unhex("9bbe436ba940f017b17652849a71db35", sec, 16);
+    unhex("a0ba9f936cda311827a6f796ffd5198c", seed, 16);
+    CHECK(mx_tls12_prf(0, sec, 16, "test label", seed, 16, out, 100) &&
+              same_hex(out, 32, "e3f229ba727be17b8d122620557cd453c2aab21d07c3d495329b52d4e61edb5a") &&
+              same_hex(out + 96, 4, "87347b66"),
+          "TLS 1.2 PRF (SHA-256) known answer");
+    int aead, sha384;
+    CHECK(mx_tls12_suite(0xC030, &aead, &sha384) && aead == MX_AEAD_AES256_GCM && sha384, "ECDHE-RSA-AES256-GCM-SHA384");
+    CHECK(!mx_tls12_suite(0xC027, &aead, &sha384), "a CBC suite is not decrypted");
+    uint8_t master[48], cr[32], sr[32];
+    for (int i = 0; i < 48; i++) master[i] = (uint8_t)(i * 3);
+    for (int i = 0; i < 32; i++) { cr[i] = (uint8_t)i; sr[i] = (uint8_t)(255 - i); }
+    mx_tls_keys c, s, c2, s2;
+    CHECK(mx_tls12_keys(MX_AEAD_AES128_GCM, 0, master, cr, sr, &c, &s) && memcmp(c.key, s.key, 16) && c.aead == MX_AEAD_AES128_GCM,
+          "TLS 1.2 key block: two sides' keys");
+    uint8_t kb[40], seed2[64];
+    memcpy(seed2, sr, 32);
+    memcpy(seed2 + 32, cr, 32);
+    mx_tls12_prf(0, master, 48, "key expansion", seed2, 64, kb, 40);
+    CHECK(!memcmp(c.key, kb, 16) && !memcmp(s.key, kb + 16, 16) && !memcmp(c.iv, kb + 32, 4) && !memcmp(s.iv, kb + 36, 4),
+          "TLS 1.2 key block order: client key, server key, client salt, server salt");
+    c2 = c; s2 = s;
+    const uint8_t pt[] = "250 2.0.0 Ok: queued\r\n";
+    uint8_t rec[128], o[128];
+    size_t ol = 0, rl = seal12(&c, 0, 23, pt, sizeof pt - 1, rec);
+    CHECK(mx_tls12_open(&c2, 23, 0x0303, rec, rl, rec + 8, &ol) && ol == sizeof pt - 1 && !memcmp(rec + 8, pt, ol) && c2.seq == 1,
+          "TLS 1.2 GCM record opened in place");
+    rl = seal12(&c, 1, 23, pt, sizeof pt - 1, rec);
+    CHECK(!mx_tls12_open(&c2, 22, 0x0303, rec, rl, o, &ol), "TLS 1.2: the content type is authenticated");
+    CHECK(!mx_tls12_open(&s2, 23, 0x0303, rec, rl, o, &ol), "TLS 1.2: the other side's keys do not open it");
+    CHECK(mx_tls12_open(&c2, 23, 0x0303, rec, rl, o, &ol) && c2.seq == 2, "TLS 1.2: record 1 opened");
+}
+
 static void keylog_tests(void)
 {
     char path[] = "/tmp/mx-keylog-XXXXXX", err[256];
@@ -147,6 +206,7 @@ int main(void)
     mx_community_id(&b, 3344, &a, 1122, h, sizeof h);
     CHECK(strcmp(h, "1:wCb3OG7yAFWelaUydu0D+125CLM=") == 0, "community id is direction-free %s", h);
     tls13_tests();
+    tls12_tests();
     keylog_tests();
     return CHECK_DONE();
 }

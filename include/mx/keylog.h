@@ -68,4 +68,18 @@ int mx_tls13_keys(int aead, int sha384, const uint8_t *secret, size_t slen, mx_t
  * 0 when it does not authenticate.  Advances the sequence number. */
 int mx_tls13_open(mx_tls_keys *k, const uint8_t hdr[5], const uint8_t *ct, size_t n, uint8_t *out, size_t *outlen);
 
+/* TLS 1.2 AEAD suites (AES-GCM, ChaCha20-Poly1305): the AEAD and PRF hash
+ * of a suite, 0 for another. */
+int mx_tls12_suite(uint16_t suite, int *aead, int *sha384);
+/* The TLS 1.2 PRF (RFC 5246 §5) with SHA-256 or SHA-384. */
+int mx_tls12_prf(int sha384, const uint8_t *secret, size_t slen, const char *label, const uint8_t *seed, size_t seedlen,
+                 uint8_t *out, size_t outlen);
+/* Both sides' keys from the master secret and the hellos' randoms (RFC 5246
+ * §6.3: the key block; the write IVs are the GCM salt, or ChaCha's IV). */
+int mx_tls12_keys(int aead, int sha384, const uint8_t master[48], const uint8_t client_random[32],
+                  const uint8_t server_random[32], mx_tls_keys *client, mx_tls_keys *server);
+/* Opens one TLS 1.2 record of content type type and header version ver:
+ * the plaintext into out; 0 when it does not authenticate. */
+int mx_tls12_open(mx_tls_keys *k, uint8_t type, uint16_t ver, const uint8_t *ct, size_t n, uint8_t *out, size_t *outlen);
+
 #endif
