@@ -21,7 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build=${BUILD_DIR:-$root/build-fuzz}
 work=${FUZZ_WORK:-$here/corpus-run}
-all_targets="fuzz_smtp fuzz_tls fuzz_decode fuzz_stream fuzz_pipeline fuzz_pcapng fuzz_config fuzz_json"
+all_targets="fuzz_smtp fuzz_tls fuzz_keylog fuzz_decode fuzz_stream fuzz_pipeline fuzz_pcapng fuzz_config fuzz_json"
 
 replay=0
 secs=20
