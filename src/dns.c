@@ -8,7 +8,10 @@
 #include "mx/dns.h"
 #include "mx/cursor.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Reads a (possibly compressed) name starting at *c within the message
  * [msg, msg+len) into out as dotted printable ASCII.  Advances *c past the
@@ -63,7 +66,42 @@ int mx_dns_response(mx_dns *d, const uint8_t *p, size_t n, uint64_t frame, uint6
         if (!read_name(p, n, &c, tmp, sizeof tmp) || !mx_cur_u16(&c, &type) || !mx_cur_u16(&c, &cls) ||
             !mx_cur_u32(&c, &ttl) || !mx_cur_u16(&c, &rdlen) || !mx_cur_has(&c, rdlen))
             break;
-        if ((type == 1 && rdlen == 4) || (type == 28 && rdlen == 16)) {
+        if (type == 15 && rdlen > 2) {
+            /* MX: preference, then the exchanger's (compressed) name */
+            mx_cur r = mx_cur_make(c.p, rdlen);
+            uint16_t pref;
+            char host[256];
+            mx_cur_u16(&r, &pref);
+            if (read_name(p, n, &r, host, sizeof host) && host[0]) {
+                mx_dns_mx *m = &d->mx[d->mx_next];
+                memset(m, 0, sizeof *m);
+                memcpy(m->domain, qname, sizeof m->domain);
+                memcpy(m->host, host, sizeof m->host);
+                m->pref = pref;
+                m->frame = frame;
+                d->mx_next = (d->mx_next + 1) % MX_DNS_MX_SLOTS;
+                if (d->mx_used < MX_DNS_MX_SLOTS) d->mx_used++;
+                added++;
+            }
+        } else if (type == 52 && rdlen > 3 && rdlen - 3 <= 64 && !strncmp(qname, "_", 1)) {
+            /* TLSA for _port._tcp.host: usage, selector, matching type, data */
+            char *dot = strchr(qname, '.');
+            if (dot && !strncasecmp(dot, "._tcp.", 6) && dot[6]) {
+                mx_dns_tlsa *t = &d->tlsa[d->tlsa_next];
+                memset(t, 0, sizeof *t);
+                t->port = (uint16_t)atoi(qname + 1);
+                snprintf(t->host, sizeof t->host, "%s", dot + 6);
+                t->usage = c.p[0];
+                t->selector = c.p[1];
+                t->mtype = c.p[2];
+                t->len = (uint8_t)(rdlen - 3);
+                memcpy(t->data, c.p + 3, t->len);
+                t->frame = frame;
+                d->tlsa_next = (d->tlsa_next + 1) % MX_DNS_TLSA_SLOTS;
+                if (d->tlsa_used < MX_DNS_TLSA_SLOTS) d->tlsa_used++;
+                added++;
+            }
+        } else if ((type == 1 && rdlen == 4) || (type == 28 && rdlen == 16)) {
             mx_dns_entry *e = &d->slot[d->next];
             memset(e, 0, sizeof *e);
             memcpy(e->addr.b, c.p, rdlen);
@@ -78,6 +116,29 @@ int mx_dns_response(mx_dns *d, const uint8_t *p, size_t n, uint64_t frame, uint6
         mx_cur_skip(&c, rdlen);
     }
     return added;
+}
+
+const mx_dns_mx *mx_dns_mx_of(const mx_dns *d, const char *host)
+{
+    for (uint32_t k = 0; k < d->mx_used; k++) {
+        const mx_dns_mx *m = &d->mx[(d->mx_next + MX_DNS_MX_SLOTS - 1 - k) % MX_DNS_MX_SLOTS];
+        if (!strcasecmp(m->host, host)) return m;
+    }
+    return NULL;
+}
+
+int mx_dns_tlsa_of(const mx_dns *d, const char *host, uint16_t port, const mx_dns_tlsa **out, int max)
+{
+    int n = 0;
+    uint64_t frame = 0;
+    for (uint32_t k = 0; k < d->tlsa_used && n < max; k++) {
+        const mx_dns_tlsa *t = &d->tlsa[(d->tlsa_next + MX_DNS_TLSA_SLOTS - 1 - k) % MX_DNS_TLSA_SLOTS];
+        if (t->port != port || strcasecmp(t->host, host)) continue;
+        if (n && t->frame != frame) break;             /* an older answer */
+        frame = t->frame;
+        out[n++] = t;
+    }
+    return n;
 }
 
 const mx_dns_entry *mx_dns_lookup(const mx_dns *d, const mx_addr *a)

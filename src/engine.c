@@ -510,7 +510,19 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
         mx_sink_session_defer(e->sink, s);
     }
     const mx_dns_entry *dn = mx_dns_lookup(&e->dns, &s->srv);
-    if (dn) s->dns_name = strdup(dn->name);
+    const mx_dns_mx *mxr = NULL;
+    if (dn) {
+        s->dns_name = strdup(dn->name);
+        /* the name an MX answer gave: the host the client delivers to for
+         * that domain; its TLSA answers (DANE, RFC 7672), if asked */
+        if ((mxr = mx_dns_mx_of(&e->dns, dn->name))) s->mx_domain = strdup(mxr->domain);
+        const mx_dns_tlsa *t[8];
+        int nt = mx_dns_tlsa_of(&e->dns, dn->name, s->srv_port, t, 8);
+        if (nt && (s->tlsa = malloc((size_t)nt * sizeof *s->tlsa))) {
+            for (int i = 0; i < nt; i++) s->tlsa[i] = *t[i];
+            s->ntlsa = nt;
+        }
+    }
     mx_ev *ev = mx_ev_begin(s, MX_EV_SESSION_START, MX_NODIR);
     mx_ev_endpoint(ev, "client", &s->cli, s->cli_port);
     mx_ev_endpoint(ev, "server", &s->srv, s->srv_port);
@@ -523,6 +535,13 @@ static flow *flow_new(mx_engine *e, const mx_pkt *k, uint32_t h, int client_is_s
         char t[40];
         mx_iso_time(dn->us, t, sizeof t);
         mx_ev_str(d, "answer_ts", t);
+        if (mxr) {
+            mx_ev *m = mx_ev_obj(d, "mx");
+            mx_ev_str(m, "domain", mxr->domain);
+            mx_ev_int(m, "preference", mxr->pref);
+            mx_ev_int(m, "answer_frame", (int64_t)mxr->frame);
+        }
+        if (s->ntlsa) mx_ev_int(d, "tlsa_records", s->ntlsa);
     }
     mx_community_id(&s->cli, s->cli_port, &s->srv, s->srv_port, s->community_id, sizeof s->community_id);
     mx_ev *net = mx_ev_obj(ev, "network");

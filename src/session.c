@@ -79,7 +79,11 @@ void mx_sess_release(mx_sess *s)
     s->anom = NULL;
     s->nanom = 0;
     free(s->dns_name);
-    s->dns_name = NULL;
+    free(s->mx_domain);
+    free(s->tlsa);
+    s->dns_name = s->mx_domain = NULL;
+    s->tlsa = NULL;
+    s->ntlsa = 0;
 }
 
 void mx_sess_implicit_tls(mx_sess *s)

@@ -18,6 +18,7 @@
  */
 #include "mx/tls.h"
 #include "mx/cursor.h"
+#include "mx/dns.h"
 #include "mx/keylog.h"
 #include "mx/smtp.h"
 #include "mx/verdict.h"
@@ -272,6 +273,7 @@ struct mx_tls {
     uint8_t tls12_keyed;
     const mx_keylog_entry *kl;   /* this connection's secrets, if logged */
     uint8_t decrypting, decrypt_failed, alert_decrypted;
+    uint8_t dane_checked, dane_match;
     int sha384;
 };
 
@@ -639,7 +641,12 @@ static void certificate(mx_tls *t, int dir, mx_cur c)
     const char *names[4], *src[4];
     int nn = 0;
     if (t->sni[0]) { names[nn] = t->sni; src[nn++] = "sni"; }
-    if (t->s->dns_name && t->s->dns_name[0] && strcasecmp(t->s->dns_name, t->sni) != 0) { names[nn] = t->s->dns_name; src[nn++] = "dns"; }
+    /* (an A answer's name that an MX answer gave: the mail exchanger the
+     * client was heading for) */
+    if (t->s->dns_name && t->s->dns_name[0] && strcasecmp(t->s->dns_name, t->sni) != 0) {
+        names[nn] = t->s->dns_name;
+        src[nn++] = t->s->mx_domain ? "mx" : "dns";
+    }
     const char *banner = t->s->banner_host ? t->s->banner_host : "", *ehlo = t->s->ehlo_host ? t->s->ehlo_host : "";
     if (banner[0] && strcasecmp(banner, t->sni) != 0) { names[nn] = banner; src[nn++] = "banner"; }
     if (ehlo[0] && strcasecmp(ehlo, banner) != 0 && strcasecmp(ehlo, t->sni) != 0) { names[nn] = ehlo; src[nn++] = "ehlo"; }
@@ -647,7 +654,24 @@ static void certificate(mx_tls *t, int dir, mx_cur c)
     mx_ev_int(ev, "certificates", n);
     if (t->d[dir].opening) mx_ev_bool(ev, "decrypted", 1);
     mx_cert_chain(ev, der, len, n, t->s->cur_us, names, src, nn, t->lim->max_field, t->s->certs, &t->checks);
+    if (t->s->ntlsa) {
+        /* DANE: the TLSA answers the capture holds for this server */
+        int m = mx_dane_match(der, len, n, t->s->tlsa, t->s->ntlsa);
+        mx_ev *dn = mx_ev_obj(ev, "dane");
+        mx_ev_int(dn, "tlsa_records", t->s->ntlsa);
+        mx_ev_bool(dn, "match", m >= 0);
+        if (m >= 0) {
+            char u[16];
+            snprintf(u, sizeof u, "%u %u %u", t->s->tlsa[m].usage, t->s->tlsa[m].selector, t->s->tlsa[m].mtype);
+            mx_ev_str(dn, "matched", u);
+        }
+        t->dane_checked = 1;
+        t->dane_match = m >= 0;
+    }
     mx_ev_end(t->s, ev);
+    if (t->dane_checked && !t->dane_match)
+        mx_sess_anomaly(t->s, MX_SERVER, "dane_mismatch",
+                        "no TLSA record the capture holds for this server matches the certificate it sent");
     t->cert_seen = 1;
     t->cert_frame = t->s->cur_frame;
 }
@@ -1324,6 +1348,8 @@ void mx_tls_facts(const mx_tls *t, mx_facts *f)
     f->tls_complete = t->complete;
     f->tls_complete_frame = t->complete_frame;
     f->tls_decrypted = t->d[0].opened + t->d[1].opened > 0;
+    f->dane_checked = t->dane_checked;
+    f->dane_match = t->dane_match;
     f->tls_keys_failed = t->decrypt_failed;
     if (t->have_sh) {
         const cs_name *cn = suite(t->cipher);

@@ -563,10 +563,14 @@ static void decide(const mx_facts *f, mx_verdict *v)
  * NULL: a failure to negotiate TLS with the receiving MX.  (The policy
  * types, sts-*, tlsa-* and dnssec-*, need a policy the capture does not
  * show.) */
-static const char *tlsrpt_type(const mx_verdict *v)
+static const char *tlsrpt_type(const mx_facts *f, const mx_verdict *v)
 {
     const char *t = v->tls, *c = v->cause ? v->cause : "";
     if (!t) return NULL;
+    /* a failed handshake with TLSA records that do not match: DANE's */
+    if (f->dane_checked && !f->dane_match &&
+        (!strcmp(t, "tls_rejected_by_client") || !strcmp(t, "tls_rejected_by_server") || !strcmp(t, "tls_failed")))
+        return "tlsa-invalid";
     if (!strcmp(t, "starttls_not_offered") || !strcmp(t, "no_esmtp") || !strcmp(t, "starttls_refused") ||
         !strcmp(t, "starttls_masked"))
         return "starttls-not-supported";
@@ -628,7 +632,7 @@ void mx_verdict_decide(const mx_facts *f, mx_verdict *v)
 {
     decide(f, v);
     integrity(f, v);
-    v->tlsrpt = tlsrpt_type(v);
+    v->tlsrpt = tlsrpt_type(f, v);
     if (v->tlsrpt) tlsrpt_reason(f, v, v->tlsrpt_reason, sizeof v->tlsrpt_reason);
 }
 

@@ -1,5 +1,6 @@
 /* x509.c - certificate parsing and checks, hashes (see x509.h). */
 #include "mx/x509.h"
+#include "mx/dns.h"
 
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
@@ -414,4 +415,45 @@ void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int 
         }
     }
     if (!cache) { entry_clear(&tmp[0]); entry_clear(&tmp[1]); }
+}
+
+/* ---- DANE ----------------------------------------------------------------------- */
+
+static int tlsa_matches(const mx_dns_tlsa *t, const uint8_t *der, size_t len)
+{
+    const uint8_t *sel = der;
+    size_t sl = len;
+    uint8_t *spki = NULL;
+    if (t->selector == 1) {
+        const unsigned char *p = der;
+        X509 *x = d2i_X509(NULL, &p, (long)len);
+        int l = x ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki) : -1;
+        X509_free(x);
+        if (l <= 0) return 0;
+        sel = spki;
+        sl = (size_t)l;
+    } else if (t->selector != 0) {
+        return 0;
+    }
+    int ok = 0;
+    if (t->mtype == 0) {
+        ok = sl == t->len && !memcmp(sel, t->data, sl);
+    } else if (t->mtype == 1 || t->mtype == 2) {
+        unsigned char d[EVP_MAX_MD_SIZE];
+        unsigned dl = 0;
+        ok = EVP_Digest(sel, sl, d, &dl, t->mtype == 1 ? EVP_sha256() : EVP_sha512(), NULL) && dl == t->len &&
+             !memcmp(d, t->data, dl);
+    }
+    OPENSSL_free(spki);
+    return ok;
+}
+
+int mx_dane_match(const uint8_t *const *der, const size_t *len, int n, const mx_dns_tlsa *t, int nt)
+{
+    for (int r = 0; r < nt; r++) {
+        int leaf_only = t[r].usage == 3 || t[r].usage == 1;
+        for (int i = 0; i < n && (!leaf_only || i == 0); i++)
+            if (tlsa_matches(&t[r], der[i], len[i])) return r;
+    }
+    return -1;
 }

@@ -75,6 +75,9 @@ typedef struct mx_sess {
     const char *banner_host;     /* from the 220 greeting (the SMTP parser's text), or NULL */
     const char *ehlo_host;       /* from the reply to EHLO (likewise)    */
     char *dns_name;              /* looked up by the client, if captured (or NULL) */
+    char *mx_domain;             /* the domain dns_name is a mail exchanger of (DNS MX), or NULL */
+    struct mx_dns_tlsa *tlsa;    /* TLSA answers for _port._tcp.dns_name, if captured */
+    int ntlsa;
     struct mx_cert_cache *certs; /* parsed-certificate cache (engine's), or NULL */
 } mx_sess;
 

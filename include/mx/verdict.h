@@ -77,6 +77,7 @@ typedef struct mx_facts {
     int tls_seen, tls_complete;
     uint64_t tls_complete_frame;
     int tls_decrypted;        /* records were opened with a key log      */
+    int dane_checked, dane_match;   /* TLSA answers in the capture, and whether one matched */
     int tls_keys_failed;      /* a record did not open with the logged keys */
     char tls_version[16], tls_cipher[64], tls_cipher_openssl[64];
     int alert_from, alert_code, alert_encrypted, alert_probable;

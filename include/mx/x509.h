@@ -44,4 +44,12 @@ void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int 
                    uint64_t now_us, const char *const *names, const char *const *name_src,
                    int nnames, size_t field_cap, mx_cert_cache *cache, mx_cert_checks *out);
 
+/* DANE (RFC 6698, RFC 7672): whether one of the TLSA records matches the
+ * chain the server sent (usage 3 and 1 the first certificate, 2 and 0 any
+ * of them; selector 0 the certificate, 1 its SubjectPublicKeyInfo; matching
+ * type 0 exact, 1 SHA-256, 2 SHA-512).  Returns the index of the first
+ * record that matches, -1 if none does. */
+struct mx_dns_tlsa;
+int mx_dane_match(const uint8_t *const *der, const size_t *len, int n, const struct mx_dns_tlsa *t, int nt);
+
 #endif
