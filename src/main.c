@@ -97,6 +97,8 @@ static void usage(FILE *f)
 "      --pretty        indent timeline JSON\n"
 "      --color WHEN    colours in text/summary: auto (default), always, never\n"
 "      --show-user     write AUTH user names (passwords are never written)\n"
+"      --attempt-window S  connections of one client to one destination at most\n"
+"                      S seconds apart are one delivery attempt (1800; 0: none)\n"
 "      --keylog FILE   TLS secrets in the NSS key log format (SSLKEYLOGFILE):\n"
 "                      TLS 1.3 handshakes they belong to are decrypted\n"
 "      --stats         print packet counters on stderr at the end\n"
@@ -320,7 +322,7 @@ int main(int argc, char **argv)
     enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MERGE, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG,
            O_ACKPKTS, O_ACKMS, O_LINGER, O_EVTYPES, O_OUTPUT, O_SCHEMA, O_CONFIG,
-           O_NOPROMISC, O_IMMEDIATE, O_TSPREC, O_STATSIV, O_CHROOT, O_MEMCAP, O_NONDPITLS, O_WORKERS, O_KEYLOG };
+           O_NOPROMISC, O_IMMEDIATE, O_TSPREC, O_STATSIV, O_CHROOT, O_MEMCAP, O_NONDPITLS, O_WORKERS, O_KEYLOG, O_ATTWIN };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
         { "tls-port", required_argument, 0, O_TLSPORT },
@@ -360,6 +362,7 @@ int main(int argc, char **argv)
         { "chroot", required_argument, 0, O_CHROOT },
         { "memcap", required_argument, 0, O_MEMCAP },
         { "keylog", required_argument, 0, O_KEYLOG },
+        { "attempt-window", required_argument, 0, O_ATTWIN },
         { "workers", required_argument, 0, O_WORKERS },
         { "no-ndpi-tls", no_argument, 0, O_NONDPITLS },
         { "help", no_argument, 0, 'h' },
@@ -383,6 +386,7 @@ int main(int argc, char **argv)
 
     if (!files) return EXIT_USAGE;
     mx_limits_default(L);
+    cfg.opt.attempt_window_us = 1800ull * 1000000u;
     cfg.ports[cfg.nports++] = 25;
     cfg.ports[cfg.nports++] = 587;
     int tls_ports_given = 0;
@@ -478,6 +482,12 @@ int main(int argc, char **argv)
         case O_TLSMSG: ok = parse_u32("--max-tls-msg", optarg, 64, &L->max_tls_msg); break;
         case O_MEMCAP: ok = parse_size("--memcap", optarg, &L->memcap); break;
         case O_KEYLOG: keylog_path = optarg; break;
+        case O_ATTWIN: {
+            uint32_t w = 0;
+            ok = parse_u32("--attempt-window", optarg, 0, &w);
+            cfg.opt.attempt_window_us = (uint64_t)w * 1000000u;
+            break;
+        }
         case O_EVTYPES:
             for (int t = 0; t < MX_EV__COUNT; t++) {
                 const mx_evtype_info *i = mx_evtype_get((mx_evtype)t);

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE 1              /* memmem */
 #include "mx/sink.h"
 #include "mx/event.h"
+#include "mx/attempts.h"
 #include "mx/output.h"
 #include "mx/stream.h"
 #include "mx/view.h"
@@ -55,6 +56,7 @@ struct mx_sink {
     int n_text_doc, n_tree;       /* documents written from text / from trees  */
     int n_tree_all;               /* tree outputs that show every event (not summary) */
     mx_memcap *mc;                /* the budget held documents are charged to  */
+    mx_attempts *att;             /* the run's delivery attempts (not a worker's) */
     uint64_t nopen;               /* sessions begun and not yet written        */
     mx_arena pool[POOL];          /* ended sessions' arenas, for reuse         */
     int npool;
@@ -93,6 +95,8 @@ typedef struct sess_out {
     int begun;              /* an event was built for the views           */
     int splitting;
     uint32_t part;          /* parts written early (--memcap)             */
+    int have_arow;
+    mx_attempt_row arow;    /* what its session.end says, for the attempts */
     uint64_t charged;       /* bytes of it charged to the budget          */
     uint64_t last_us;
 } sess_out;
@@ -103,6 +107,17 @@ mx_sink *mx_sink_create(const mx_opts *opt)
     if (!k) return NULL;
     k->opt = opt;
     return k;
+}
+
+static void attempt_end(void *ctx, const mx_attempt *a);
+static void attempt_row(mx_sess *s, struct sess_out *o, const mx_node *e);
+
+/* The run's attempts, made with the first session that ends (the window is
+ * an option set before). */
+static mx_attempts *attempts_of(mx_sink *k)
+{
+    if (!k->att && !k->cap_fn && k->opt->attempt_window_us) k->att = mx_attempts_new(k->opt->attempt_window_us);
+    return k->att;
 }
 
 int mx_sink_add(mx_sink *k, mx_format fmt, mx_output *o, int color)
@@ -218,6 +233,7 @@ static void end_record(mx_sink *k, sink_out *so, const char *tag)
 void mx_sink_finish(mx_sink *k)
 {
     if (k->cap_fn) return;
+    mx_attempts_flush(k->att, attempt_end, k);
     for (int i = 0; i < k->nouts; i++) {
         sink_out *so = &k->outs[i];
         drop_note(k, so, 1);
@@ -281,6 +297,7 @@ mx_sink *mx_sink_capture(const mx_sink *proto, mx_rec_fn fn, void *ctx)
 void mx_sink_free(mx_sink *k)
 {
     if (!k) return;
+    mx_attempts_free(k->att);
     mx_arena_free(&k->ar);
     for (int i = 0; i < k->npool; i++) mx_arena_free(&k->pool[i]);
     for (int i = 0; i < k->nouts; i++) {
@@ -545,8 +562,14 @@ static void write_docs(mx_sink *k, mx_sess *s, int final)
 
 void mx_sink_session_end(mx_sink *k, mx_sess *s)
 {
-    if (!s->out) return;
+    sess_out *o = s->out;
+    if (!o) return;
     write_docs(k, s, 1);
+    if (o->have_arow) {
+        /* the attempts are the run's writer's: a worker hands the row over */
+        if (k->cap_fn) emit(k, MX_REC_ROW, -2, "attempt", &o->arow, sizeof o->arow, 0);
+        else if (attempts_of(k)) mx_attempts_add(k->att, &o->arow, attempt_end, k);
+    }
     mx_sink_session_drop(k, s);
 }
 
@@ -727,6 +750,7 @@ void mx_sink_ev_done(mx_sink *k, mx_sess *s, mx_node *e)
         }
         if (--sa->open <= 0) { sa->open = 0; mx_arena_reset(sa); }
     }
+    if (o && e->evtype == MX_EV_SESSION_END && k->opt->attempt_window_us) attempt_row(s, o, e);
     if (o && !o->splitting) {
         charge(k, o);
         /* Over the budget: a session that holds at least its share of it
@@ -743,7 +767,7 @@ void mx_sink_ev_done(mx_sink *k, mx_sess *s, mx_node *e)
 
 /* ---- events of the run (no session) ---------------------------------------- */
 
-mx_ev *mx_sink_run_begin(mx_sink *k, mx_evtype type)
+static mx_ev *run_begin(mx_sink *k, mx_evtype type, uint64_t us)
 {
     mx_arena *a = &k->ar;
     char t[40];
@@ -752,12 +776,17 @@ mx_ev *mx_sink_run_begin(mx_sink *k, mx_evtype type)
     if (!ev) { if (--a->open <= 0) mx_arena_reset(a); return NULL; }
     ev->evtype = (uint8_t)type;
     mx_node_add(ev, "type", mx_node_lit(a, mx_evtype_name(type)));
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    mx_iso_time((uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u, t, sizeof t);
+    if (!us) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+    }
+    mx_iso_time(us, t, sizeof t);
     mx_node_add(ev, "ts", mx_node_str(a, t, strlen(t)));
     return ev;
 }
+
+mx_ev *mx_sink_run_begin(mx_sink *k, mx_evtype type) { return run_begin(k, type, 0); }
 
 void mx_sink_run_end(mx_sink *k, mx_ev *ev, const char *line)
 {
@@ -766,7 +795,7 @@ void mx_sink_run_end(mx_sink *k, mx_ev *ev, const char *line)
     const char *tag = mx_evtype_name((mx_evtype)ev->evtype);
     for (int i = 0; i < k->nouts && !a->failed; i++) {
         sink_out *so = &k->outs[i];
-        if (so->fmt == MX_FMT_HTML) continue;           /* inside a document */
+        if (so->fmt == MX_FMT_HTML || so->fmt == MX_FMT_TLSRPT) continue;   /* inside a document */
         if (is_doc(so->fmt) && so->fmt != MX_FMT_TIMELINE) {
             /* the human views get a line of text */
             if (line) {
@@ -784,10 +813,95 @@ void mx_sink_run_end(mx_sink *k, mx_ev *ev, const char *line)
     if (--a->open <= 0) { a->open = 0; mx_arena_reset(a); }
 }
 
+/* ---- delivery attempts -------------------------------------------------------- */
+
+/* An attempt that ended: an attempt.end event of the run, at the capture
+ * time its last connection ended. */
+static void attempt_end(void *ctx, const mx_attempt *a)
+{
+    mx_sink *k = ctx;
+    mx_attempt_verdict v;
+    mx_attempt_judge(a, &v);
+    uint64_t last = 0;
+    for (int i = 0; i < a->n; i++) if (a->s[i].end_us > last) last = a->s[i].end_us;
+    mx_ev *ev = run_begin(k, MX_EV_ATTEMPT_END, last ? last : 1);
+    if (!ev) return;
+    mx_arena *ar = &k->ar;
+    mx_node_add(ev, "attempt", mx_node_int(ar, (int64_t)a->no));
+    mx_node_add(ev, "client", mx_node_str(ar, a->s[0].client, strlen(a->s[0].client)));
+    const char *dest = a->s[0].dest;
+    for (int i = 0; i < a->n && !dest[0]; i++) dest = a->s[i].dest;
+    if (dest[0]) mx_node_add(ev, "destination", mx_node_str(ar, dest, strlen(dest)));
+    mx_node *ss = mx_node_new(ar, MX_VT_ARR), *sv = mx_node_new(ar, MX_VT_ARR);
+    mx_node_add(ev, "sessions", ss);
+    mx_node_add(ev, "servers", sv);
+    for (int i = 0; i < a->n; i++) {
+        mx_node *id = mx_node_int(ar, (int64_t)a->s[i].id);
+        if (id) id->vt = MX_VT_SID;
+        mx_node_add(ss, NULL, id);
+        int seen = 0;
+        for (int j = 0; j < i; j++) seen |= !strcmp(a->s[j].server_name, a->s[i].server_name);
+        if (!seen) mx_node_add(sv, NULL, mx_node_str(ar, a->s[i].server_name, strlen(a->s[i].server_name)));
+    }
+    if (a->more) mx_node_add(ev, "sessions_more", mx_node_int(ar, a->more));
+    char t[40];
+    mx_iso_time(a->s[0].start_us, t, sizeof t);
+    mx_node_add(ev, "first_ts", mx_node_str(ar, t, strlen(t)));
+    mx_node *vd = mx_node_new(ar, MX_VT_OBJ);
+    mx_node_add(ev, "verdict", vd);
+    mx_node_add(vd, "code", mx_node_lit(ar, v.delivered ? "delivered" : v.tls_only ? "tls_ok" : "not_delivered"));
+    mx_node_add(vd, "ok", mx_node_new(ar, v.delivered || v.tls_only ? MX_VT_TRUE : MX_VT_FALSE));
+    mx_node_add(vd, "connections", mx_node_int(ar, a->n + a->more));
+    mx_node_add(vd, "servers", mx_node_int(ar, v.servers));
+    mx_node_add(vd, "downgrade", mx_node_new(ar, v.downgrade ? MX_VT_TRUE : MX_VT_FALSE));
+    mx_node_add(vd, "greylisted", mx_node_new(ar, v.greylisted ? MX_VT_TRUE : MX_VT_FALSE));
+    mx_node_add(vd, "explanation", mx_node_str(ar, v.explanation, strlen(v.explanation)));
+    char line[1024];
+    snprintf(line, sizeof line, "attempt %llu: %s -> %s: %s", (unsigned long long)a->no, a->s[0].client,
+             dest[0] ? dest : a->s[0].server_name, v.explanation);
+    mx_sink_run_end(k, ev, line);
+}
+
+/* What the attempts need of a session, from its session.end event. */
+static void attempt_row(mx_sess *s, sess_out *o, const mx_node *e)
+{
+    mx_attempt_row *r = &o->arow;
+    memset(r, 0, sizeof *r);
+    const mx_node *v = mx_node_get(e, "verdict"), *smtp = mx_node_get(e, "smtp"), *tls = mx_node_get(e, "tls");
+    r->id = s->id;
+    r->start_us = s->start_us;
+    r->end_us = s->cur_us;
+    mx_addr_str(&s->cli, r->client, sizeof r->client);
+    mx_addr_str(&s->srv, r->server, sizeof r->server);
+    const char *rd = mx_node_text(mx_node_at(mx_node_get(smtp, "recipient_domains"), 0));
+    snprintf(r->dest, sizeof r->dest, "%s", rd ? rd : s->mx_domain ? s->mx_domain : "");
+    const char *sni = mx_node_gets(tls, "sni"), *banner = mx_node_gets(smtp, "banner_host");
+    snprintf(r->server_name, sizeof r->server_name, "%s",
+             s->dns_name ? s->dns_name : sni ? sni : banner ? banner : r->server);
+    const char *code = mx_node_gets(v, "code"), *cause = mx_node_gets(v, "cause"), *t = mx_node_gets(v, "tls");
+    snprintf(r->code, sizeof r->code, "%s", code ? code : "");
+    snprintf(r->cause, sizeof r->cause, "%s", cause ? cause : "");
+    snprintf(r->tls, sizeof r->tls, "%s", t ? t : "");
+    r->delivered = code && !strcmp(code, "delivered");
+    r->tls_ok = t && !strcmp(t, "tls_ok");
+    r->tls_failed = t && (!strcmp(t, "tls_rejected_by_client") || !strcmp(t, "tls_rejected_by_server") ||
+                          !strcmp(t, "tls_failed") || !strcmp(t, "starttls_refused") || !strcmp(t, "plaintext_on_tls_port"));
+    r->greylisted = cause && !strcmp(cause, "greylisting");
+    o->have_arow = 1;
+}
+
 /* ---- records of capturing sinks ---------------------------------------------- */
 
 void mx_sink_put(mx_sink *k, const mx_rec *r, uint64_t (*gid)(void *ctx, uint64_t sess), void *ctx)
 {
+    if (r->kind == MX_REC_ROW && r->out == -2) {
+        mx_attempt_row row;               /* (a record's bytes are not aligned) */
+        if (r->len != sizeof row || !attempts_of(k)) return;
+        memcpy(&row, r->data, sizeof row);
+        if (row.id & MX_SID_HANDLE) row.id = gid(ctx, row.id & ~MX_SID_HANDLE);
+        mx_attempts_add(k->att, &row, attempt_end, k);
+        return;
+    }
     if (r->out < 0 || r->out >= k->nouts) return;
     sink_out *so = &k->outs[r->out];
     if (r->kind == MX_REC_ROW && so->fmt == MX_FMT_TLSRPT) {

@@ -37,6 +37,9 @@ MX_CONF_CACHE=DIR moves it.
 """
 import collections, concurrent.futures, hashlib, json, os, subprocess, sys
 
+# the run's own events: they belong to no session
+RUN_EVENTS = {"output.drop", "capture.stats", "capture.loss", "attempt.end"}
+
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 flags = {a for a in sys.argv[1:] if a.startswith("--")}
 if not args or flags - {"--print-unlisted"}:
@@ -213,6 +216,8 @@ class Capture:
                 continue
             if not isinstance(ev, dict):
                 self.fail(f"line {ln} is not a JSON object")
+                continue
+            if ev.get("type") in RUN_EVENTS:        # events of the run, no session
                 continue
             for k in ("type", "session", "ts", "frame"):
                 if k not in ev:

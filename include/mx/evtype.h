@@ -39,7 +39,8 @@
     X(LIMIT, "limit", "network", "info", "a cap that ends part of the output was reached") \
     X(OUTPUT_DROP, "output.drop", "network", "info", "records an output lost while its collector was slow or away (no session)") \
     X(CAPTURE_STATS, "capture.stats", "network", "info", "an interface's packet counters from libpcap, periodically and at the end (live capture; no session)") \
-    X(CAPTURE_LOSS, "capture.loss", "network", "error", "the kernel or the interface dropped packets since the last report (live capture; no session)")
+    X(CAPTURE_LOSS, "capture.loss", "network", "error", "the kernel or the interface dropped packets since the last report (live capture; no session)") \
+    X(ATTEMPT_END, "attempt.end", "email", "info", "a delivery attempt of more than one connection ended: its sessions and what the sequence means (no session)")
 
 typedef enum mx_evtype {
 #define MX_EVT_ENUM(e, name, cat, typ, doc) MX_EV_##e,

@@ -35,6 +35,7 @@ typedef struct mx_opts {
     int show_user;        /* write AUTH user names                      */
     int pretty;           /* indent JSON                                 */
     const struct mx_keylog *keylog;   /* --keylog: TLS secrets, or NULL  */
+    uint64_t attempt_window_us;       /* --attempt-window; 0: no attempts */
 } mx_opts;
 
 typedef struct mx_sess {

@@ -1,0 +1,141 @@
+/* attempts.c - delivery attempts across connections (attempts.h). */
+#include "mx/attempts.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_OPEN 4096
+
+typedef struct open_att {
+    mx_attempt a;
+    uint64_t last_us;
+} open_att;
+
+struct mx_attempts {
+    uint64_t window_us, next_no;
+    open_att *o;                  /* open attempts, in the order they began */
+    size_t n;
+};
+
+mx_attempts *mx_attempts_new(uint64_t window_us)
+{
+    mx_attempts *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->window_us = window_us;
+    t->o = calloc(MAX_OPEN, sizeof *t->o);
+    if (!t->o) { free(t); return NULL; }
+    return t;
+}
+
+void mx_attempts_free(mx_attempts *t)
+{
+    if (!t) return;
+    free(t->o);
+    free(t);
+}
+
+/* Ends open attempt i: written if it has more than one connection. */
+static void end_one(mx_attempts *t, size_t i, mx_attempt_fn fn, void *ctx)
+{
+    if (t->o[i].a.n + t->o[i].a.more > 1) {
+        t->o[i].a.no = ++t->next_no;
+        fn(ctx, &t->o[i].a);
+    }
+    memmove(&t->o[i], &t->o[i + 1], (t->n - i - 1) * sizeof *t->o);
+    t->n--;
+}
+
+/* Does r belong with attempt a: the same client, and the same destination,
+ * or (when one of them has no domain) the same server. */
+static int belongs(const open_att *o, const mx_attempt_row *r)
+{
+    const mx_attempt_row *f = &o->a.s[0];
+    if (strcmp(f->client, r->client)) return 0;
+    for (int i = 0; i < o->a.n; i++) {
+        const mx_attempt_row *x = &o->a.s[i];
+        if (x->dest[0] && r->dest[0]) {
+            if (!strcasecmp(x->dest, r->dest)) return 1;
+        } else if (!strcmp(x->server, r->server)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void mx_attempts_add(mx_attempts *t, const mx_attempt_row *r, mx_attempt_fn fn, void *ctx)
+{
+    if (!t) return;
+    /* attempts whose last connection ended a window before this one began */
+    for (size_t i = 0; i < t->n;) {
+        if (r->start_us > t->o[i].last_us + t->window_us) end_one(t, i, fn, ctx);
+        else i++;
+    }
+    size_t i = 0;
+    while (i < t->n && !belongs(&t->o[i], r)) i++;
+    if (i == t->n) {
+        if (t->n == MAX_OPEN) end_one(t, 0, fn, ctx);       /* the oldest gives way */
+        i = t->n++;
+        memset(&t->o[i], 0, sizeof t->o[i]);
+    }
+    open_att *o = &t->o[i];
+    if (o->a.n < MX_ATTEMPT_SESSIONS) o->a.s[o->a.n++] = *r;
+    else o->a.more++;
+    if (r->end_us > o->last_us) o->last_us = r->end_us;
+    /* the mail went through, or TLS was established (what followed is not
+     * seen: the attempt ends there too) */
+    if (r->delivered || r->tls_ok) end_one(t, i, fn, ctx);
+}
+
+void mx_attempts_flush(mx_attempts *t, mx_attempt_fn fn, void *ctx)
+{
+    while (t && t->n) end_one(t, 0, fn, ctx);
+}
+
+/* One connection as the sentence tells it. */
+static void step(const mx_attempt_row *s, char *out, size_t cap)
+{
+    if (s->delivered)
+        snprintf(out, cap, "delivered %s on %s", s->tls_ok ? "over TLS" : "in clear text", s->server_name);
+    else if (s->tls_ok)
+        snprintf(out, cap, "TLS established with %s (what followed is encrypted)", s->server_name);
+    else if (s->tls_failed)
+        snprintf(out, cap, "TLS failed on %s (%s)", s->server_name, s->cause[0] ? s->cause : s->code);
+    else if (s->greylisted)
+        snprintf(out, cap, "greylisted by %s (%s)", s->server_name, s->code);
+    else
+        snprintf(out, cap, "%s on %s%s%s%s", s->code, s->server_name, s->cause[0] ? " (" : "", s->cause,
+                 s->cause[0] ? ")" : "");
+}
+
+void mx_attempt_judge(const mx_attempt *a, mx_attempt_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    int tls_failed_before = 0;
+    for (int i = 0; i < a->n; i++) {
+        const mx_attempt_row *s = &a->s[i];
+        if (s->greylisted) v->greylisted = 1;
+        if (s->delivered) {
+            v->delivered = 1;
+            if (tls_failed_before && !s->tls_ok) v->downgrade = 1;
+        }
+        if (s->tls_ok && !s->delivered) v->tls_only = 1;
+        if (s->tls_failed) tls_failed_before = 1;
+        int seen = 0;
+        for (int k = 0; k < i; k++) seen |= !strcmp(a->s[k].server, s->server);
+        if (!seen) v->servers++;
+    }
+    size_t o = 0;
+    for (int i = 0; i < a->n && o + 1 < sizeof v->explanation; i++) {
+        char one[600];
+        step(&a->s[i], one, sizeof one);
+        o += (size_t)snprintf(v->explanation + o, sizeof v->explanation - o, "%s%s", i ? ", then " : "", one);
+    }
+    if (o + 1 < sizeof v->explanation && a->more)
+        o += (size_t)snprintf(v->explanation + o, sizeof v->explanation - o, ", and %d connections more", a->more);
+    if (o + 1 < sizeof v->explanation)
+        snprintf(v->explanation + o, sizeof v->explanation - o, "%s",
+                 v->downgrade ? ": a downgrade (TLS failed, then the mail went in clear text)."
+                 : v->delivered || v->tls_only ? "." : ": not delivered.");
+}
