@@ -37,6 +37,8 @@ typedef struct sink_out {
     uint64_t sessions;
     mx_view_row *rows;          /* HTML index                        */
     mx_tlsrpt *rpt;             /* -F tlsrpt: the counts so far       */
+    char **att;                 /* HTML: the attempts' lines, for the report */
+    size_t natt, att_dropped;
     size_t nrows, rows_cap, rows_dropped;
     mx_buf rec;                 /* a capturing sink: the record being made  */
 } sink_out;
@@ -239,6 +241,17 @@ void mx_sink_finish(mx_sink *k)
         drop_note(k, so, 1);
         if (so->fmt == MX_FMT_HTML) {
             if (!so->sessions) mx_view_html_begin(so->f);
+            if (so->natt || so->att_dropped) {
+                fputs("<div class=\"attempts\"><h2>Delivery attempts</h2>\n<ul>\n", so->f);
+                for (size_t j = 0; j < so->natt; j++) {
+                    fputs("<li>", so->f);
+                    mx_view_html(so->f, so->att[j]);
+                    fputs("</li>\n", so->f);
+                }
+                fputs("</ul>\n", so->f);
+                if (so->att_dropped) fprintf(so->f, "<p>%zu more attempt(s) not listed.</p>\n", so->att_dropped);
+                fputs("</div>\n", so->f);
+            }
             mx_view_html_end(so->f, so->rows, so->nrows, so->rows_dropped);
             end_record(k, so, "report");
         }
@@ -302,6 +315,8 @@ void mx_sink_free(mx_sink *k)
     for (int i = 0; i < k->npool; i++) mx_arena_free(&k->pool[i]);
     for (int i = 0; i < k->nouts; i++) {
         free(k->outs[i].rows);
+        for (size_t j = 0; j < k->outs[i].natt; j++) free(k->outs[i].att[j]);
+        free(k->outs[i].att);
         mx_tlsrpt_free(k->outs[i].rpt);
         if (k->outs[i].owned) mx_output_free(k->outs[i].o);
         if (k->cap_fn && k->outs[i].f) fclose(k->outs[i].f);
@@ -795,6 +810,14 @@ void mx_sink_run_end(mx_sink *k, mx_ev *ev, const char *line)
     const char *tag = mx_evtype_name((mx_evtype)ev->evtype);
     for (int i = 0; i < k->nouts && !a->failed; i++) {
         sink_out *so = &k->outs[i];
+        if (so->fmt == MX_FMT_HTML && ev->evtype == MX_EV_ATTEMPT_END && line) {
+            /* the report lists the attempts beside its index */
+            char *c = so->natt < MAX_HTML_ROWS ? strdup(line) : NULL;
+            char **na = c ? realloc(so->att, (so->natt + 1) * sizeof *na) : NULL;
+            if (na) { so->att = na; so->att[so->natt++] = c; }
+            else { free(c); so->att_dropped++; }
+            continue;
+        }
         if (so->fmt == MX_FMT_HTML || so->fmt == MX_FMT_TLSRPT) continue;   /* inside a document */
         if (is_doc(so->fmt) && so->fmt != MX_FMT_TIMELINE) {
             /* the human views get a line of text */

@@ -304,18 +304,27 @@ def test_outage_dgram():
     if not m:
         return
     records, delivered, dropped, outages = map(int, m.groups())
-    check(records == len(ref_big) + len(drops), f"records {records} != {len(ref_big)} events + {len(drops)} output.drop")
+    # On a loaded machine the queue may also fill after the collector is
+    # back, and the last output.drop (written at the end) be one of the
+    # records dropped: then it is missing here, and the drops it would have
+    # told are the ones no arrived output.drop counts.
+    told = sum(d["dropped"] for d in drops)
+    lost_note = records == len(ref_big) + len(drops) + 1 and told < dropped
+    check(records == len(ref_big) + len(drops) or lost_note,
+          f"records {records} != {len(ref_big)} events + {len(drops)} output.drop")
     check(dropped > 0, "the outage dropped nothing: the test did not test")
-    check(len(evs) + dropped == len(ref_big), f"{len(evs)} arrived + {dropped} dropped != {len(ref_big)}")
+    check(len(evs) + dropped - (1 if lost_note else 0) == len(ref_big),
+          f"{len(evs)} arrived + {dropped} dropped != {len(ref_big)}")
     check(delivered == len(got), f"delivered {delivered} but {len(got)} arrived")
     # what arrived is the reference in order, with holes
     it = iter(ref_big)
     check(all(any(e == x for x in it) for e in evs), "records arrived out of order or changed")
-    if not check(len(readers[1].records()) > 0 and evs[-1] == ref_big[-1], "events do not flow again after the collector returns"):
+    if not check(len(readers[1].records()) > 0 and (evs[-1] == ref_big[-1] or lost_note),
+                 "events do not flow again after the collector returns"):
         idx = {l: i for i, l in enumerate(ref_big)}
         print("  last arrived:", [idx.get(e) for e in evs[-5:]], "of", len(ref_big), err[-600:])
     schema_ok(drops, "unix-dgram output.drop")
-    check(len(drops) >= 1 and sum(d["dropped"] for d in drops) == dropped and drops[0]["reason"] == "collector unreachable",
+    check(len(drops) >= 1 and (told == dropped or lost_note) and drops[0]["reason"] == "collector unreachable",
           f"output.drop records {drops} do not add up to {dropped}")
     check(err.count("collector unreachable") == outages == 1 and err.count("collector back") == 1,
           f"the outage is not reported once: {err[-500:]}")
