@@ -13,10 +13,16 @@ typedef struct open_att {
     uint64_t last_us;
 } open_att;
 
+/* The last EHLO replies seen, for STARTTLS that disappears. */
+#define OFFERS 256
+typedef struct offer { char client[48], server[48]; uint64_t end_us, session; } offer;
+
 struct mx_attempts {
     uint64_t window_us, next_no;
     open_att *o;                  /* open attempts, in the order they began */
     size_t n;
+    offer off[OFFERS];            /* STARTTLS offered: client, server, when */
+    size_t noff, next_off;
 };
 
 mx_attempts *mx_attempts_new(uint64_t window_us)
@@ -39,7 +45,9 @@ void mx_attempts_free(mx_attempts *t)
 /* Ends open attempt i: written if it has more than one connection. */
 static void end_one(mx_attempts *t, size_t i, mx_attempt_fn fn, void *ctx)
 {
-    if (t->o[i].a.n + t->o[i].a.more > 1) {
+    int stripped = 0;
+    for (int k = 0; k < t->o[i].a.n; k++) stripped |= t->o[i].a.s[k].stripped;
+    if (t->o[i].a.n + t->o[i].a.more > 1 || stripped) {
         t->o[i].a.no = ++t->next_no;
         fn(ctx, &t->o[i].a);
     }
@@ -64,9 +72,30 @@ static int belongs(const open_att *o, const mx_attempt_row *r)
     return 0;
 }
 
-void mx_attempts_add(mx_attempts *t, const mx_attempt_row *r, mx_attempt_fn fn, void *ctx)
+void mx_attempts_add(mx_attempts *t, const mx_attempt_row *in, mx_attempt_fn fn, void *ctx)
 {
     if (!t) return;
+    mx_attempt_row row = *in, *r = &row;
+    /* STARTTLS: offered by this server to this client within the window,
+     * missing now (a middlebox stripping it), or offered now (kept) */
+    if (r->ehlo_ok) {
+        for (size_t k = 0; k < t->noff && !r->starttls_offered; k++) {
+            const offer *f = &t->off[k];
+            if (!strcmp(f->client, r->client) && !strcmp(f->server, r->server) && r->start_us <= f->end_us + t->window_us &&
+                f->end_us <= r->start_us)
+                r->stripped = 1;
+        }
+        if (r->starttls_offered) {
+            offer *f = &t->off[t->next_off];
+            memcpy(f->client, r->client, sizeof f->client);
+            memcpy(f->server, r->server, sizeof f->server);
+            f->client[sizeof f->client - 1] = f->server[sizeof f->server - 1] = 0;
+            f->end_us = r->end_us;
+            f->session = r->id;
+            t->next_off = (t->next_off + 1) % OFFERS;
+            if (t->noff < OFFERS) t->noff++;
+        }
+    }
     /* attempts whose last connection ended a window before this one began */
     for (size_t i = 0; i < t->n;) {
         if (r->start_us > t->o[i].last_us + t->window_us) end_one(t, i, fn, ctx);
@@ -121,6 +150,7 @@ void mx_attempt_judge(const mx_attempt *a, mx_attempt_verdict *v)
             if (tls_failed_before && !s->tls_ok) v->downgrade = 1;
         }
         if (s->tls_ok && !s->delivered) v->tls_only = 1;
+        if (s->stripped) v->stripped = 1;
         if (s->tls_failed) tls_failed_before = 1;
         int seen = 0;
         for (int k = 0; k < i; k++) seen |= !strcmp(a->s[k].server, s->server);
@@ -135,7 +165,11 @@ void mx_attempt_judge(const mx_attempt *a, mx_attempt_verdict *v)
     if (o + 1 < sizeof v->explanation && a->more)
         o += (size_t)snprintf(v->explanation + o, sizeof v->explanation - o, ", and %d connections more", a->more);
     if (o + 1 < sizeof v->explanation)
+        o += (size_t)snprintf(v->explanation + o, sizeof v->explanation - o, "%s",
+                              v->downgrade ? ": a downgrade (TLS failed, then the mail went in clear text)."
+                              : v->delivered || v->tls_only ? "." : ": not delivered.");
+    if (v->stripped && o + 1 < sizeof v->explanation)
         snprintf(v->explanation + o, sizeof v->explanation - o, "%s",
-                 v->downgrade ? ": a downgrade (TLS failed, then the mail went in clear text)."
-                 : v->delivered || v->tls_only ? "." : ": not delivered.");
+                 " STARTTLS, offered by the server on an earlier connection, is missing from its EHLO reply here: "
+                 "stripped on the way?");
 }

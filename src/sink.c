@@ -878,6 +878,7 @@ static void attempt_end(void *ctx, const mx_attempt *a)
     mx_node_add(vd, "servers", mx_node_int(ar, v.servers));
     mx_node_add(vd, "downgrade", mx_node_new(ar, v.downgrade ? MX_VT_TRUE : MX_VT_FALSE));
     mx_node_add(vd, "greylisted", mx_node_new(ar, v.greylisted ? MX_VT_TRUE : MX_VT_FALSE));
+    if (v.stripped) mx_node_add(vd, "starttls_stripped", mx_node_new(ar, MX_VT_TRUE));
     mx_node_add(vd, "explanation", mx_node_str(ar, v.explanation, strlen(v.explanation)));
     char line[1024];
     snprintf(line, sizeof line, "attempt %llu: %s -> %s: %s", (unsigned long long)a->no, a->s[0].client,
@@ -910,6 +911,8 @@ static void attempt_row(mx_sess *s, sess_out *o, const mx_node *e)
     r->tls_failed = t && (!strcmp(t, "tls_rejected_by_client") || !strcmp(t, "tls_rejected_by_server") ||
                           !strcmp(t, "tls_failed") || !strcmp(t, "starttls_refused") || !strcmp(t, "plaintext_on_tls_port"));
     r->greylisted = cause && !strcmp(cause, "greylisting");
+    r->ehlo_ok = mx_node_true(smtp, "esmtp") && mx_node_get(smtp, "ehlo_host") != NULL;
+    r->starttls_offered = mx_node_true(smtp, "starttls_offered");
     o->have_arow = 1;
 }
 

@@ -585,7 +585,11 @@ def test_redis():
             drops = [json.loads(x) for x in after if is_drop(x)]
             check(dropped > 0 and outages == 1, f"redis outage: dropped {dropped}, outages {outages}")
             check(records == delivered + dropped, f"redis outage: {records} records != {delivered} delivered + {dropped} dropped")
-            check(after and after[-1] == ref_big[-1], f"redis outage: events do not flow again after the server returns: {len(after)} {err}")
+            # (on a loaded machine the queue may fill again after the
+            # server is back: a last output.drop then follows the events)
+            evs_after = [x for x in after if not is_drop(x)]
+            check(evs_after and (evs_after[-1] == ref_big[-1] or len(drops) > 1),
+                  f"redis outage: events do not flow again after the server returns: {len(after)} {err}")
             check(drops and drops[0]["reason"] == "collector unreachable", "redis outage: no output.drop record after it")
             check(err.count("collector unreachable") == 1 and err.count("collector back") == 1,
                   f"redis outage is not reported once: {err[-400:]}")

@@ -100,5 +100,25 @@ int main(void)
     mx_attempt_judge(&got[0], &v);
     CHECK(!v.delivered && !v.downgrade && strstr(v.explanation, "not delivered"), "not delivered: %s", v.explanation);
     mx_attempts_free(t);
+
+    /* STARTTLS offered on one connection (TLS, its own attempt), missing
+     * from the same server's EHLO reply on the next: written although one
+     * connection long */
+    ngot = 0;
+    t = mx_attempts_new(1800ull * 1000000u);
+    mx_attempt_row s1 = row(1, 100, "10.0.0.1", "10.0.0.11", "", "mx.example.test", "tls_ok", "", "tls_ok");
+    s1.ehlo_ok = 1; s1.starttls_offered = 1;
+    mx_attempt_row s2 = row(2, 200, "10.0.0.1", "10.0.0.11", "example.test", "mx.example.test", "delivered", "", "starttls_not_offered");
+    s2.ehlo_ok = 1;
+    mx_attempt_row s3 = row(3, 300, "10.0.0.2", "10.0.0.11", "example.test", "mx.example.test", "delivered", "", "starttls_not_offered");
+    s3.ehlo_ok = 1;
+    mx_attempts_add(t, &s1, done, NULL);
+    mx_attempts_add(t, &s2, done, NULL);
+    mx_attempts_add(t, &s3, done, NULL);
+    CHECK(ngot == 1 && got[0].n == 1 && got[0].s[0].id == 2 && got[0].s[0].stripped,
+          "the later connection without STARTTLS is told (another client's is not)");
+    mx_attempt_judge(&got[0], &v);
+    CHECK(v.stripped && strstr(v.explanation, "stripped"), "stripped: %s", v.explanation);
+    mx_attempts_free(t);
     return CHECK_DONE();
 }

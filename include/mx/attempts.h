@@ -9,7 +9,9 @@
  * established: what follows is not seen), when no
  * session of it came within the window, or at the end of the run; one of
  * more than one connection is written as an attempt.end event, with its own
- * verdict (and whether the sequence was a downgrade).
+ * verdict (and whether the sequence was a downgrade), and so is one whose
+ * server's EHLO reply lacks the STARTTLS an earlier reply of the same server
+ * to the same client offered within the window (stripped on the way).
  */
 #ifndef MX_ATTEMPTS_H
 #define MX_ATTEMPTS_H
@@ -25,6 +27,8 @@ typedef struct mx_attempt_row {
     char server_name[256];        /* DNS name, else SNI, else banner, else address */
     char code[32], cause[48], tls[40];
     uint8_t delivered, tls_ok, tls_failed, greylisted;
+    uint8_t ehlo_ok, starttls_offered;   /* the EHLO reply, and whether it offered STARTTLS */
+    uint8_t stripped;             /* (set here) an earlier EHLO reply of this server offered it */
 } mx_attempt_row;
 
 #define MX_ATTEMPT_SESSIONS 16
@@ -52,6 +56,7 @@ void mx_attempts_flush(mx_attempts *t, mx_attempt_fn fn, void *ctx);
 typedef struct mx_attempt_verdict {
     int delivered, downgrade, greylisted, servers;
     int tls_only;                 /* ended by TLS established, no delivery seen */
+    int stripped;                 /* STARTTLS offered by a server, missing from a later reply */
     char explanation[768];
 } mx_attempt_verdict;
 void mx_attempt_judge(const mx_attempt *a, mx_attempt_verdict *v);
