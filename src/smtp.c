@@ -1184,31 +1184,48 @@ static const char *rtext(mx_smtp *m, uint32_t i, size_t *len)
 }
 
 /* A capability keyword masked by an SMTP inspection (Cisco's ESMTP
- * inspection writes XXXXXXXA for STARTTLS): "XXXXXXXA", or 4 or more X's. */
+ * inspection writes XXXXXXXA for STARTTLS): "XXXXXXXA", or 4 or more X's
+ * (1); or a keyword of STARTTLS's length that is no known one (2: maybe a
+ * mask of another kind). */
 static int masked_keyword(const char *t, size_t n)
 {
+    static const char *const known8[] = { "CHUNKING", "8BITMIME", "SMTPUTF8", "XFORWARD", "DELIVERY", "XEXCH50",
+                                          "MTRK", "REQUIRET" };
     size_t k = 0;
     while (k < n && t[k] != ' ') k++;
-    if (k == 8 && mx_ci_prefix((const uint8_t *)t, n, "XXXXXXXA")) return 1;
-    if (k < 4) return 0;
-    for (size_t i = 0; i < k; i++) if (t[i] != 'X' && t[i] != 'x') return 0;
-    return 1;
+    /* the inspection writes X's and a letter per keyword it hides (A, B, C
+     * in turn): eight characters of them, where STARTTLS would be */
+    int xs = k == 8;
+    for (size_t i = 0; i < 7 && xs; i++) xs = t[i] == 'X' || t[i] == 'x';
+    if (xs && ((t[7] >= 'A' && t[7] <= 'Z') || (t[7] >= 'a' && t[7] <= 'z'))) return 1;
+    xs = k >= 4;
+    for (size_t i = 0; i < k && xs; i++) xs = t[i] == 'X' || t[i] == 'x';
+    if (xs) return 1;
+    if (k != 8) return 0;
+    for (size_t i = 0; i < sizeof known8 / sizeof known8[0]; i++)
+        if (mx_ci_prefix((const uint8_t *)t, n, known8[i])) return 0;
+    return 2;
 }
 
 static void capabilities(mx_smtp *m, mx_ev *ev)
 {
+    int mk;
     mx_ev *arr = mx_ev_arr(ev, "capabilities");
     for (uint32_t i = 1; i < m->nlines; i++) {
         size_t n;
         const char *t = rtext(m, i, &n);
         mx_ev_push_wire(arr, (const uint8_t *)t, n, m->lim->max_field);
         if (mx_ci_prefix((const uint8_t *)t, n, "STARTTLS")) m->starttls_offered = 1;
-        else if (masked_keyword(t, n)) {
+        else if ((mk = masked_keyword(t, n)) == 1) {
             if (!m->starttls_masked)
                 mx_sess_anomaly(m->s, MX_SERVER, "starttls_masked",
-                                "the EHLO reply has a capability of X's (XXXXXXXA) where STARTTLS would be: an SMTP "
-                                "inspection in the path (a firewall) masks STARTTLS");
+                                "the EHLO reply has a capability of X's of STARTTLS's length (XXXXXXXA) and no STARTTLS: an "
+                                "SMTP inspection in the path (a firewall) masks it");
             m->starttls_masked = 1;
+        } else if (mk == 2) {
+            /* only said: a keyword of this length may be a vendor's own */
+            mx_sess_anomaly(m->s, MX_SERVER, "starttls_masked_maybe",
+                            "the EHLO reply has an unknown capability of STARTTLS's length: perhaps STARTTLS masked on the way");
         }
         else if (mx_ci_prefix((const uint8_t *)t, n, "PIPELINING")) m->pipelining = 1;
         else if (mx_ci_prefix((const uint8_t *)t, n, "CHUNKING")) m->chunking = 1;
