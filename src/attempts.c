@@ -1,16 +1,21 @@
 /* attempts.c - delivery attempts across connections (attempts.h). */
 #include "mx/attempts.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define MAX_OPEN 4096
+#define BUCKETS 8192                  /* by the client's address */
 
 typedef struct open_att {
     mx_attempt a;
     uint64_t last_us;
+    uint32_t client_hash;
+    struct open_att *prev, *next;     /* by last activity, oldest first */
+    struct open_att *chain;           /* the next of its bucket          */
 } open_att;
 
 /* The last EHLO replies seen, for STARTTLS that disappears. */
@@ -19,9 +24,10 @@ typedef struct offer { char client[48], server[48]; uint64_t end_us, session; } 
 
 struct mx_attempts {
     uint64_t window_us, next_no;
-    open_att *o;                  /* open attempts, in the order they began */
+    open_att *head, *tail;            /* open attempts, least recently active first */
+    open_att *bucket[BUCKETS];
     size_t n;
-    offer off[OFFERS];            /* STARTTLS offered: client, server, when */
+    offer off[OFFERS];                /* STARTTLS offered: client, server, when */
     size_t noff, next_off;
 };
 
@@ -30,37 +36,62 @@ mx_attempts *mx_attempts_new(uint64_t window_us)
     mx_attempts *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->window_us = window_us;
-    t->o = calloc(MAX_OPEN, sizeof *t->o);
-    if (!t->o) { free(t); return NULL; }
     return t;
 }
 
 void mx_attempts_free(mx_attempts *t)
 {
     if (!t) return;
-    free(t->o);
+    for (open_att *o = t->head, *nx; o; o = nx) { nx = o->next; free(o); }
     free(t);
 }
 
-/* Ends open attempt i: written if it has more than one connection. */
-static void end_one(mx_attempts *t, size_t i, mx_attempt_fn fn, void *ctx)
+static uint32_t hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    while (*s) h = (h ^ (uint8_t)*s++) * 16777619u;
+    return h;
+}
+
+static void unlink_att(mx_attempts *t, open_att *o)
+{
+    if (o->prev) o->prev->next = o->next; else t->head = o->next;
+    if (o->next) o->next->prev = o->prev; else t->tail = o->prev;
+    o->prev = o->next = NULL;
+}
+
+static void append_att(mx_attempts *t, open_att *o)
+{
+    o->prev = t->tail;
+    o->next = NULL;
+    if (t->tail) t->tail->next = o; else t->head = o;
+    t->tail = o;
+}
+
+/* Ends open attempt o: written if it has more than one connection (or a
+ * STARTTLS that disappeared). */
+static void end_one(mx_attempts *t, open_att *o, mx_attempt_fn fn, void *ctx)
 {
     int stripped = 0;
-    for (int k = 0; k < t->o[i].a.n; k++) stripped |= t->o[i].a.s[k].stripped;
-    if (t->o[i].a.n + t->o[i].a.more > 1 || stripped) {
-        t->o[i].a.no = ++t->next_no;
-        fn(ctx, &t->o[i].a);
+    for (int k = 0; k < o->a.n; k++) stripped |= o->a.s[k].stripped;
+    if (o->a.n + o->a.more > 1 || stripped) {
+        o->a.no = ++t->next_no;
+        fn(ctx, &o->a);
     }
-    memmove(&t->o[i], &t->o[i + 1], (t->n - i - 1) * sizeof *t->o);
+    unlink_att(t, o);
+    open_att **pp = &t->bucket[o->client_hash % BUCKETS];
+    while (*pp && *pp != o) pp = &(*pp)->chain;
+    if (*pp) *pp = o->chain;
+    free(o);
     t->n--;
 }
 
 /* Does r belong with attempt a: the same client, and the same destination,
  * or (when one of them has no domain) the same server. */
-static int belongs(const open_att *o, const mx_attempt_row *r)
+static int belongs(const open_att *o, const mx_attempt_row *r, uint32_t h)
 {
     const mx_attempt_row *f = &o->a.s[0];
-    if (strcmp(f->client, r->client)) return 0;
+    if (o->client_hash != h || strcmp(f->client, r->client)) return 0;
     for (int i = 0; i < o->a.n; i++) {
         const mx_attempt_row *x = &o->a.s[i];
         if (x->dest[0] && r->dest[0]) {
@@ -96,30 +127,38 @@ void mx_attempts_add(mx_attempts *t, const mx_attempt_row *in, mx_attempt_fn fn,
             if (t->noff < OFFERS) t->noff++;
         }
     }
-    /* attempts whose last connection ended a window before this one began */
-    for (size_t i = 0; i < t->n;) {
-        if (r->start_us > t->o[i].last_us + t->window_us) end_one(t, i, fn, ctx);
-        else i++;
+    /* attempts whose last connection ended a window before this one began
+     * (the least recently active come first) */
+    while (t->head && r->start_us > t->head->last_us + t->window_us) end_one(t, t->head, fn, ctx);
+    uint32_t h = hash(r->client);
+    open_att *o = t->bucket[h % BUCKETS];
+    while (o && !belongs(o, r, h)) o = o->chain;
+    if (!o) {
+        if (t->n == MAX_OPEN) end_one(t, t->head, fn, ctx);  /* the least recently active gives way */
+        /* (the rows are written as they come: only the rest is cleared) */
+        if (!(o = malloc(sizeof *o))) return;
+        memset(&o->a, 0, offsetof(mx_attempt, s));
+        o->last_us = 0;
+        o->client_hash = h;
+        o->chain = t->bucket[h % BUCKETS];
+        t->bucket[h % BUCKETS] = o;
+        append_att(t, o);
+        t->n++;
+    } else {
+        unlink_att(t, o);
+        append_att(t, o);
     }
-    size_t i = 0;
-    while (i < t->n && !belongs(&t->o[i], r)) i++;
-    if (i == t->n) {
-        if (t->n == MAX_OPEN) end_one(t, 0, fn, ctx);       /* the oldest gives way */
-        i = t->n++;
-        memset(&t->o[i], 0, sizeof t->o[i]);
-    }
-    open_att *o = &t->o[i];
     if (o->a.n < MX_ATTEMPT_SESSIONS) o->a.s[o->a.n++] = *r;
     else o->a.more++;
     if (r->end_us > o->last_us) o->last_us = r->end_us;
     /* the mail went through, or TLS was established (what followed is not
      * seen: the attempt ends there too) */
-    if (r->delivered || r->tls_ok) end_one(t, i, fn, ctx);
+    if (r->delivered || r->tls_ok) end_one(t, o, fn, ctx);
 }
 
 void mx_attempts_flush(mx_attempts *t, mx_attempt_fn fn, void *ctx)
 {
-    while (t && t->n) end_one(t, 0, fn, ctx);
+    while (t && t->head) end_one(t, t->head, fn, ctx);
 }
 
 /* One connection as the sentence tells it. */
