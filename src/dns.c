@@ -81,7 +81,6 @@ int mx_dns_response(mx_dns *d, const uint8_t *p, size_t n, uint64_t frame, uint6
                 m->frame = frame;
                 d->mx_next = (d->mx_next + 1) % MX_DNS_MX_SLOTS;
                 if (d->mx_used < MX_DNS_MX_SLOTS) d->mx_used++;
-                added++;
             }
         } else if (type == 52 && rdlen > 3 && rdlen - 3 <= 64 && !strncmp(qname, "_", 1)) {
             /* TLSA for _port._tcp.host: usage, selector, matching type, data */
@@ -99,7 +98,6 @@ int mx_dns_response(mx_dns *d, const uint8_t *p, size_t n, uint64_t frame, uint6
                 t->frame = frame;
                 d->tlsa_next = (d->tlsa_next + 1) % MX_DNS_TLSA_SLOTS;
                 if (d->tlsa_used < MX_DNS_TLSA_SLOTS) d->tlsa_used++;
-                added++;
             }
         } else if ((type == 1 && rdlen == 4) || (type == 28 && rdlen == 16)) {
             mx_dns_entry *e = &d->slot[d->next];

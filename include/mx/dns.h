@@ -49,7 +49,8 @@ typedef struct mx_dns {
 } mx_dns;
 
 /* Reads one DNS response; records every A/AAAA answer under the question's
- * name.  Returns the number of addresses recorded. */
+ * name, and its MX and TLSA answers.  Returns the number of addresses
+ * recorded (A/AAAA). */
 int mx_dns_response(mx_dns *d, const uint8_t *p, size_t n, uint64_t frame, uint64_t us);
 
 /* The most recent entry for addr, or NULL. */
