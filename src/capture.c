@@ -363,6 +363,7 @@ typedef struct source {
     /* a pcap file read in place (see map_pcap): libpcap told the format */
     const uint8_t *map;
     size_t map_len, moff;
+    size_t pf;                  /* the mapping is prefetched up to here     */
     size_t dropped;             /* bytes of the mapping given back so far   */
     struct { uint64_t frame; size_t off; } ck[64];   /* to give back once done */
     unsigned ck_head, ck_n;
@@ -529,6 +530,8 @@ static uint32_t rd32(const uint8_t *p, int swapped)
 }
 
 /* A mapped pcap record, checked as libpcap checks it (the same words). */
+#define MAP_AHEAD 4096
+
 static int read_mapped(source *s)
 {
     size_t left = s->map_len - s->moff;
@@ -552,6 +555,12 @@ static int read_mapped(source *s)
         goto damaged;
     }
     s->moff += 16 + rec;
+    /* The packets a few kilobytes ahead are asked into the cache now: the
+     * payload is first read well after its header (by the stream's digest),
+     * and a fetch from memory then stalls at each packet. */
+    size_t want = s->moff + MAP_AHEAD < s->map_len ? s->moff + MAP_AHEAD : s->map_len;
+    if (s->pf < s->moff) s->pf = s->moff & ~(size_t)63;
+    for (; s->pf < want; s->pf += 64) __builtin_prefetch(s->map + s->pf);
     if (caplen > s->msnap) caplen = s->msnap;     /* libpcap keeps the snap length */
     s->packets++;
     s->pkt_lt = s->lt;

@@ -10,6 +10,7 @@
 struct mx_classifier {
     struct ndpi_detection_module_struct *mod;
     uint32_t max_packets;
+    int tls_pass;                  /* --ndpi-tls */
 };
 
 typedef struct result {
@@ -26,10 +27,12 @@ struct mx_cflow {
     struct ndpi_flow_struct *nf;   /* live nDPI state, NULL once done */
     uint32_t packets;
     uint8_t phase;                 /* 0: first flow, 1: after STARTTLS */
+    uint8_t paused;                /* SMTP named: shown nothing until AUTH */
+    uint8_t woken;                 /* AUTH seen: shown all until nDPI is done */
     result r[2];
 };
 
-mx_classifier *mx_classify_new(uint32_t max_packets, int every_protocol, char *err, size_t cap)
+mx_classifier *mx_classify_new(uint32_t max_packets, int every_protocol, int tls_pass, char *err, size_t cap)
 {
     if (ndpi_get_api_version() != NDPI_API_VERSION) {
         snprintf(err, cap, "nDPI library API %u does not match the headers' %u",
@@ -66,6 +69,7 @@ mx_classifier *mx_classify_new(uint32_t max_packets, int every_protocol, char *e
     ndpi_finalize_initialization(c->mod);
     pthread_mutex_unlock(&module_lock);
     c->max_packets = max_packets;
+    c->tls_pass = tls_pass;
     return c;
 }
 
@@ -95,9 +99,37 @@ static void finish(mx_classifier *c, mx_cflow *f)
     f->nf = NULL;
 }
 
-void mx_cflow_packet(mx_classifier *c, mx_cflow *f, const uint8_t *l3, uint32_t l3len, uint64_t ts_us)
+/* A client's AUTH command at the start of a packet (where clients put it:
+ * AUTH waits for the reply to EHLO). */
+static int auth_start(const uint8_t *p, uint32_t n)
+{
+    return n >= 5 && (p[0] | 0x20) == 'a' && (p[1] | 0x20) == 'u' && (p[2] | 0x20) == 't' &&
+           (p[3] | 0x20) == 'h' && p[4] == ' ';
+}
+
+/* What nDPI can still learn of a flow it has named.  Of clear-text SMTP,
+ * only the credentials (its clear-text-credentials risk): the flow waits,
+ * paused, until the client sends AUTH.  Of TLS, its risk pass, which
+ * repeats mxtrace's own certificate and version checks: only with
+ * --ndpi-tls.  Anything else it names, as long as it says it can learn
+ * more. */
+static int stop_at_label(const mx_classifier *c, const mx_cflow *f, const result *r)
+{
+    uint16_t id = r->app ? r->app : r->master;
+    if (c->tls_pass) return 0;
+    return f->phase == 0 && (id == NDPI_PROTOCOL_MAIL_SMTPS || id == NDPI_PROTOCOL_TLS ||
+                             r->master == NDPI_PROTOCOL_MAIL_SMTPS || r->master == NDPI_PROTOCOL_TLS);
+}
+
+void mx_cflow_packet(mx_classifier *c, mx_cflow *f, const uint8_t *l3, uint32_t l3len,
+                     const uint8_t *pay, uint32_t paylen, uint64_t ts_us)
 {
     if (!c || !f || f->r[f->phase].done || !l3 || l3len == 0) return;
+    if (f->paused) {
+        if (!auth_start(pay, paylen)) return;
+        f->paused = 0;
+        f->woken = 1;
+    }
     if (!f->nf) {
         f->nf = ndpi_flow_malloc(SIZEOF_FLOW_STRUCT);
         if (!f->nf) return;
@@ -111,6 +143,11 @@ void mx_cflow_packet(mx_classifier *c, mx_cflow *f, const uint8_t *l3, uint32_t 
     if (known) { f->r[f->phase].master = p.master_protocol; f->r[f->phase].app = p.app_protocol; }
     if (f->packets >= c->max_packets || (known && !ndpi_extra_dissection_possible(c->mod, f->nf)))
         finish(c, f);
+    else if (known && stop_at_label(c, f, &f->r[f->phase]))
+        finish(c, f);
+    else if (known && f->phase == 0 && !f->woken && (p.master_protocol == NDPI_PROTOCOL_MAIL_SMTP ||
+                                                     p.app_protocol == NDPI_PROTOCOL_MAIL_SMTP))
+        f->paused = 1;
 }
 
 static int mailish(uint16_t id)

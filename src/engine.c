@@ -863,13 +863,13 @@ int mx_engine_tcp(mx_engine *e, const mx_pkt *kp, uint64_t h64)
      * session then starts there, so that no event is before its start */
     if (e->pkt_us < f->sess.start_us) f->sess.start_us = e->pkt_us;
     if (e->pkt_us > f->max_us) f->max_us = e->pkt_us;
-    if (f->cf) mx_cflow_packet(e->cls, f->cf, k.l3, k.l3len, e->now_us);
+    if (f->cf) mx_cflow_packet(e->cls, f->cf, k.l3, k.l3len, k.payload, k.caplen, e->now_us);
     if (f->probation && !decide(e, f, 0)) return 0;
     tcp_packet(e, f, dir, &k);
     if (f->sess.tls_handoff) {
         f->sess.tls_handoff = 0;
         if (f->cf) {
-            if (e->cfg.no_ndpi_tls) mx_cflow_stop(e->cls, f->cf);
+            if (!e->cfg.ndpi_tls) mx_cflow_stop(e->cls, f->cf);
             else mx_cflow_restart(e->cls, f->cf);
         }
     }
@@ -945,7 +945,7 @@ mx_engine *mx_engine_new(const mx_engine_cfg *cfg, mx_sink *sink, char *err, siz
         return e;
     }
     mx_sink_set_memcap(sink, &e->mc);
-    if (!cfg->no_ndpi && !(e->cls = mx_classify_new(cfg->opt.lim.ndpi_packets, cfg->any_port, err, cap))) {
+    if (!cfg->no_ndpi && !(e->cls = mx_classify_new(cfg->opt.lim.ndpi_packets, cfg->any_port, cfg->ndpi_tls, err, cap))) {
         free(e);
         return NULL;
     }

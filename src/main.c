@@ -103,8 +103,9 @@ static void usage(FILE *f)
 "                      TLS 1.3 handshakes they belong to are decrypted\n"
 "      --stats         print packet counters on stderr at the end\n"
 "      --no-ndpi       do not classify flows with nDPI\n"
-"      --no-ndpi-tls   do not show nDPI the TLS after STARTTLS (faster; its\n"
-"                      TLS risks are then not in session.end's ndpi)\n"
+"      --ndpi-tls      let nDPI dissect the TLS too (after STARTTLS and on\n"
+"                      465) for its TLS risks in session.end's ndpi; slower\n"
+"      --no-ndpi-tls   nDPI stops at its label (the default)\n"
 "      --workers N     N threads dissect, each its share of the connections\n"
 "                      (by a keyed hash of addresses, ports and VLAN ids);\n"
 "                      the output of a file is the same whatever N (1-64,\n"
@@ -322,7 +323,7 @@ int main(int argc, char **argv)
     enum { O_PRETTY = 256, O_COLOR, O_PROGRESS, O_NONDPI, O_ANYPORT, O_NDPIPKTS, O_SHOWUSER, O_TLSPORT, O_STATS, O_MERGE, O_MAXFLOWS, O_IDLE,
            O_OOOB, O_OOOS, O_LINE, O_HOLD, O_EVENTS, O_PENDING, O_FIELD, O_PARTS, O_TLSMSG,
            O_ACKPKTS, O_ACKMS, O_LINGER, O_EVTYPES, O_OUTPUT, O_SCHEMA, O_CONFIG,
-           O_NOPROMISC, O_IMMEDIATE, O_TSPREC, O_STATSIV, O_CHROOT, O_MEMCAP, O_NONDPITLS, O_WORKERS, O_KEYLOG, O_ATTWIN };
+           O_NOPROMISC, O_IMMEDIATE, O_TSPREC, O_STATSIV, O_CHROOT, O_MEMCAP, O_NONDPITLS, O_NDPITLS, O_WORKERS, O_KEYLOG, O_ATTWIN };
     static const struct option lo[] = {
         { "port", required_argument, 0, 'p' },
         { "tls-port", required_argument, 0, O_TLSPORT },
@@ -365,6 +366,7 @@ int main(int argc, char **argv)
         { "attempt-window", required_argument, 0, O_ATTWIN },
         { "workers", required_argument, 0, O_WORKERS },
         { "no-ndpi-tls", no_argument, 0, O_NONDPITLS },
+        { "ndpi-tls", no_argument, 0, O_NDPITLS },
         { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' },
         { 0, 0, 0, 0 },
@@ -456,7 +458,8 @@ int main(int argc, char **argv)
         case O_PROGRESS: progress = 1; break;
         case O_SHOWUSER: cfg.opt.show_user = 1; break;
         case O_NONDPI: cfg.no_ndpi = 1; break;
-        case O_NONDPITLS: cfg.no_ndpi_tls = 1; break;
+        case O_NONDPITLS: cfg.ndpi_tls = 0; break;
+        case O_NDPITLS: cfg.ndpi_tls = 1; break;
         case O_WORKERS:
             ok = parse_u32("--workers", optarg, 1, &u);
             if (ok && u > 64) { fprintf(stderr, "mxtrace: --workers: 1 to 64\n"); ok = 0; }

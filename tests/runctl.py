@@ -315,7 +315,8 @@ check(run(["-r", many, "-F", "summary", "--memcap", "64K"]).stdout == run(["-r",
 check(run(["-r", many, "-F", "ndjson", "--memcap", "64K"]).stdout == run(["-r", many, "-F", "ndjson"]).stdout,
       "-F ndjson holds no documents: the same events under a small budget")
 
-# 5d. --no-ndpi-tls: nDPI is not shown the TLS after STARTTLS; all else the same.
+# 5d. nDPI stops at its label unless --ndpi-tls: then it also dissects the TLS
+# after STARTTLS (ndpi.after_starttls) and nothing else changes.
 def without_ndpi_tls(evs):
     for e in evs:
         if e.get("type") == "session.end" and "ndpi" in e:
@@ -323,12 +324,18 @@ def without_ndpi_tls(evs):
     return evs
 tls_dir = os.path.join(PCAPS, "tls")
 for name in ("s2-starttls-tls12.pcap", "s3-openssl-unknown-ca.pcap", "smtps-465-tls13.pcap"):
-    a = events(run(["-r", os.path.join(tls_dir, name), "-F", "ndjson"]).stdout.decode())
-    b = events(run(["-r", os.path.join(tls_dir, name), "-F", "ndjson", "--no-ndpi-tls"]).stdout.decode())
+    a = events(run(["-r", os.path.join(tls_dir, name), "-F", "ndjson", "--ndpi-tls"]).stdout.decode())
+    b = events(run(["-r", os.path.join(tls_dir, name), "-F", "ndjson"]).stdout.decode())
+    c = events(run(["-r", os.path.join(tls_dir, name), "-F", "ndjson", "--no-ndpi-tls"]).stdout.decode())
     had = any("after_starttls" in e.get("ndpi", {}) for e in a)
-    check(without_ndpi_tls(a) == b and not any("after_starttls" in e.get("ndpi", {}) for e in b) and
+    check(without_ndpi_tls(a) == b and b == c and not any("after_starttls" in e.get("ndpi", {}) for e in b) and
           (had or "465" in name),
-          f"--no-ndpi-tls {name}: the same events but nDPI's after_starttls")
+          f"--ndpi-tls {name}: the same events and nDPI's after_starttls; without it (or with --no-ndpi-tls) no after_starttls")
+# A named SMTP flow is shown to nDPI again from the client's AUTH: its
+# clear-text-credentials risk is still found.
+a = events(run(["-r", os.path.join(PCAPS, "smtp", "s4-auth-login-ok.pcap"), "-F", "ndjson"]).stdout.decode())
+risks = [r for e in a if e.get("type") == "session.end" for r in e.get("ndpi", {}).get("risks", [])]
+check("Clear-Text Credentials" in risks, f"nDPI woken at AUTH: clear-text credentials among its risks ({risks})")
 
 # 6. Live capture's command line.
 r = run(["-i", "mx-no-such-if0", "-F", "ndjson"])

@@ -23,13 +23,19 @@ typedef struct mx_cflow mx_cflow;
 /* every_protocol: run all of nDPI's dissectors (needed to tell what a flow
  * off the mail ports is); otherwise only SMTP, SMTPS and TLS.
  * NULL on failure, with a reason in err (e.g. an nDPI API mismatch). */
-mx_classifier *mx_classify_new(uint32_t max_packets, int every_protocol, char *err, size_t cap);
+/* tls_pass (--ndpi-tls): nDPI also dissects the TLS of a flow it has named
+ * (on an implicit-TLS port, and after STARTTLS); otherwise it stops there. */
+mx_classifier *mx_classify_new(uint32_t max_packets, int every_protocol, int tls_pass, char *err, size_t cap);
 void mx_classify_free(mx_classifier *c);
 
 mx_cflow *mx_cflow_new(void);
-void mx_cflow_packet(mx_classifier *c, mx_cflow *f, const uint8_t *l3, uint32_t l3len, uint64_t ts_us);
+/* A packet of the flow (pay: its TCP payload's captured bytes).  Once nDPI
+ * has named a clear-text SMTP flow it is shown nothing until a packet starts
+ * with the client's AUTH, then everything until nDPI is done. */
+void mx_cflow_packet(mx_classifier *c, mx_cflow *f, const uint8_t *l3, uint32_t l3len,
+                     const uint8_t *pay, uint32_t paylen, uint64_t ts_us);
 void mx_cflow_restart(mx_classifier *c, mx_cflow *f);
-/* At STARTTLS with --no-ndpi-tls: nDPI's result so far is kept, and it is
+/* At STARTTLS without --ndpi-tls: nDPI's result so far is kept, and it is
  * shown nothing more of the flow. */
 void mx_cflow_stop(mx_classifier *c, mx_cflow *f);
 /* For flows off the mail ports: 1 if nDPI says SMTP, SMTPS or TLS, 0 if it
