@@ -131,18 +131,48 @@ static void string(mx_buf *b, const char *s, size_t n)
     b->len = (size_t)(o - b->p);
 }
 
-/* A member's name: plain names (nearly all) go out in one run, measured
- * while they are scanned; one that needs an escape takes the full path. */
-static void key(mx_buf *b, const char *k)
+/* A member's name and its colon, after a comma unless first.  Names are the
+ * program's own literals (session.h), short plain ASCII: up to 16 bytes
+ * they are copied and checked as two overlapping words; a longer one, or
+ * one with a byte that needs an escape, goes the long way. */
+static void key_slow(mx_buf *b, const char *k, size_t n, int comma)
 {
-    size_t n = 0;
-    while (k[n] && !special[(unsigned char)k[n]]) n++;
-    if (k[n]) { string(b, k, n + strlen(k + n)); return; }
-    if (!room(b, n + 2)) return;
-    b->p[b->len] = '"';
-    memcpy(b->p + b->len + 1, k, n);
-    b->p[b->len + 1 + n] = '"';
-    b->len += n + 2;
+    if (comma) putc1(b, ',');
+    string(b, k, n);
+    putc1(b, ':');
+}
+
+static void key(mx_buf *b, const char *k, int comma)
+{
+    size_t n = strlen(k);
+    if (n > 16 || !room(b, n + 4)) { key_slow(b, k, n, comma); return; }
+    char *o = b->p + b->len;
+    o[0] = ',';
+    o += comma;
+    *o++ = '"';
+    if (n >= 8) {
+        uint64_t w0, w1;
+        memcpy(&w0, k, 8);
+        memcpy(&w1, k + n - 8, 8);
+        if (maybe_special(w0) || maybe_special(w1)) { key_slow(b, k, n, comma); return; }
+        memcpy(o, &w0, 8);
+        memcpy(o + n - 8, &w1, 8);
+    } else if (n >= 4) {
+        uint32_t a, z;
+        memcpy(&a, k, 4);
+        memcpy(&z, k + n - 4, 4);
+        if (maybe_special((uint64_t)a | (uint64_t)z << 32)) { key_slow(b, k, n, comma); return; }
+        memcpy(o, &a, 4);
+        memcpy(o + n - 4, &z, 4);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (special[(unsigned char)k[i]]) { key_slow(b, k, n, comma); return; }
+            o[i] = k[i];
+        }
+    }
+    o[n] = '"';
+    o[n + 1] = ':';
+    b->len += (size_t)comma + n + 3;
 }
 
 /* Decimal digits two at a time. */
@@ -239,9 +269,7 @@ static void event_line(mx_buf *b, const mx_node *e, const mx_evhead *h)
     if (h->from == MX_CLIENT) put(b, ",\"from\":\"client\"", 16);
     else if (h->from == MX_SERVER) put(b, ",\"from\":\"server\"", 16);
     for (const mx_node *c = e->v.kids.first; c; c = c->next) {
-        putc1(b, ',');
-        key(b, c->key ? c->key : "");
-        putc1(b, ':');
+        key(b, c->key ? c->key : "", 1);
         value(b, c, 0, 1);
     }
     putc1(b, '}');
@@ -277,8 +305,8 @@ static void value(mx_buf *b, const mx_node *v, int pretty, size_t depth)
         if (pretty) putc1(b, '\n');
         for (const mx_node *c = mx_ev_head_nodes(v, head, ts); c; c = c->next) {
             if (pretty) tabs(b, depth + 1);
-            key(b, c->key ? c->key : "");
-            if (pretty) put(b, ":\t", 2); else putc1(b, ':');
+            key(b, c->key ? c->key : "", 0);
+            if (pretty) putc1(b, '\t');
             value(b, c, pretty, depth + 1);
             if (c->next) putc1(b, ',');
             if (pretty) putc1(b, '\n');
