@@ -11,7 +11,7 @@
 #   FMT_RUNS=1        timed runs for mxtrace -F summary and -F text
 #   SLOW_S=15         a tool whose first run takes longer runs only once
 #   CONCURRENCY=64    sessions open at once in the generated captures
-#   TSHARK_MAX_MB=120 tshark is timed only on captures up to this size; a
+#   TSHARK_MAX_MB=150 tshark is timed only on captures up to this size; a
 #                     larger capture is replaced by its 1/10 version
 #   FALLBACK_DIR=...  where to find ndpi-smtp.pcap / ndpi-smtp-starttls.pcap
 #                     when pcaps/ has no usable templates yet
@@ -32,7 +32,7 @@ RUNS=${RUNS:-3}
 FMT_RUNS=${FMT_RUNS:-1}
 SLOW_S=${SLOW_S:-15}
 CONCURRENCY=${CONCURRENCY:-64}
-TSHARK_MAX_MB=${TSHARK_MAX_MB:-120}
+TSHARK_MAX_MB=${TSHARK_MAX_MB:-150}
 FALLBACK_DIR=${FALLBACK_DIR:-$ROOT/../shared/pcaps/ndpi}
 # Broken files and copies of a real capture with one thing changed (reordered,
 # VLAN-tagged, cut, ...) would skew the mix towards the capture they come from.
@@ -261,11 +261,25 @@ for set in clear starttls; do
         if [ $(( SIZE[$tf] / 1000000 )) -gt "$TSHARK_MAX_MB" ]; then
             TSHARK_NOTES+=("tshark: $(basename "$tf") is over ${TSHARK_MAX_MB} MB: skipped")
         else
-            note "timing tshark on $(basename "$tf") (one run)"
+            # mxtrace on the same file, for the comparison
+            measure "$RUNS" "$MXTRACE" -r "$tf" -F ndjson -o /dev/null
+            mxs=$SECS
+            if [ "$tf" != "$full" ]; then
+                ROWS+=("${FLOOR_ROW[$tf]}")
+                ROWS+=("mxtrace -F ndjson$(runs_note)|$(basename "$tf")|${SIZE[$tf]}|$SECS|${PKTS[$tf]}|$RSS|ratio")
+            fi
+            # the lightest tshark run (one field of the SMTP packets), and the
+            # one that writes what mxtrace writes: JSON of every SMTP and TLS
+            # packet (-T ek, one object a line, as a SIEM takes it)
+            note "timing tshark on $(basename "$tf") (one run each)"
             measure 1 tshark -r "$tf" -Y smtp -T fields -e smtp.req.command
-            [ "$tf" = "$full" ] || ROWS+=("${FLOOR_ROW[$tf]}")
             [ "$RC" = 0 ] || PROBLEMS+=("tshark $(basename "$tf"): exit status $RC")
-            ROWS+=("tshark -Y smtp (1 run)|$(basename "$tf")|${SIZE[$tf]}|$SECS|${PKTS[$tf]}|$RSS|ratio")
+            ROWS+=("tshark -Y smtp -T fields (1 run)|$(basename "$tf")|${SIZE[$tf]}|$SECS|${PKTS[$tf]}|$RSS|ratio")
+            TSHARK_NOTES+=("$(basename "$tf"): tshark -Y smtp -T fields -e smtp.req.command $(awk -v a="$SECS" -v b="$mxs" 'BEGIN{printf "%.1f", a/(b>0?b:0.005)}')x the time of mxtrace -F ndjson")
+            measure 1 tshark -r "$tf" -Y 'smtp or tls' -T ek
+            [ "$RC" = 0 ] || PROBLEMS+=("tshark -T ek $(basename "$tf"): exit status $RC")
+            ROWS+=("tshark -Y 'smtp or tls' -T ek (1 run)|$(basename "$tf")|${SIZE[$tf]}|$SECS|${PKTS[$tf]}|$RSS|ratio")
+            TSHARK_NOTES+=("$(basename "$tf"): tshark -Y 'smtp or tls' -T ek $(awk -v a="$SECS" -v b="$mxs" 'BEGIN{printf "%.1f", a/(b>0?b:0.005)}')x the time of mxtrace -F ndjson")
         fi
     else
         TSHARK_NOTES+=("tshark: not timed (--no-tshark or not installed)")

@@ -10,8 +10,12 @@
 #define MAX_OPEN 4096
 #define BUCKETS 8192                  /* by the client's address */
 
+/* An open attempt holds only the rows it has (most have one or two): the
+ * whole mx_attempt is put together when it ends. */
 typedef struct open_att {
-    mx_attempt a;
+    uint64_t no;
+    int n, more, cap;
+    mx_attempt_row *s;                /* n rows, room for cap               */
     uint64_t last_us;
     uint32_t client_hash;
     struct open_att *prev, *next;     /* by last activity, oldest first */
@@ -29,6 +33,7 @@ struct mx_attempts {
     size_t n;
     offer off[OFFERS];                /* STARTTLS offered: client, server, when */
     size_t noff, next_off;
+    mx_attempt out;                   /* the one ending, as fn is shown it  */
 };
 
 mx_attempts *mx_attempts_new(uint64_t window_us)
@@ -42,7 +47,7 @@ mx_attempts *mx_attempts_new(uint64_t window_us)
 void mx_attempts_free(mx_attempts *t)
 {
     if (!t) return;
-    for (open_att *o = t->head, *nx; o; o = nx) { nx = o->next; free(o); }
+    for (open_att *o = t->head, *nx; o; o = nx) { nx = o->next; free(o->s); free(o); }
     free(t);
 }
 
@@ -73,15 +78,20 @@ static void append_att(mx_attempts *t, open_att *o)
 static void end_one(mx_attempts *t, open_att *o, mx_attempt_fn fn, void *ctx)
 {
     int stripped = 0;
-    for (int k = 0; k < o->a.n; k++) stripped |= o->a.s[k].stripped;
-    if (o->a.n + o->a.more > 1 || stripped) {
-        o->a.no = ++t->next_no;
-        fn(ctx, &o->a);
+    for (int k = 0; k < o->n; k++) stripped |= o->s[k].stripped;
+    if (o->n + o->more > 1 || stripped) {
+        mx_attempt *a = &t->out;
+        a->no = ++t->next_no;
+        a->n = o->n;
+        a->more = o->more;
+        memcpy(a->s, o->s, (size_t)o->n * sizeof *o->s);
+        fn(ctx, a);
     }
     unlink_att(t, o);
     open_att **pp = &t->bucket[o->client_hash % BUCKETS];
     while (*pp && *pp != o) pp = &(*pp)->chain;
     if (*pp) *pp = o->chain;
+    free(o->s);
     free(o);
     t->n--;
 }
@@ -90,10 +100,10 @@ static void end_one(mx_attempts *t, open_att *o, mx_attempt_fn fn, void *ctx)
  * or (when one of them has no domain) the same server. */
 static int belongs(const open_att *o, const mx_attempt_row *r, uint32_t h)
 {
-    const mx_attempt_row *f = &o->a.s[0];
+    const mx_attempt_row *f = &o->s[0];
     if (o->client_hash != h || strcmp(f->client, r->client)) return 0;
-    for (int i = 0; i < o->a.n; i++) {
-        const mx_attempt_row *x = &o->a.s[i];
+    for (int i = 0; i < o->n; i++) {
+        const mx_attempt_row *x = &o->s[i];
         if (x->dest[0] && r->dest[0]) {
             if (!strcasecmp(x->dest, r->dest)) return 1;
         } else if (!strcmp(x->server, r->server)) {
@@ -135,10 +145,9 @@ void mx_attempts_add(mx_attempts *t, const mx_attempt_row *in, mx_attempt_fn fn,
     while (o && !belongs(o, r, h)) o = o->chain;
     if (!o) {
         if (t->n == MAX_OPEN) end_one(t, t->head, fn, ctx);  /* the least recently active gives way */
-        /* (the rows are written as they come: only the rest is cleared) */
-        if (!(o = malloc(sizeof *o))) return;
-        memset(&o->a, 0, offsetof(mx_attempt, s));
-        o->last_us = 0;
+        if (!(o = calloc(1, sizeof *o))) return;
+        if (!(o->s = malloc(sizeof *o->s))) { free(o); return; }
+        o->cap = 1;
         o->client_hash = h;
         o->chain = t->bucket[h % BUCKETS];
         t->bucket[h % BUCKETS] = o;
@@ -148,8 +157,12 @@ void mx_attempts_add(mx_attempts *t, const mx_attempt_row *in, mx_attempt_fn fn,
         unlink_att(t, o);
         append_att(t, o);
     }
-    if (o->a.n < MX_ATTEMPT_SESSIONS) o->a.s[o->a.n++] = *r;
-    else o->a.more++;
+    if (o->n == o->cap && o->cap < MX_ATTEMPT_SESSIONS) {
+        mx_attempt_row *ns = realloc(o->s, (size_t)o->cap * 2 * sizeof *ns);
+        if (ns) { o->s = ns; o->cap *= 2; }
+    }
+    if (o->n < o->cap) o->s[o->n++] = *r;
+    else o->more++;
     if (r->end_us > o->last_us) o->last_us = r->end_us;
     /* the mail went through, or TLS was established (what followed is not
      * seen: the attempt ends there too) */

@@ -146,8 +146,17 @@ void mx_cflow_packet(mx_classifier *c, mx_cflow *f, const uint8_t *l3, uint32_t 
     else if (known && stop_at_label(c, f, &f->r[f->phase]))
         finish(c, f);
     else if (known && f->phase == 0 && !f->woken && (p.master_protocol == NDPI_PROTOCOL_MAIL_SMTP ||
-                                                     p.app_protocol == NDPI_PROTOCOL_MAIL_SMTP))
+                                                     p.app_protocol == NDPI_PROTOCOL_MAIL_SMTP)) {
         f->paused = 1;
+        /* nDPI's TLS dissector took a reassembly buffer (2 KB) while it
+         * watched the first packets; a named SMTP flow never returns to it */
+        message_t *m = &f->nf->l4.tcp.tls.message;
+        if (m->buffer) {
+            ndpi_free(m->buffer);
+            m->buffer = NULL;
+            m->buffer_len = m->buffer_used = 0;
+        }
+    }
 }
 
 static int mailish(uint16_t id)

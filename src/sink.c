@@ -66,6 +66,11 @@ struct mx_sink {
     mx_rec_fn cap_fn;
     void *cap_ctx;
     mx_order ord;
+    /* what the session.end being written says, for the attempts (taken by
+     * mx_sink_session_end, which follows it at once) */
+    mx_attempt_row arow;
+    uint64_t arow_sess;
+    int have_arow;
 };
 
 #define MAX_HTML_ROWS 100000
@@ -97,8 +102,6 @@ typedef struct sess_out {
     int begun;              /* an event was built for the views           */
     int splitting;
     uint32_t part;          /* parts written early (--memcap)             */
-    int have_arow;
-    mx_attempt_row arow;    /* what its session.end says, for the attempts */
     uint64_t charged;       /* bytes of it charged to the budget          */
     uint64_t last_us;
 } sess_out;
@@ -112,7 +115,7 @@ mx_sink *mx_sink_create(const mx_opts *opt)
 }
 
 static void attempt_end(void *ctx, const mx_attempt *a);
-static void attempt_row(mx_sess *s, struct sess_out *o, const mx_node *e);
+static void attempt_row(mx_sink *k, mx_sess *s, const mx_node *e);
 
 /* The run's attempts, made with the first session that ends (the window is
  * an option set before). */
@@ -580,10 +583,11 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
     sess_out *o = s->out;
     if (!o) return;
     write_docs(k, s, 1);
-    if (o->have_arow) {
+    if (k->have_arow && k->arow_sess == s->id) {
         /* the attempts are the run's writer's: a worker hands the row over */
-        if (k->cap_fn) emit(k, MX_REC_ROW, -2, "attempt", &o->arow, sizeof o->arow, 0);
-        else if (attempts_of(k)) mx_attempts_add(k->att, &o->arow, attempt_end, k);
+        k->have_arow = 0;
+        if (k->cap_fn) emit(k, MX_REC_ROW, -2, "attempt", &k->arow, sizeof k->arow, 0);
+        else if (attempts_of(k)) mx_attempts_add(k->att, &k->arow, attempt_end, k);
     }
     mx_sink_session_drop(k, s);
 }
@@ -765,7 +769,7 @@ void mx_sink_ev_done(mx_sink *k, mx_sess *s, mx_node *e)
         }
         if (--sa->open <= 0) { sa->open = 0; mx_arena_reset(sa); }
     }
-    if (o && e->evtype == MX_EV_SESSION_END && k->opt->attempt_window_us) attempt_row(s, o, e);
+    if (o && e->evtype == MX_EV_SESSION_END && k->opt->attempt_window_us) attempt_row(k, s, e);
     if (o && !o->splitting) {
         charge(k, o);
         /* Over the budget: a session that holds at least its share of it
@@ -887,9 +891,17 @@ static void attempt_end(void *ctx, const mx_attempt *a)
 }
 
 /* What the attempts need of a session, from its session.end event. */
-static void attempt_row(mx_sess *s, sess_out *o, const mx_node *e)
+static void copy_text(char *dst, size_t cap, const char *src)
 {
-    mx_attempt_row *r = &o->arow;
+    size_t n = strlen(src);
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+static void attempt_row(mx_sink *k, mx_sess *s, const mx_node *e)
+{
+    mx_attempt_row *r = &k->arow;
     memset(r, 0, sizeof *r);
     const mx_node *v = mx_node_get(e, "verdict"), *smtp = mx_node_get(e, "smtp"), *tls = mx_node_get(e, "tls");
     r->id = s->id;
@@ -898,14 +910,14 @@ static void attempt_row(mx_sess *s, sess_out *o, const mx_node *e)
     mx_addr_str(&s->cli, r->client, sizeof r->client);
     mx_addr_str(&s->srv, r->server, sizeof r->server);
     const char *rd = mx_node_text(mx_node_at(mx_node_get(smtp, "recipient_domains"), 0));
-    snprintf(r->dest, sizeof r->dest, "%s", rd ? rd : s->mx_domain ? s->mx_domain : "");
+    copy_text(r->dest, sizeof r->dest, rd ? rd : s->mx_domain ? s->mx_domain : "");
     const char *sni = mx_node_gets(tls, "sni"), *banner = mx_node_gets(smtp, "banner_host");
-    snprintf(r->server_name, sizeof r->server_name, "%s",
-             s->dns_name ? s->dns_name : sni ? sni : banner ? banner : r->server);
+    copy_text(r->server_name, sizeof r->server_name,
+              s->dns_name ? s->dns_name : sni ? sni : banner ? banner : r->server);
     const char *code = mx_node_gets(v, "code"), *cause = mx_node_gets(v, "cause"), *t = mx_node_gets(v, "tls");
-    snprintf(r->code, sizeof r->code, "%s", code ? code : "");
-    snprintf(r->cause, sizeof r->cause, "%s", cause ? cause : "");
-    snprintf(r->tls, sizeof r->tls, "%s", t ? t : "");
+    copy_text(r->code, sizeof r->code, code ? code : "");
+    copy_text(r->cause, sizeof r->cause, cause ? cause : "");
+    copy_text(r->tls, sizeof r->tls, t ? t : "");
     r->delivered = code && !strcmp(code, "delivered");
     r->tls_ok = t && !strcmp(t, "tls_ok");
     r->tls_failed = t && (!strcmp(t, "tls_rejected_by_client") || !strcmp(t, "tls_rejected_by_server") ||
@@ -913,7 +925,8 @@ static void attempt_row(mx_sess *s, sess_out *o, const mx_node *e)
     r->greylisted = cause && !strcmp(cause, "greylisting");
     r->ehlo_ok = mx_node_true(smtp, "esmtp") && mx_node_get(smtp, "ehlo_host") != NULL;
     r->starttls_offered = mx_node_true(smtp, "starttls_offered");
-    o->have_arow = 1;
+    k->arow_sess = s->id;
+    k->have_arow = 1;
 }
 
 /* ---- records of capturing sinks ---------------------------------------------- */

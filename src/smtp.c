@@ -45,6 +45,7 @@ static const char *const cmode_name[] = { "command", "data_wait", "body", "chunk
 
 #define MAX_REPLY_LINES 64
 #define REPLY_BUF 8192
+_Static_assert(REPLY_BUF <= 65535, "reply line offsets are 16 bits");
 #define HDR_VAL 512
 #define BODY_LINE 1000
 #define MAX_BOUNDARY_DEPTH 8
@@ -119,7 +120,7 @@ struct mx_smtp {
     uint32_t qhead, qlen;
     /* reply being assembled (its text is in rbuf, at the end) */
     uint32_t rlen;
-    uint32_t roff[MAX_REPLY_LINES], rlens[MAX_REPLY_LINES];
+    uint16_t roff[MAX_REPLY_LINES], rlens[MAX_REPLY_LINES];   /* within rbuf (REPLY_BUF fits) */
     uint32_t nlines, lines_dropped;
     int rcode;
     uint64_t rfirst_frame;
@@ -1549,8 +1550,8 @@ static void reply_line(mx_smtp *m, const uint8_t *l, size_t n)
     }
     if (m->nlines < MAX_REPLY_LINES && m->rbuf && m->rlen + n <= m->rcap) {
         memcpy(m->rbuf + m->rlen, l, n);
-        m->roff[m->nlines] = m->rlen;
-        m->rlens[m->nlines] = (uint32_t)n;
+        m->roff[m->nlines] = (uint16_t)m->rlen;
+        m->rlens[m->nlines] = (uint16_t)n;
         m->rlen += (uint32_t)n;
         m->nlines++;
     } else {
