@@ -7,7 +7,10 @@
 #include "check.h"
 #include "harness.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
 
 typedef mxh_chunk chunk;
 #define C(s) { MX_CLIENT, s, sizeof(s) - 1 }
@@ -601,6 +604,57 @@ int main(void)
         HAS(o, "\\u001b[2J");
         HAS(o, "\"arg\":\"\\\"quote\\\\\"");
         HAS(o, "a\xEF\xBF\xBD" "b@x");
+        free(o);
+    }
+    {
+        /* Long bodies are counted 64 bytes at a time where their lines are
+         * plain; every line that needs a look (bare CR or LF, ".", "--" with
+         * boundaries, a CR LF across two blocks) must come out as the line by
+         * line path (byte-by-byte feeding) counts it.  Each line's length
+         * shifts the next across the 64-byte blocks. */
+        const char *name = "bulk-body-lines";
+        static char body[24000];
+        size_t n = 0, want_lines = 0, bare_lf = 0, bare_cr = 0;
+        const char *hdr = "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\n\r\n";
+        memcpy(body, hdr, strlen(hdr));
+        n = strlen(hdr);
+        want_lines = 4;
+        uint32_t r = 12345;
+        for (int i = 0; i < 300; i++) {
+            r = r * 1103515245u + 12345u;
+            size_t len = (r >> 16) % 131;
+            int kind = (int)((r >> 8) % 23);
+            for (size_t k = 0; k < len; k++) body[n++] = (char)('A' + (k + i) % 26);
+            if (kind == 0) { body[n++] = '\n'; bare_lf++; }                      /* bare LF            */
+            else if (kind == 1 && len) { body[n - 1] = '\r'; body[n++] = 'x'; bare_cr++; body[n++] = '\r'; body[n++] = '\n'; }
+            else if (kind == 2) { memcpy(body + n, "\r\n--B\r\n\r\n", 9); n += 9; want_lines += 3; body[n++] = '\r'; body[n++] = '\n'; }
+            else if (kind == 3) { memcpy(body + n, "\r\n..stuffed\r\n-x\r\n", 17); n += 17; want_lines += 2; }
+            else if (kind == 4) { memcpy(body + n, "\r\n.\r", 4); n += 4; body[n++] = 'y'; body[n++] = '\r'; body[n++] = '\n'; bare_cr++; want_lines++; }
+            else { body[n++] = '\r'; body[n++] = '\n'; }
+            want_lines++;
+        }
+        memcpy(body + n, "--B--\r\n.\r\n", 10);
+        n += 10;
+        want_lines += 1;
+        chunk t[] = {
+            S("220 mx ESMTP\r\n"), C("EHLO c\r\n"), S("250 mx\r\n"),
+            C("MAIL FROM:<a@x>\r\n"), S("250 ok\r\n"), C("RCPT TO:<b@y>\r\n"), S("250 ok\r\n"),
+            C("DATA\r\n"), S("354 go\r\n"),
+            { MX_CLIENT, body, n },
+            S("250 queued\r\n"), C("QUIT\r\n"), S("221 bye\r\n"), END,
+        };
+        char *o = feed_all(name, t, 0);
+        size_t lfs = 0;
+        for (size_t k = 0; k < n; k++) lfs += body[k] == '\n';
+        CHECK(lfs - 1 == want_lines, "%s: the body has the lines it was made with (%zu, %zu)", name, lfs - 1, want_lines);
+        char want[64];
+        snprintf(want, sizeof want, "\"lines\":%zu,", lfs - 1);
+        HAS(o, want);
+        snprintf(want, sizeof want, "\"bare_lf\":%zu", bare_lf);
+        HAS(o, want);
+        snprintf(want, sizeof want, "\"bare_cr\":%zu", bare_cr);
+        HAS(o, want);
+        HAS(o, "\"end\":\"dot\"");
         free(o);
     }
     return CHECK_DONE();
