@@ -57,6 +57,9 @@ struct mx_sink {
     int n_native, n_ecs;          /* outputs of ndjson, ecs                    */
     int n_text_doc, n_tree;       /* documents written from text / from trees  */
     int n_tree_all;               /* tree outputs that show every event (not summary) */
+    int text_lines;               /* that one is -F text: its lines are made as the
+                                     events come and kept as text, not the trees */
+    int text_color;
     mx_memcap *mc;                /* the budget held documents are charged to  */
     mx_attempts *att;             /* the run's delivery attempts (not a worker's) */
     uint64_t nopen;               /* sessions begun and not yet written        */
@@ -92,6 +95,7 @@ typedef struct tbuf {
  * are confirmed. */
 typedef struct sess_out {
     tbuf doc;               /* native events, for the documents          */
+    tbuf lines;             /* -F text's lines, when it keeps them (text_lines) */
     tbuf pend_native;       /* lines held back (deferred)                 */
     tbuf pend_ecs;
     mx_arena head;          /* the first event and the events' array      */
@@ -139,6 +143,10 @@ int mx_sink_add(mx_sink *k, mx_format fmt, mx_output *o, int color)
     else if (fmt == MX_FMT_ECS) k->n_ecs++;
     if (fmt == MX_FMT_TIMELINE && !k->opt->pretty) k->n_text_doc++;
     else if (is_doc(fmt)) { k->n_tree++; if (fmt != MX_FMT_SUMMARY && fmt != MX_FMT_TLSRPT) k->n_tree_all++; }
+    /* -F text alone among the outputs that show every event: its lines */
+    int ntext = 0;
+    for (int i = 0; i < k->nouts; i++) if (k->outs[i].fmt == MX_FMT_TEXT) { ntext++; k->text_color = k->outs[i].color; }
+    k->text_lines = k->n_tree_all == 1 && ntext == 1;
     return 1;
 }
 
@@ -299,6 +307,8 @@ mx_sink *mx_sink_capture(const mx_sink *proto, mx_rec_fn fn, void *ctx)
     k->n_text_doc = proto->n_text_doc;
     k->n_tree = proto->n_tree;
     k->n_tree_all = proto->n_tree_all;
+    k->text_lines = proto->text_lines;
+    k->text_color = proto->text_color;
     for (int i = 0; i < k->nouts; i++) {
         sink_out *so = &k->outs[i];
         so->fmt = proto->outs[i].fmt;
@@ -397,7 +407,7 @@ static void keep_text(tbuf *o, const char *t, size_t n, char sep)
         o->txt = nb;
         o->cap = nc;
     }
-    if (o->nev++) o->txt[o->len++] = sep;
+    if (o->nev++ && sep) o->txt[o->len++] = sep;
     memcpy(o->txt + o->len, t, n);
     o->len += n;
     o->txt[o->len] = 0;
@@ -468,7 +478,8 @@ void mx_sink_session_confirm(mx_sink *k, mx_sess *s)
 }
 
 /* Renders a session document to one output. */
-static void render_doc(mx_sink *k, sink_out *so, const mx_node *doc, const mx_node *start, int final)
+static void render_doc(mx_sink *k, sink_out *so, const mx_node *doc, const mx_node *start, int final,
+                       const tbuf *lines)
 {
     if (!final && (so->fmt == MX_FMT_SUMMARY || so->fmt == MX_FMT_TLSRPT)) return;   /* they need the verdict */
     if (so->fmt == MX_FMT_TLSRPT) {
@@ -482,7 +493,10 @@ static void render_doc(mx_sink *k, sink_out *so, const mx_node *doc, const mx_no
     }
     drop_note(k, so, 0);
     switch (so->fmt) {
-    case MX_FMT_TEXT: mx_view_text_session(so->f, doc, start, so->color); break;
+    case MX_FMT_TEXT:
+        if (lines) mx_view_text_session_lines(so->f, doc, start, so->color, lines->txt, lines->len);
+        else mx_view_text_session(so->f, doc, start, so->color);
+        break;
     case MX_FMT_SUMMARY:
         /* (a capturing sink's writer writes the header before the first) */
         if (!so->sessions && !k->cap_fn) { mx_view_summary_header(so->f); end_record(k, so, "header"); }
@@ -573,7 +587,7 @@ static void write_docs(mx_sink *k, mx_sess *s, int final)
             k->failed = 1;
         } else {
             for (int i = 0; i < k->nouts; i++)
-                if (wants_tree(k, &k->outs[i])) render_doc(k, &k->outs[i], d, o->start, final);
+                if (wants_tree(k, &k->outs[i])) render_doc(k, &k->outs[i], d, o->start, final, k->text_lines ? &o->lines : NULL);
         }
     }
 }
@@ -595,7 +609,7 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
 /* Bytes a session's documents hold until it ends, beside its first event
  * (a few hundred bytes a session, bounded as the flows are by --max-flows),
  * and of them what a part written early gives back. */
-static uint64_t splittable(const sess_out *o) { return o->doc.cap + o->tree.nbytes + o->tree.tbytes; }
+static uint64_t splittable(const sess_out *o) { return o->doc.cap + o->lines.cap + o->tree.nbytes + o->tree.tbytes; }
 static uint64_t held(const sess_out *o) { return splittable(o) + o->pend_native.cap + o->pend_ecs.cap; }
 
 static void charge(mx_sink *k, sess_out *o)
@@ -627,6 +641,7 @@ static void split(mx_sink *k, mx_sess *s)
     write_docs(k, s, 0);
     o->splitting = 0;
     tbuf_free(&o->doc);
+    tbuf_free(&o->lines);
     mx_arena_free(&o->tree);
     o->tree.small = o->tree.keep = 1;
     if (o->events) { o->events->v.kids.first = o->events->v.kids.last = NULL; o->events->len = 0; }
@@ -644,6 +659,7 @@ void mx_sink_session_drop(mx_sink *k, mx_sess *s)
     k->nopen--;
     mx_arena_free(&o->head);
     tbuf_free(&o->doc);
+    tbuf_free(&o->lines);
     tbuf_free(&o->pend_native);
     tbuf_free(&o->pend_ecs);
     if (o->tree.nfirst && k->npool < POOL && o->tree.nbytes + o->tree.tbytes <= POOL_KEEP) {
@@ -670,7 +686,7 @@ mx_arena *mx_sink_ev_arena(mx_sink *k, mx_sess *s, int type)
         return &o->head;
     }
     /* the summary shows the first and the last event only */
-    if (!k->n_tree_all && type != MX_EV_SESSION_END) return &k->ar;
+    if ((!k->n_tree_all || k->text_lines) && type != MX_EV_SESSION_END) return &k->ar;
     mx_arena *ta = &o->tree;
     /* (an ended session's blocks, unless the budget is nearly spent) */
     if (!ta->nfirst && k->npool && (!k->mc || !k->mc->cap || k->mc->used + POOL_KEEP <= k->mc->cap))
@@ -743,6 +759,11 @@ void mx_sink_ev_done(mx_sink *k, mx_sess *s, mx_node *e)
         if (o->events) mx_node_add(o->events, NULL, e);
         else k->failed = 1;
     }
+    if (o && k->text_lines) {
+        char line[MX_VIEW_LINE_MAX];
+        size_t n = mx_view_text_line(e, k->text_color, line);
+        if (n) keep_text(&o->lines, line, n, 0);
+    }
     if (k->n_native || (k->n_text_doc && o)) {
         const char *t = print(k, &k->buf, e, 0);
         if (t) {
@@ -778,7 +799,7 @@ void mx_sink_ev_done(mx_sink *k, mx_sess *s, mx_node *e)
          * sessions that are below their share, or no longer active. */
         if (k->mc && k->mc->cap && k->mc->used > k->mc->cap && !o->deferred &&
             e->evtype != MX_EV_SESSION_END && o->tree.open <= 1 &&
-            (o->doc.nev || (k->n_tree_all && o->events && o->events->len)) &&
+            (o->doc.nev || o->lines.nev || (k->n_tree_all && o->events && o->events->len)) &&
             splittable(o) * (k->nopen ? k->nopen : 1) >= k->mc->cap)
             split(k, s);
     }

@@ -318,10 +318,10 @@ static void endpoint(char *buf, size_t cap, const cJ *ep)
     snprintf(buf, cap, "%s%s%s:%lld", v6 ? "[" : "", ip ? ip : "?", v6 ? "]" : "", num(ep, "port", 0));
 }
 
-void mx_view_text_session(FILE *f, const cJ *doc, const cJ *start, int color)
+/* The session's first line: who, when, how long (known at its end). */
+static void text_header(FILE *f, const cJ *doc, const cJ *start, int color)
 {
-    char cli[80], srv[80], line[4096];
-    const cJ *end = last_event(doc), *v = obj(end, "verdict");
+    char cli[80], srv[80];
     long long part = num(doc, "part", 0);
     int continued = boolean(doc, "continued");
     if (!start) start = mx_node_at(obj(doc, "events"), 0);
@@ -335,30 +335,14 @@ void mx_view_text_session(FILE *f, const cJ *doc, const cJ *start, int color)
     fprintf(f, "  %s  %.6f s", str(doc, "start") ? str(doc, "start") : "", mx_node_getnum(doc, "duration", 0));
     if (part) fprintf(f, "  (part %lld%s)", part, continued ? ", continued below" : "");
     fputc('\n', f);
-    MX_NODE_EACH(e, obj(doc, "events")) {
-        int kind = describe(e, line, sizeof line);
-        if (kind < 0) continue;
-        const mx_evhead *h = mx_node_head(e);
-        int from = h ? h->from : MX_NODIR;
-        const char *who = from == MX_CLIENT ? "C" : from == MX_SERVER ? "S" : " ";
-        const char *col = !color ? "" : kind == 1 ? C_BAD : kind == 2 ? C_DIM : from == MX_NODIR ? "" : *who == 'C' ? C_CLI : C_SRV;
-        /* the line is put together here and written at once */
-        char out[sizeof line * 4 + 128];
-        size_t n = 2;
-        out[0] = out[1] = ' ';
-        n += seconds6(out + n, h ? h->t_us : 0, 10);
-        out[n++] = ' ';
-        n += digits(out + n, h ? (long long)h->frame : 0, 5);
-        out[n++] = ' ';
-        out[n++] = *who;
-        out[n++] = ':';
-        out[n++] = ' ';
-        n += copy(out + n, col);
-        n += text_quoted(out + n, line);
-        if (color && *col) n += copy(out + n, C_RESET);
-        out[n++] = '\n';
-        fwrite(out, 1, n, f);
-    }
+}
+
+/* The verdict, or that the session goes on in a next part. */
+static void text_footer(FILE *f, const cJ *doc, int color)
+{
+    const cJ *end = last_event(doc), *v = obj(end, "verdict");
+    long long part = num(doc, "part", 0);
+    int continued = boolean(doc, "continued");
     if (v) {
         int ok = boolean(v, "ok");
         fprintf(f, "  %s=> %s%s", color ? (ok ? C_OK : C_BAD) : "", str(v, "code") ? str(v, "code") : "?", color ? C_RESET : "");
@@ -374,6 +358,49 @@ void mx_view_text_session(FILE *f, const cJ *doc, const cJ *start, int color)
         fprintf(f, "  ... the memory budget (--memcap) was reached: this much was written early, the session goes on in part %lld\n\n",
                 part + 1);
     }
+}
+
+size_t mx_view_text_line(const cJ *e, int color, char *out)
+{
+    char line[4096];
+    int kind = describe(e, line, sizeof line);
+    if (kind < 0) return 0;
+    const mx_evhead *h = mx_node_head(e);
+    int from = h ? h->from : MX_NODIR;
+    const char *who = from == MX_CLIENT ? "C" : from == MX_SERVER ? "S" : " ";
+    const char *col = !color ? "" : kind == 1 ? C_BAD : kind == 2 ? C_DIM : from == MX_NODIR ? "" : *who == 'C' ? C_CLI : C_SRV;
+    size_t n = 2;
+    out[0] = out[1] = ' ';
+    n += seconds6(out + n, h ? h->t_us : 0, 10);
+    out[n++] = ' ';
+    n += digits(out + n, h ? (long long)h->frame : 0, 5);
+    out[n++] = ' ';
+    out[n++] = *who;
+    out[n++] = ':';
+    out[n++] = ' ';
+    n += copy(out + n, col);
+    n += text_quoted(out + n, line);
+    if (color && *col) n += copy(out + n, C_RESET);
+    out[n++] = '\n';
+    return n;
+}
+
+void mx_view_text_session(FILE *f, const cJ *doc, const cJ *start, int color)
+{
+    char out[MX_VIEW_LINE_MAX];
+    text_header(f, doc, start, color);
+    MX_NODE_EACH(e, obj(doc, "events")) {
+        size_t n = mx_view_text_line(e, color, out);
+        if (n) fwrite(out, 1, n, f);
+    }
+    text_footer(f, doc, color);
+}
+
+void mx_view_text_session_lines(FILE *f, const cJ *doc, const cJ *start, int color, const char *lines, size_t n)
+{
+    text_header(f, doc, start, color);
+    if (n) fwrite(lines, 1, n, f);
+    text_footer(f, doc, color);
 }
 
 /* ---- summary --------------------------------------------------------------- */

@@ -306,10 +306,26 @@ for pretty in ([], ["--pretty"]):
             bad.append(w["session"])
     check(not bad and len(by) == 200, f"{what}: the parts of each session, in order, hold all its events "
           f"and one limit memcap event (wrong: {bad[:5]})")
-r = run(["-r", many, "-F", "text", "--memcap", "256K"])
+# (-F text keeps its lines as text, about a kilobyte a session here: 200
+# fit in 256K, so its budget is a quarter of that)
+r = run(["-r", many, "-F", "text", "--memcap", "64K", "--stats"])
 t = r.stdout.decode()
-check(t.count("=> delivered") == 200 and "(part 1, continued below)" in t and "! limit memcap (262144) reached" in t,
-      "--memcap 256K -F text: parts marked, one verdict per session")
+check(t.count("=> delivered") == 200 and "(part 1, continued below)" in t and "! limit memcap (65536) reached" in t
+      and stat(r, "sessions-split") > 100 and stat(r, "buffers-peak-kb") <= 2 * 64,
+      f"--memcap 64K -F text: parts marked, one verdict per session ({stat(r, 'sessions-split')} split, "
+      f"peak {stat(r, 'buffers-peak-kb')} KB)")
+whole_text = run(["-r", many, "-F", "text"]).stdout.decode()
+def unsplit(text):
+    # the lines of each session, in order, parts joined: what the budget must not lose
+    out, cur = {}, None
+    for l in text.splitlines():
+        if l.startswith("session "):
+            cur = l.split()[1]
+            out.setdefault(cur, [])
+        elif cur and l.startswith("    ") and "limit memcap" not in l:
+            out[cur].append(l)
+    return out
+check(unsplit(t) == unsplit(whole_text), "--memcap 64K -F text: every session's lines are all there, in order")
 check(run(["-r", many, "-F", "summary", "--memcap", "64K"]).stdout == run(["-r", many, "-F", "summary"]).stdout,
       "-F summary holds two events a session: the same lines under a small budget")
 check(run(["-r", many, "-F", "ndjson", "--memcap", "64K"]).stdout == run(["-r", many, "-F", "ndjson"]).stdout,

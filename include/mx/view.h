@@ -45,6 +45,16 @@ void mx_view_html(FILE *f, const char *s);
 /* start: the session's first event (it is also the first of doc's events,
  * except in the later parts of a session written in parts, see "part"). */
 void mx_view_text_session(FILE *f, const struct mx_ev *doc, const struct mx_ev *start, int color);
+/* One event's line of the text view (with its newline) into out, which has
+ * room for MX_VIEW_LINE_MAX bytes: its length, 0 for an event the view
+ * leaves out.  A line depends on its event alone, so that a session's lines
+ * can be made as its events come and kept as text; the session is then
+ * written with mx_view_text_session_lines() (doc's events: at least its
+ * last, for the verdict). */
+#define MX_VIEW_LINE_MAX (4096 * 4 + 128)
+size_t mx_view_text_line(const struct mx_ev *e, int color, char *out);
+void mx_view_text_session_lines(FILE *f, const struct mx_ev *doc, const struct mx_ev *start, int color,
+                                const char *lines, size_t n);
 void mx_view_summary_header(FILE *f);
 void mx_view_summary_session(FILE *f, const struct mx_ev *doc, const struct mx_ev *start, int color);
 void mx_view_html_begin(FILE *f);
