@@ -60,6 +60,8 @@ struct mx_sink {
     int text_lines;               /* that one is -F text: its lines are made as the
                                      events come and kept as text, not the trees */
     int text_color;
+    struct tblk *spare;                  /* blocks of ended sessions' kept text    */
+    int nspare;
     mx_memcap *mc;                /* the budget held documents are charged to  */
     mx_attempts *att;             /* the run's delivery attempts (not a worker's) */
     uint64_t nopen;               /* sessions begun and not yet written        */
@@ -88,14 +90,29 @@ typedef struct tbuf {
     uint32_t nev;
 } tbuf;
 
+/* A session's kept text (the timeline's events, the text view's lines) in
+ * blocks of a page: it grows without copying what it holds, and the
+ * blocks of ended sessions are taken again by the next. */
+enum { TBLK = 2048 - 16, TBLK_SPARE = 2048 };
+typedef struct tblk {
+    struct tblk *next;
+    uint32_t len;
+    char d[TBLK];
+} tblk;
+typedef struct tchain {
+    tblk *head, *tail;
+    uint32_t nev;
+    uint64_t held;          /* bytes of its blocks                   */
+} tchain;
+
 /* A session's sink state.  The timeline keeps its events as text (joined by
  * commas), which is far smaller than their trees, and writes the document
  * around it at the end; the views keep the trees, in the session's arena.
  * Held-back sessions (--any-port) keep their ndjson and ECS lines until they
  * are confirmed. */
 typedef struct sess_out {
-    tbuf doc;               /* native events, for the documents          */
-    tbuf lines;             /* -F text's lines, when it keeps them (text_lines) */
+    tchain doc;             /* native events, for the documents          */
+    tchain lines;           /* -F text's lines, when it keeps them (text_lines) */
     tbuf pend_native;       /* lines held back (deferred)                 */
     tbuf pend_ecs;
     mx_arena head;          /* the first event and the events' array      */
@@ -337,6 +354,7 @@ void mx_sink_free(mx_sink *k)
     }
     mx_buf_free(&k->buf);
     mx_buf_free(&k->note);
+    for (tblk *b = k->spare, *nx; b; b = nx) { nx = b->next; free(b); }
     free(k);
 }
 
@@ -419,6 +437,45 @@ static void tbuf_free(tbuf *b)
     memset(b, 0, sizeof *b);
 }
 
+static void chain_put(mx_sink *k, tchain *c, const char *t, size_t n)
+{
+    while (n) {
+        tblk *b = c->tail;
+        if (!b || b->len == TBLK) {
+            if ((b = k->spare)) { k->spare = b->next; k->nspare--; }
+            else if (!(b = malloc(sizeof *b))) { k->failed = 1; return; }
+            b->next = NULL;
+            b->len = 0;
+            if (c->tail) c->tail->next = b; else c->head = b;
+            c->tail = b;
+            c->held += sizeof *b;
+        }
+        size_t m = TBLK - b->len < n ? TBLK - b->len : n;
+        memcpy(b->d + b->len, t, m);
+        b->len += (uint32_t)m;
+        t += m;
+        n -= m;
+    }
+}
+
+/* Appends one printed event (after sep, unless first or sep is 0). */
+static void chain_add(mx_sink *k, tchain *c, const char *t, size_t n, char sep)
+{
+    if (c->nev++ && sep) chain_put(k, c, &sep, 1);
+    chain_put(k, c, t, n);
+}
+
+/* Gives the blocks back (kept for the next sessions, up to TBLK_SPARE). */
+static void chain_free(mx_sink *k, tchain *c)
+{
+    for (tblk *b = c->head, *nx; b; b = nx) {
+        nx = b->next;
+        if (k->nspare < TBLK_SPARE) { b->next = k->spare; k->spare = b; k->nspare++; }
+        else free(b);
+    }
+    memset(c, 0, sizeof *c);
+}
+
 /* The event type a printed line names, for the record's tag: native lines
  * begin with their "type", ECS lines carry it as event.action. */
 static const char *line_tag(const char *line, size_t n, const char *key, char *out, size_t cap)
@@ -479,7 +536,7 @@ void mx_sink_session_confirm(mx_sink *k, mx_sess *s)
 
 /* Renders a session document to one output. */
 static void render_doc(mx_sink *k, sink_out *so, const mx_node *doc, const mx_node *start, int final,
-                       const tbuf *lines)
+                       const tchain *lines)
 {
     if (!final && (so->fmt == MX_FMT_SUMMARY || so->fmt == MX_FMT_TLSRPT)) return;   /* they need the verdict */
     if (so->fmt == MX_FMT_TLSRPT) {
@@ -494,8 +551,14 @@ static void render_doc(mx_sink *k, sink_out *so, const mx_node *doc, const mx_no
     drop_note(k, so, 0);
     switch (so->fmt) {
     case MX_FMT_TEXT:
-        if (lines) mx_view_text_session_lines(so->f, doc, start, so->color, lines->txt, lines->len);
-        else mx_view_text_session(so->f, doc, start, so->color);
+        if (lines) {
+            mx_view_text_head(so->f, doc, start, so->color);
+            for (const tblk *b = lines->head; b; b = b->next)
+                if (fwrite(b->d, 1, b->len, so->f) != b->len) wfail(k, so);
+            mx_view_text_foot(so->f, doc, so->color);
+        } else {
+            mx_view_text_session(so->f, doc, start, so->color);
+        }
         break;
     case MX_FMT_SUMMARY:
         /* (a capturing sink's writer writes the header before the first) */
@@ -569,7 +632,7 @@ static void write_docs(mx_sink *k, mx_sess *s, int final)
                 drop_note(k, so, 0);
                 put_text(k, so, head, hl);
                 put_text(k, so, ",\"events\":[", 11);
-                put_text(k, so, o->doc.txt, o->doc.len);
+                for (const tblk *b = o->doc.head; b; b = b->next) put_text(k, so, b->d, b->len);
                 put_text(k, so, "]}\n", 3);
                 so->sessions++;
                 end_record(k, so, "session");
@@ -609,7 +672,7 @@ void mx_sink_session_end(mx_sink *k, mx_sess *s)
 /* Bytes a session's documents hold until it ends, beside its first event
  * (a few hundred bytes a session, bounded as the flows are by --max-flows),
  * and of them what a part written early gives back. */
-static uint64_t splittable(const sess_out *o) { return o->doc.cap + o->lines.cap + o->tree.nbytes + o->tree.tbytes; }
+static uint64_t splittable(const sess_out *o) { return o->doc.held + o->lines.held + o->tree.nbytes + o->tree.tbytes; }
 static uint64_t held(const sess_out *o) { return splittable(o) + o->pend_native.cap + o->pend_ecs.cap; }
 
 static void charge(mx_sink *k, sess_out *o)
@@ -640,8 +703,8 @@ static void split(mx_sink *k, mx_sess *s)
     }
     write_docs(k, s, 0);
     o->splitting = 0;
-    tbuf_free(&o->doc);
-    tbuf_free(&o->lines);
+    chain_free(k, &o->doc);
+    chain_free(k, &o->lines);
     mx_arena_free(&o->tree);
     o->tree.small = o->tree.keep = 1;
     if (o->events) { o->events->v.kids.first = o->events->v.kids.last = NULL; o->events->len = 0; }
@@ -658,8 +721,8 @@ void mx_sink_session_drop(mx_sink *k, mx_sess *s)
     if (k->mc) { k->mc->used -= o->charged; k->mc->docs -= o->charged; }
     k->nopen--;
     mx_arena_free(&o->head);
-    tbuf_free(&o->doc);
-    tbuf_free(&o->lines);
+    chain_free(k, &o->doc);
+    chain_free(k, &o->lines);
     tbuf_free(&o->pend_native);
     tbuf_free(&o->pend_ecs);
     if (o->tree.nfirst && k->npool < POOL && o->tree.nbytes + o->tree.tbytes <= POOL_KEEP) {
@@ -762,13 +825,13 @@ void mx_sink_ev_done(mx_sink *k, mx_sess *s, mx_node *e)
     if (o && k->text_lines) {
         char line[MX_VIEW_LINE_MAX];
         size_t n = mx_view_text_line(e, k->text_color, line);
-        if (n) keep_text(&o->lines, line, n, 0);
+        if (n) chain_add(k, &o->lines, line, n, 0);
     }
     if (k->n_native || (k->n_text_doc && o)) {
         const char *t = print(k, &k->buf, e, 0);
         if (t) {
             size_t n = k->buf.len;
-            if (o && k->n_text_doc) keep_text(&o->doc, t, n, ',');
+            if (o && k->n_text_doc) chain_add(k, &o->doc, t, n, ',');
             if (k->n_native && held) keep_text(&o->pend_native, t, n, '\n');
             else if (k->n_native)
                 for (int i = 0; i < k->nouts; i++)

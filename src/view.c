@@ -319,7 +319,7 @@ static void endpoint(char *buf, size_t cap, const cJ *ep)
 }
 
 /* The session's first line: who, when, how long (known at its end). */
-static void text_header(FILE *f, const cJ *doc, const cJ *start, int color)
+void mx_view_text_head(FILE *f, const cJ *doc, const cJ *start, int color)
 {
     char cli[80], srv[80];
     long long part = num(doc, "part", 0);
@@ -338,7 +338,7 @@ static void text_header(FILE *f, const cJ *doc, const cJ *start, int color)
 }
 
 /* The verdict, or that the session goes on in a next part. */
-static void text_footer(FILE *f, const cJ *doc, int color)
+void mx_view_text_foot(FILE *f, const cJ *doc, int color)
 {
     const cJ *end = last_event(doc), *v = obj(end, "verdict");
     long long part = num(doc, "part", 0);
@@ -388,20 +388,14 @@ size_t mx_view_text_line(const cJ *e, int color, char *out)
 void mx_view_text_session(FILE *f, const cJ *doc, const cJ *start, int color)
 {
     char out[MX_VIEW_LINE_MAX];
-    text_header(f, doc, start, color);
+    mx_view_text_head(f, doc, start, color);
     MX_NODE_EACH(e, obj(doc, "events")) {
         size_t n = mx_view_text_line(e, color, out);
         if (n) fwrite(out, 1, n, f);
     }
-    text_footer(f, doc, color);
+    mx_view_text_foot(f, doc, color);
 }
 
-void mx_view_text_session_lines(FILE *f, const cJ *doc, const cJ *start, int color, const char *lines, size_t n)
-{
-    text_header(f, doc, start, color);
-    if (n) fwrite(lines, 1, n, f);
-    text_footer(f, doc, color);
-}
 
 /* ---- summary --------------------------------------------------------------- */
 

@@ -49,12 +49,12 @@ void mx_view_text_session(FILE *f, const struct mx_ev *doc, const struct mx_ev *
  * room for MX_VIEW_LINE_MAX bytes: its length, 0 for an event the view
  * leaves out.  A line depends on its event alone, so that a session's lines
  * can be made as its events come and kept as text; the session is then
- * written with mx_view_text_session_lines() (doc's events: at least its
+ * written as its head, the lines, its foot (doc's events: at least its
  * last, for the verdict). */
 #define MX_VIEW_LINE_MAX (4096 * 4 + 128)
 size_t mx_view_text_line(const struct mx_ev *e, int color, char *out);
-void mx_view_text_session_lines(FILE *f, const struct mx_ev *doc, const struct mx_ev *start, int color,
-                                const char *lines, size_t n);
+void mx_view_text_head(FILE *f, const struct mx_ev *doc, const struct mx_ev *start, int color);
+void mx_view_text_foot(FILE *f, const struct mx_ev *doc, int color);
 void mx_view_summary_header(FILE *f);
 void mx_view_summary_session(FILE *f, const struct mx_ev *doc, const struct mx_ev *start, int color);
 void mx_view_html_begin(FILE *f);
