@@ -99,6 +99,18 @@ static void finish(mx_classifier *c, mx_cflow *f)
     f->nf = NULL;
 }
 
+/* Whether an IPv4/IPv6 TCP header carries SYN, FIN or RST (1), or is a
+ * bare ACK (0); anything unexpected counts as flags. */
+static int tcp_flags_set(const uint8_t *l3, uint32_t n)
+{
+    uint32_t off;
+    if ((l3[0] >> 4) == 4) off = (uint32_t)(l3[0] & 15) * 4;
+    else if ((l3[0] >> 4) == 6 && n >= 40 && l3[6] == 6) off = 40;
+    else return 1;
+    if (n < off + 14) return 1;
+    return (l3[off + 13] & 0x07) != 0;
+}
+
 /* A client's AUTH command at the start of a packet (where clients put it:
  * AUTH waits for the reply to EHLO). */
 static int auth_start(const uint8_t *p, uint32_t n)
@@ -125,6 +137,9 @@ void mx_cflow_packet(mx_classifier *c, mx_cflow *f, const uint8_t *l3, uint32_t 
                      const uint8_t *pay, uint32_t paylen, uint64_t ts_us)
 {
     if (!c || !f || f->r[f->phase].done || !l3 || l3len == 0) return;
+    /* past the handshake, a bare ACK tells nDPI nothing (its own TCP
+     * tracking follows the bytes, not the acknowledgements) */
+    if (f->nf && f->packets >= 3 && paylen == 0 && !(l3len >= 1 && tcp_flags_set(l3, l3len))) return;
     if (f->paused) {
         if (!auth_start(pay, paylen)) return;
         f->paused = 0;
