@@ -143,10 +143,12 @@ mx_node *mx_node_ref(mx_arena *a, const mx_node *src)
     return v;
 }
 
-void mx_node_add(mx_node *p, const char *key, mx_node *v)
+void mx_node_add(mx_node *p, const char *key, mx_node *v) { mx_node_add_k(p, key, 0, v); }
+
+void mx_node_add_k(mx_node *p, const char *key, size_t klen, mx_node *v)
 {
     if (!p || !v || p->vt < MX_VT_OBJ || (v->vt == MX_VT_EVENT && p->vt != MX_VT_ARR)) return;
-    if (p->vt != MX_VT_ARR) v->key = key;
+    if (p->vt != MX_VT_ARR) { v->key = key; v->klen = key && klen < 64 ? (uint16_t)klen : 0; }
     else if (v->vt != MX_VT_EVENT) v->key = NULL;
     v->next = NULL;
     if (p->v.kids.last) p->v.kids.last->next = v;
@@ -362,7 +364,7 @@ void mx_ev_end(mx_sess *s, mx_ev *e)
 }
 
 /* The single path from wire bytes to an event's text. */
-void mx_ev_wire(mx_ev *e, const char *key, const uint8_t *p, size_t n, size_t maxin)
+void mx_ev_wire_k(mx_ev *e, const char *key, size_t kl, const uint8_t *p, size_t n, size_t maxin)
 {
     if (!e) return;
     mx_arena *a = e->a;
@@ -375,87 +377,90 @@ void mx_ev_wire(mx_ev *e, const char *key, const uint8_t *p, size_t n, size_t ma
     if (!v) return;
     v->v.s = buf;
     v->len = (uint32_t)outlen;
-    mx_node_add(e, key, v);
+    mx_node_add_k(e, key, kl, v);
     if ((fl & MX_TEXT_TRUNCATED) && key && e->vt != MX_VT_ARR) {
-        size_t kl = strlen(key);
         char *k2 = mx_arena_text(a, kl + sizeof "_truncated");
         if (!k2) return;
         memcpy(k2, key, kl);
         memcpy(k2 + kl, "_truncated", sizeof "_truncated");
-        mx_node_add(e, k2, mx_node_new(a, MX_VT_TRUE));
+        mx_node_add_k(e, k2, kl + sizeof "_truncated" - 1, mx_node_new(a, MX_VT_TRUE));
     }
 }
 
-void mx_ev_str(mx_ev *e, const char *key, const char *s)
+void mx_ev_str_k(mx_ev *e, const char *key, size_t kl, const char *s)
 {
-    if (e && s) mx_node_add(e, key, mx_node_str(e->a, s, strlen(s)));
+    if (e && s) mx_node_add_k(e, key, kl, mx_node_str(e->a, s, strlen(s)));
 }
 
-void mx_ev_lit(mx_ev *e, const char *key, const char *s)
+void mx_ev_lit_k(mx_ev *e, const char *key, size_t kl, const char *s)
 {
-    if (e && s) mx_node_add(e, key, mx_node_lit(e->a, s));
+    if (e && s) mx_node_add_k(e, key, kl, mx_node_lit(e->a, s));
 }
 
-void mx_ev_int(mx_ev *e, const char *key, int64_t v)
+void mx_ev_int_k(mx_ev *e, const char *key, size_t kl, int64_t v)
 {
     if (!e) return;
     /* Above 2^53 a double loses digits: write such values as strings. */
     if (v > (1LL << 53) || v < -(1LL << 53)) {
         char b[32];
         int n = snprintf(b, sizeof b, "%lld", (long long)v);
-        mx_node_add(e, key, mx_node_str(e->a, b, (size_t)n));
+        mx_node_add_k(e, key, kl, mx_node_str(e->a, b, (size_t)n));
     } else {
-        mx_node_add(e, key, mx_node_int(e->a, v));
+        mx_node_add_k(e, key, kl, mx_node_int(e->a, v));
     }
 }
 
-void mx_ev_num(mx_ev *e, const char *key, double v)
+void mx_ev_num_k(mx_ev *e, const char *key, size_t kl, double v)
 {
     if (!e) return;
     mx_node *n = mx_node_new(e->a, MX_VT_NUM);
     if (n) n->v.d = v;
-    mx_node_add(e, key, n);
+    mx_node_add_k(e, key, kl, n);
 }
 
-void mx_ev_seconds(mx_ev *e, const char *key, uint64_t us)
+void mx_ev_seconds_k(mx_ev *e, const char *key, size_t kl, uint64_t us)
 {
     if (!e) return;
     mx_node *n = mx_node_new(e->a, MX_VT_USEC);
     if (n) n->v.i = (int64_t)us;
-    mx_node_add(e, key, n);
+    mx_node_add_k(e, key, kl, n);
 }
 
-void mx_ev_bool(mx_ev *e, const char *key, int v) { if (e) mx_node_add(e, key, mx_node_new(e->a, v ? MX_VT_TRUE : MX_VT_FALSE)); }
-void mx_ev_null(mx_ev *e, const char *key) { if (e) mx_node_add(e, key, mx_node_new(e->a, MX_VT_NULL)); }
+void mx_ev_bool_k(mx_ev *e, const char *key, size_t kl, int v)
+{
+    if (e) mx_node_add_k(e, key, kl, mx_node_new(e->a, v ? MX_VT_TRUE : MX_VT_FALSE));
+}
 
-mx_ev *mx_ev_obj(mx_ev *e, const char *key)
+void mx_ev_null_k(mx_ev *e, const char *key, size_t kl) { if (e) mx_node_add_k(e, key, kl, mx_node_new(e->a, MX_VT_NULL)); }
+
+mx_ev *mx_ev_obj_k(mx_ev *e, const char *key, size_t kl)
 {
     if (!e) return NULL;
     mx_node *o = mx_node_new(e->a, MX_VT_OBJ);
-    mx_node_add(e, key, o);
+    mx_node_add_k(e, key, kl, o);
     return o;
 }
 
-mx_ev *mx_ev_arr(mx_ev *e, const char *key)
+mx_ev *mx_ev_arr_k(mx_ev *e, const char *key, size_t kl)
 {
     if (!e) return NULL;
     mx_node *o = mx_node_new(e->a, MX_VT_ARR);
-    mx_node_add(e, key, o);
+    mx_node_add_k(e, key, kl, o);
     return o;
 }
 
-void mx_ev_push_wire(mx_ev *a, const uint8_t *p, size_t n, size_t cap) { mx_ev_wire(a, NULL, p, n, cap); }
-void mx_ev_push_str(mx_ev *a, const char *s) { mx_ev_str(a, NULL, s); }
-void mx_ev_push_lit(mx_ev *a, const char *s) { mx_ev_lit(a, NULL, s); }
-void mx_ev_push_int(mx_ev *a, int64_t v) { mx_ev_int(a, NULL, v); }
-mx_ev *mx_ev_push_obj(mx_ev *a) { return mx_ev_obj(a, NULL); }
+void mx_ev_push_wire(mx_ev *a, const uint8_t *p, size_t n, size_t cap) { mx_ev_wire_k(a, NULL, 0, p, n, cap); }
+void mx_ev_push_str(mx_ev *a, const char *s) { mx_ev_str_k(a, NULL, 0, s); }
+void mx_ev_push_lit(mx_ev *a, const char *s) { mx_ev_lit_k(a, NULL, 0, s); }
+void mx_ev_push_int(mx_ev *a, int64_t v) { mx_ev_int_k(a, NULL, 0, v); }
+mx_ev *mx_ev_push_obj(mx_ev *a) { return mx_ev_obj_k(a, NULL, 0); }
 
-void mx_ev_endpoint(mx_ev *e, const char *key, const mx_addr *a, uint16_t port)
+void mx_ev_endpoint_k(mx_ev *e, const char *key, size_t kl, const mx_addr *a, uint16_t port)
 {
     if (!e) return;
     char ip[64];
     mx_addr_str(a, ip, sizeof ip);
-    mx_ev *o = mx_ev_obj(e, key);
+    mx_ev *o = mx_ev_obj_k(e, key, kl);
     mx_ev_str(o, "ip", ip);
-    if (o) mx_node_add(o, "port", mx_node_int(o->a, port));
+    if (o) mx_node_add_k(o, "port", 4, mx_node_int(o->a, port));
 }

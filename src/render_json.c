@@ -10,6 +10,7 @@
 #include "mx/evtype.h"
 #include "mx/session.h"
 
+#include <assert.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -175,6 +176,35 @@ static void key(mx_buf *b, const char *k, int comma)
     b->len += (size_t)comma + n + 3;
 }
 
+/* A member's name whose length its maker passed along (the program's own
+ * names, session.h): written as it is, in words. */
+static void key_of(mx_buf *b, const mx_node *c, int comma)
+{
+    size_t n = c->klen;
+    const char *k = c->key;
+    if (!n || !k) { key(b, k ? k : "", comma); return; }
+#ifndef NDEBUG
+    for (size_t i = 0; i < n; i++) assert(!special[(unsigned char)k[i]] && k[i]);
+#endif
+    if (!room(b, n + 4)) return;
+    char *o = b->p + b->len;
+    o[0] = ',';
+    o += comma;
+    *o++ = '"';
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) memcpy(o + i, k + i, 8);
+        memcpy(o + n - 8, k + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(o, k, 4);
+        memcpy(o + n - 4, k + n - 4, 4);
+    } else {
+        for (size_t i = 0; i < n; i++) o[i] = k[i];
+    }
+    o[n] = '"';
+    o[n + 1] = ':';
+    b->len += (size_t)comma + n + 3;
+}
+
 /* Decimal digits two at a time. */
 static size_t u64_digits(uint64_t v, char *out)
 {
@@ -269,7 +299,7 @@ static void event_line(mx_buf *b, const mx_node *e, const mx_evhead *h)
     if (h->from == MX_CLIENT) put(b, ",\"from\":\"client\"", 16);
     else if (h->from == MX_SERVER) put(b, ",\"from\":\"server\"", 16);
     for (const mx_node *c = e->v.kids.first; c; c = c->next) {
-        key(b, c->key ? c->key : "", 1);
+        key_of(b, c, 1);
         value(b, c, 0, 1);
     }
     putc1(b, '}');
@@ -305,7 +335,7 @@ static void value(mx_buf *b, const mx_node *v, int pretty, size_t depth)
         if (pretty) putc1(b, '\n');
         for (const mx_node *c = mx_ev_head_nodes(v, head, ts); c; c = c->next) {
             if (pretty) tabs(b, depth + 1);
-            key(b, c->key ? c->key : "", 0);
+            key_of(b, c, 0);
             if (pretty) putc1(b, '\t');
             value(b, c, pretty, depth + 1);
             if (c->next) putc1(b, ',');

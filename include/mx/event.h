@@ -64,6 +64,8 @@ struct mx_ev {
     uint32_t len;                 /* STR: bytes; OBJ/ARR: members           */
     uint8_t vt;                   /* mx_vt                                  */
     uint8_t evtype;               /* top level: its mx_evtype               */
+    uint16_t klen;                /* key's length when its maker knew it (the
+                                     program's own names), else 0           */
 };
 typedef struct mx_ev mx_node;
 
@@ -103,6 +105,9 @@ mx_node *mx_node_ref(mx_arena *a, const mx_node *v);
 /* Appends v (a fresh node) to parent under key; key is ignored in an array
  * and must outlive the tree.  NULLs do nothing. */
 void mx_node_add(mx_node *parent, const char *key, mx_node *v);
+/* The same with the key's length, for the program's own names (session.h's
+ * calls): short plain ASCII, written as they are. */
+void mx_node_add_k(mx_node *parent, const char *key, size_t klen, mx_node *v);
 
 /* ---- reading --------------------------------------------------------------- */
 

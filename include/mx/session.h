@@ -91,26 +91,40 @@ typedef struct mx_sess {
 mx_ev *mx_ev_begin(mx_sess *s, mx_evtype type, int from);
 void mx_ev_end(mx_sess *s, mx_ev *e);
 
-/* Keys are string literals (static storage): the output refers to them. */
-void mx_ev_str(mx_ev *e, const char *key, const char *s);      /* trusted, copied */
-void mx_ev_lit(mx_ev *e, const char *key, const char *s);      /* trusted literal, not copied */
+/* Keys are string literals (static storage): the output refers to them.
+ * They are the program's own names (short plain ASCII, never wire bytes);
+ * the macros pass each one's length along, known when it is compiled. */
+void mx_ev_str_k(mx_ev *e, const char *key, size_t kl, const char *s);      /* trusted, copied */
+void mx_ev_lit_k(mx_ev *e, const char *key, size_t kl, const char *s);      /* trusted literal, not copied */
 /* Wire bytes: cleaned by mx_text_clean(), at most cap input bytes; a cut
  * value gets a sibling "<key>_truncated": true. */
-void mx_ev_wire(mx_ev *e, const char *key, const uint8_t *p, size_t n, size_t cap);
-void mx_ev_int(mx_ev *e, const char *key, int64_t v);
-void mx_ev_num(mx_ev *e, const char *key, double v);
-void mx_ev_seconds(mx_ev *e, const char *key, uint64_t us);   /* µs as seconds */
-void mx_ev_bool(mx_ev *e, const char *key, int v);
-void mx_ev_null(mx_ev *e, const char *key);
-mx_ev *mx_ev_obj(mx_ev *e, const char *key);     /* nested object */
-mx_ev *mx_ev_arr(mx_ev *e, const char *key);     /* nested array  */
+void mx_ev_wire_k(mx_ev *e, const char *key, size_t kl, const uint8_t *p, size_t n, size_t cap);
+void mx_ev_int_k(mx_ev *e, const char *key, size_t kl, int64_t v);
+void mx_ev_num_k(mx_ev *e, const char *key, size_t kl, double v);
+void mx_ev_seconds_k(mx_ev *e, const char *key, size_t kl, uint64_t us);   /* µs as seconds */
+void mx_ev_bool_k(mx_ev *e, const char *key, size_t kl, int v);
+void mx_ev_null_k(mx_ev *e, const char *key, size_t kl);
+mx_ev *mx_ev_obj_k(mx_ev *e, const char *key, size_t kl);     /* nested object */
+mx_ev *mx_ev_arr_k(mx_ev *e, const char *key, size_t kl);     /* nested array  */
+#define MX_KL(key) __builtin_strlen(key)
+#define mx_ev_str(e, key, s) mx_ev_str_k((e), (key), MX_KL(key), (s))
+#define mx_ev_lit(e, key, s) mx_ev_lit_k((e), (key), MX_KL(key), (s))
+#define mx_ev_wire(e, key, p, n, cap) mx_ev_wire_k((e), (key), MX_KL(key), (p), (n), (cap))
+#define mx_ev_int(e, key, v) mx_ev_int_k((e), (key), MX_KL(key), (v))
+#define mx_ev_num(e, key, v) mx_ev_num_k((e), (key), MX_KL(key), (v))
+#define mx_ev_seconds(e, key, us) mx_ev_seconds_k((e), (key), MX_KL(key), (us))
+#define mx_ev_bool(e, key, v) mx_ev_bool_k((e), (key), MX_KL(key), (v))
+#define mx_ev_null(e, key) mx_ev_null_k((e), (key), MX_KL(key))
+#define mx_ev_obj(e, key) mx_ev_obj_k((e), (key), MX_KL(key))
+#define mx_ev_arr(e, key) mx_ev_arr_k((e), (key), MX_KL(key))
 void mx_ev_push_wire(mx_ev *arr, const uint8_t *p, size_t n, size_t cap);
 void mx_ev_push_str(mx_ev *arr, const char *s);
 void mx_ev_push_lit(mx_ev *arr, const char *s);   /* literal, not copied */
 void mx_ev_push_int(mx_ev *arr, int64_t v);
 mx_ev *mx_ev_push_obj(mx_ev *arr);
 /* Writes an endpoint object {ip, port}. */
-void mx_ev_endpoint(mx_ev *e, const char *key, const mx_addr *a, uint16_t port);
+void mx_ev_endpoint_k(mx_ev *e, const char *key, size_t kl, const mx_addr *a, uint16_t port);
+#define mx_ev_endpoint(e, key, a, port) mx_ev_endpoint_k((e), (key), MX_KL(key), (a), (port))
 
 /* The connection is on an implicit-TLS port (465): TLS from the first byte. */
 void mx_sess_implicit_tls(mx_sess *s);
