@@ -24,7 +24,7 @@ typedef struct open_att {
 
 /* The last EHLO replies seen, for STARTTLS that disappears. */
 #define OFFERS 256
-typedef struct offer { char client[48], server[48]; uint64_t end_us, session; } offer;
+typedef struct offer { char client[48], server[48]; uint64_t end_us, session; uint32_t h; } offer;
 
 struct mx_attempts {
     uint64_t window_us, next_no;
@@ -120,9 +120,10 @@ void mx_attempts_add(mx_attempts *t, const mx_attempt_row *in, mx_attempt_fn fn,
     /* STARTTLS: offered by this server to this client within the window,
      * missing now (a middlebox stripping it), or offered now (kept) */
     if (r->ehlo_ok) {
+        uint32_t oh = hash(r->client) ^ hash(r->server) * 31u;   /* (compared first) */
         for (size_t k = 0; k < t->noff && !r->starttls_offered; k++) {
             const offer *f = &t->off[k];
-            if (!strcmp(f->client, r->client) && !strcmp(f->server, r->server) && r->start_us <= f->end_us + t->window_us &&
+            if (f->h == oh && !strcmp(f->client, r->client) && !strcmp(f->server, r->server) && r->start_us <= f->end_us + t->window_us &&
                 f->end_us <= r->start_us)
                 r->stripped = 1;
         }
@@ -133,6 +134,7 @@ void mx_attempts_add(mx_attempts *t, const mx_attempt_row *in, mx_attempt_fn fn,
             f->client[sizeof f->client - 1] = f->server[sizeof f->server - 1] = 0;
             f->end_us = r->end_us;
             f->session = r->id;
+            f->h = oh;
             t->next_off = (t->next_off + 1) % OFFERS;
             if (t->noff < OFFERS) t->noff++;
         }

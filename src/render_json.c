@@ -17,6 +17,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 enum { BUF_MAX = 1u << 30 };
 
@@ -91,6 +94,24 @@ static void string(mx_buf *b, const char *s, size_t n)
     char *o = b->p + b->len;
     *o++ = '"';
     while (p < end) {
+#if defined(__SSE2__)
+        /* plain text sixteen bytes at a time: below 0x20, '"', '\\', and
+         * the lead bytes of U+0085 and U+2028/9 stop it */
+        {
+            const __m128i c1f = _mm_set1_epi8(0x1F), q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'),
+                          c2 = _mm_set1_epi8((char)0xC2), e2 = _mm_set1_epi8((char)0xE2);
+            while (end - p >= 16) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+                __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(v, c1f), c1f), _mm_cmpeq_epi8(v, q)),
+                                         _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, bs), _mm_cmpeq_epi8(v, c2)),
+                                                      _mm_cmpeq_epi8(v, e2)));
+                if (_mm_movemask_epi8(m)) break;
+                _mm_storeu_si128((__m128i *)(void *)o, v);
+                o += 16;
+                p += 16;
+            }
+        }
+#endif
         /* plain text eight bytes at a time */
         while (end - p >= 8) {
             uint64_t w;
