@@ -321,12 +321,27 @@ typedef struct list16 { uint16_t v[128]; int n; } list16;
 
 static void push16(list16 *l, uint16_t v) { if (l->n < 128) l->v[l->n++] = v; }
 
-static int cmp16(const void *a, const void *b)
-{
-    return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
-}
 
 /* Appends the decimal digits of v at buf[*o] (room permitting). */
+/* s into dst (cap bytes), cut if need be. */
+static void copy_text(char *dst, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, s, n);
+    dst[n] = 0;
+}
+
+/* "0x" and four upper-case hex digits (a code no table names). */
+static void hex4(char out[7], unsigned v)
+{
+    static const char hx[] = "0123456789ABCDEF";
+    out[0] = '0';
+    out[1] = 'x';
+    for (int k = 0; k < 4; k++) out[2 + k] = hx[(v >> (12 - 4 * k)) & 15];
+    out[6] = 0;
+}
+
 static void put_u16(char *buf, size_t cap, size_t *o, unsigned v)
 {
     char d[6];
@@ -337,10 +352,10 @@ static void put_u16(char *buf, size_t cap, size_t *o, unsigned v)
     buf[*o] = 0;
 }
 
-/* Appends "a-b-c" of the non-GREASE values (decimal) to buf. */
-static void dash_list(char *buf, size_t cap, const list16 *l)
+/* Appends "a-b-c" of the non-GREASE values (decimal) to buf at o; the
+ * new end. */
+static size_t dash_list(char *buf, size_t cap, size_t o, const list16 *l)
 {
-    size_t o = strlen(buf);
     int first = 1;
     for (int i = 0; i < l->n; i++) {
         if (grease(l->v[i])) continue;
@@ -348,10 +363,11 @@ static void dash_list(char *buf, size_t cap, const list16 *l)
         put_u16(buf, cap, &o, l->v[i]);
         first = 0;
     }
+    return o;
 }
 
 /* "xxxx,yyyy" of the values, sorted if asked, GREASE and `skip*` left out. */
-static void hex_list(char *buf, size_t cap, const list16 *l, int sort, int skip_sni_alpn)
+static size_t hex_list(char *buf, size_t cap, const list16 *l, int sort, int skip_sni_alpn)
 {
     uint16_t v[128];
     int n = 0;
@@ -360,7 +376,13 @@ static void hex_list(char *buf, size_t cap, const list16 *l, int sort, int skip_
         if (skip_sni_alpn && (l->v[i] == 0x0000 || l->v[i] == 0x0010)) continue;
         v[n++] = l->v[i];
     }
-    if (sort) qsort(v, (size_t)n, sizeof v[0], cmp16);
+    if (sort)      /* (a few dozen values: insertion, no comparison calls) */
+        for (int i = 1; i < n; i++) {
+            uint16_t x = v[i];
+            int j = i;
+            for (; j > 0 && v[j - 1] > x; j--) v[j] = v[j - 1];
+            v[j] = x;
+        }
     static const char hx[] = "0123456789abcdef";
     size_t o = 0;
     for (int i = 0; i < n && o + 6 < cap; i++) {
@@ -368,6 +390,7 @@ static void hex_list(char *buf, size_t cap, const list16 *l, int sort, int skip_
         for (int k = 12; k >= 0; k -= 4) buf[o++] = hx[(v[i] >> k) & 15];
     }
     buf[o] = 0;
+    return o;
 }
 
 /* A list of 16-bit values behind a 1- or 2-byte length (RFC 8446 §3.4). */
@@ -451,12 +474,15 @@ static void client_hello(mx_tls *t, mx_cur c)
     }
     /* JA3: version,ciphers,extensions,groups,point formats (decimal). */
     char ja3s[2048];
-    snprintf(ja3s, sizeof ja3s, "%u,", legacy);
-    dash_list(ja3s, sizeof ja3s, &ciphers); strncat(ja3s, ",", sizeof ja3s - strlen(ja3s) - 1);
-    dash_list(ja3s, sizeof ja3s, &exts); strncat(ja3s, ",", sizeof ja3s - strlen(ja3s) - 1);
-    dash_list(ja3s, sizeof ja3s, &groups); strncat(ja3s, ",", sizeof ja3s - strlen(ja3s) - 1);
-    dash_list(ja3s, sizeof ja3s, &pf);
-    mx_md5_hex(ja3s, strlen(ja3s), t->ja3);
+    size_t jo = 0;
+    ja3s[0] = 0;
+    put_u16(ja3s, sizeof ja3s, &jo, legacy);
+    const list16 *parts[4] = { &ciphers, &exts, &groups, &pf };
+    for (int k = 0; k < 4; k++) {
+        if (jo + 2 < sizeof ja3s) { ja3s[jo++] = ','; ja3s[jo] = 0; }
+        jo = dash_list(ja3s, sizeof ja3s, jo, parts[k]);
+    }
+    mx_md5_hex(ja3s, jo, t->ja3);
 
     /* JA4 (client): t<ver><d|i><#ciphers><#exts><alpn>_<ciphers>_<exts>_<sigs> */
     uint16_t top = legacy;
@@ -475,15 +501,24 @@ static void client_hello(mx_tls *t, mx_cur c)
         else { a0 = hx[f0 >> 4]; a1 = hx[f1 & 15]; }
     }
     int nc = count_ng(&ciphers), ne = count_ng(&exts);
-    char part_a[32], clist[1024], elist[1200], slist[800], h1[65], h2[65];
-    snprintf(part_a, sizeof part_a, "t%s%c%02d%02d%c%c", vv, t->sni[0] ? 'd' : 'i', nc > 99 ? 99 : nc, ne > 99 ? 99 : ne, a0, a1);
-    hex_list(clist, sizeof clist, &ciphers, 1, 0);
-    hex_list(elist, sizeof elist, &exts, 1, 1);
-    hex_list(slist, sizeof slist, &sigs, 0, 0);
-    if (slist[0]) { strncat(elist, "_", sizeof elist - strlen(elist) - 1); strncat(elist, slist, sizeof elist - strlen(elist) - 1); }
-    if (clist[0]) mx_sha256_hex(clist, strlen(clist), h1); else strcpy(h1, "000000000000");
-    if (ne) mx_sha256_hex(elist, strlen(elist), h2); else strcpy(h2, "000000000000");
-    snprintf(t->ja4, sizeof t->ja4, "%s_%.12s_%.12s", part_a, h1, h2);
+    char clist[1024], elist[2048], h1[65], h2[65];
+    size_t cl = hex_list(clist, sizeof clist, &ciphers, 1, 0);
+    size_t el = hex_list(elist, sizeof elist - 800, &exts, 1, 1);
+    size_t sl = hex_list(elist + el + 1, 800, &sigs, 0, 0);
+    if (sl) { elist[el] = '_'; el += 1 + sl; }     /* (the signatures were written after it) */
+    elist[el] = 0;
+    if (cl) mx_sha256_hex(clist, cl, h1); else memcpy(h1, "000000000000", 13);
+    if (ne) mx_sha256_hex(elist, el, h2); else memcpy(h2, "000000000000", 13);
+    /* t<ver><d|i><#ciphers><#exts><alpn>_<12 hex>_<12 hex> */
+    int c2 = nc > 99 ? 99 : nc, e2 = ne > 99 ? 99 : ne;
+    char *j4 = t->ja4;
+    _Static_assert(sizeof t->ja4 >= 37, "JA4 is 36 characters");
+    j4[0] = 't'; j4[1] = vv[0]; j4[2] = vv[1]; j4[3] = t->sni[0] ? 'd' : 'i';
+    j4[4] = (char)('0' + c2 / 10); j4[5] = (char)('0' + c2 % 10);
+    j4[6] = (char)('0' + e2 / 10); j4[7] = (char)('0' + e2 % 10);
+    j4[8] = a0; j4[9] = a1; j4[10] = '_';
+    memcpy(j4 + 11, h1, 12); j4[23] = '_';
+    memcpy(j4 + 24, h2, 12); j4[36] = 0;
 
     mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_CLIENT_HELLO, MX_CLIENT);
     mx_ev_str(ev, "legacy_version", version_name(legacy));
@@ -500,7 +535,7 @@ static void client_hello(mx_tls *t, mx_cur c)
         const cs_name *n = suite(ciphers.v[i]);
         if (n) { mx_ev_push_lit(a, n->iana); continue; }
         char hx[8];
-        snprintf(hx, sizeof hx, "0x%04X", ciphers.v[i]);
+        hex4(hx, ciphers.v[i]);
         mx_ev_push_str(a, hx);
     }
     if (groups.n) {
@@ -559,17 +594,23 @@ static void server_hello(mx_tls *t, mx_cur c)
     uint16_t ver = selected ? selected : legacy;
     const cs_name *cn = suite(cipher);
     char ja3src[1024];
-    snprintf(ja3src, sizeof ja3src, "%u,%u,", legacy, cipher);
-    dash_list(ja3src, sizeof ja3src, &exts);
+    size_t jo = 0;
+    ja3src[0] = 0;
+    put_u16(ja3src, sizeof ja3src, &jo, legacy);
+    ja3src[jo++] = ',';
+    put_u16(ja3src, sizeof ja3src, &jo, cipher);
+    ja3src[jo++] = ',';
+    ja3src[jo] = 0;
+    jo = dash_list(ja3src, sizeof ja3src, jo, &exts);
     mx_ev *ev = mx_ev_begin(t->s, is_hrr ? MX_EV_TLS_HELLO_RETRY_REQUEST : MX_EV_TLS_SERVER_HELLO, MX_SERVER);
     mx_ev_str(ev, "version", version_name(ver));
     char hx[8];
-    snprintf(hx, sizeof hx, "0x%04X", cipher);
+    hex4(hx, cipher);
     mx_ev_str(ev, "cipher", cn ? cn->iana : hx);
     if (cn && cn->openssl) mx_ev_str(ev, "cipher_openssl", cn->openssl);
     if (alpn[0]) WIRE(ev, "alpn", alpn, strlen(alpn));
     if (!is_hrr) {
-        mx_md5_hex(ja3src, strlen(ja3src), t->ja3s);
+        mx_md5_hex(ja3src, jo, t->ja3s);
         mx_ev_str(ev, "ja3s", t->ja3s);
     }
     if (ver < 0x0303) mx_ev_bool(ev, "obsolete_version", 1);
@@ -1353,12 +1394,14 @@ void mx_tls_facts(const mx_tls *t, mx_facts *f)
     f->tls_keys_failed = t->decrypt_failed;
     if (t->have_sh) {
         const cs_name *cn = suite(t->cipher);
-        snprintf(f->tls_version, sizeof f->tls_version, "%s", version_name(t->version));
+        copy_text(f->tls_version, sizeof f->tls_version, version_name(t->version));
         if (cn) {
-            snprintf(f->tls_cipher, sizeof f->tls_cipher, "%s", cn->iana);
-            snprintf(f->tls_cipher_openssl, sizeof f->tls_cipher_openssl, "%s", cn->openssl ? cn->openssl : "");
+            copy_text(f->tls_cipher, sizeof f->tls_cipher, cn->iana);
+            copy_text(f->tls_cipher_openssl, sizeof f->tls_cipher_openssl, cn->openssl ? cn->openssl : "");
         } else {
-            snprintf(f->tls_cipher, sizeof f->tls_cipher, "0x%04X", t->cipher);
+            char hx[8];
+            hex4(hx, t->cipher);
+            copy_text(f->tls_cipher, sizeof f->tls_cipher, hx);
         }
     }
     f->client_hello_seen = t->have_ch;
@@ -1376,11 +1419,11 @@ void mx_tls_facts(const mx_tls *t, mx_facts *f)
     f->cert_not_yet_valid = t->checks.not_yet_valid;
     f->cert_self_signed = t->checks.self_signed;
     f->cert_name_mismatch = t->checks.name_mismatch > 0;
-    snprintf(f->cert_issuer_cn, sizeof f->cert_issuer_cn, "%s", t->checks.root_cn[0] ? t->checks.root_cn : t->checks.issuer_cn);
-    snprintf(f->cert_subject_cn, sizeof f->cert_subject_cn, "%s", t->checks.leaf_cn);
-    snprintf(f->cert_not_after, sizeof f->cert_not_after, "%s", t->checks.not_after);
-    snprintf(f->cert_names, sizeof f->cert_names, "%s", t->checks.uncovered);
-    snprintf(f->sni, sizeof f->sni, "%s", t->sni);
+    copy_text(f->cert_issuer_cn, sizeof f->cert_issuer_cn, t->checks.root_cn[0] ? t->checks.root_cn : t->checks.issuer_cn);
+    copy_text(f->cert_subject_cn, sizeof f->cert_subject_cn, t->checks.leaf_cn);
+    copy_text(f->cert_not_after, sizeof f->cert_not_after, t->checks.not_after);
+    copy_text(f->cert_names, sizeof f->cert_names, t->checks.uncovered);
+    copy_text(f->sni, sizeof f->sni, t->sni);
     f->client_cert_requested = t->cert_requested;
     f->cert_request_frame = t->cert_request_frame;
     f->client_cert_frame = t->client_cert_frame;

@@ -21,36 +21,93 @@ static void hex(const unsigned char *d, unsigned n, char *out)
     out[2 * n] = 0;
 }
 
-/* One digest context per thread, used again and again (EVP_Digest makes
- * and frees one at every call); a thread's is freed when it ends. */
+/* A thread's digest state: one context, used again and again (EVP_Digest
+ * makes and frees one at every call), and the last digests of short texts
+ * (JA3 and JA4 hash the same few lists of ciphers and extensions again and
+ * again: the clients of a mail server are a handful of TLS stacks), each
+ * kept with its input and confirmed byte for byte.  Freed when the thread
+ * ends. */
+enum { MEMO_N = 64, MEMO_MAX = 1536 };
+typedef struct memo {
+    uint64_t h;
+    uint32_t n;
+    int which;                    /* -1: empty */
+    char out[EVP_MAX_MD_SIZE * 2 + 1];
+    unsigned char in[MEMO_MAX];
+} memo;
+typedef struct tstate {
+    EVP_MD_CTX *ctx;
+    memo m[MEMO_N];
+} tstate;
 static pthread_key_t ctx_key;
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
 static int ctx_keyed;
-static void ctx_free(void *c) { EVP_MD_CTX_free(c); }
+static void ctx_free(void *v)
+{
+    tstate *t = v;
+    EVP_MD_CTX_free(t->ctx);
+    free(t);
+}
 static void ctx_init(void) { ctx_keyed = pthread_key_create(&ctx_key, ctx_free) == 0; }
 
-static EVP_MD_CTX *thread_ctx(void)
+static tstate *thread_state(void)
 {
     pthread_once(&ctx_once, ctx_init);
     if (!ctx_keyed) return NULL;
-    EVP_MD_CTX *c = pthread_getspecific(ctx_key);
-    if (!c && (c = EVP_MD_CTX_new()) && pthread_setspecific(ctx_key, c) != 0) {
-        EVP_MD_CTX_free(c);
-        c = NULL;
+    tstate *t = pthread_getspecific(ctx_key);
+    if (t) return t;
+    if (!(t = malloc(sizeof *t))) return NULL;
+    if (!(t->ctx = EVP_MD_CTX_new()) || pthread_setspecific(ctx_key, t) != 0) {
+        EVP_MD_CTX_free(t->ctx);
+        free(t);
+        return NULL;
     }
-    return c;
+    for (int i = 0; i < MEMO_N; i++) t->m[i].which = -1;
+    return t;
 }
 
-static void digest(const EVP_MD *md, const void *p, size_t n, char *out)
+static uint64_t text_hash(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001B3ull;
+    return h ^ (h >> 31);
+}
+
+static void digest_memo(int which, const EVP_MD *md, const void *p, size_t n, char *out)
 {
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned dl = 0;
-    EVP_MD_CTX *c = thread_ctx();
-    int ok = c ? EVP_DigestInit_ex(c, md, NULL) && EVP_DigestUpdate(c, p, n) && EVP_DigestFinal_ex(c, d, &dl)
+    tstate *t = thread_state();
+    memo *m = NULL;
+    uint64_t h = 0;
+    if (t && n <= MEMO_MAX) {
+        h = text_hash(p, n);
+        m = &t->m[h % MEMO_N];
+        if (m->which == which && m->h == h && m->n == n && !memcmp(m->in, p, n)) {
+            memcpy(out, m->out, strlen(m->out) + 1);
+            return;
+        }
+    }
+    int ok = t ? EVP_DigestInit_ex(t->ctx, md, NULL) && EVP_DigestUpdate(t->ctx, p, n) && EVP_DigestFinal_ex(t->ctx, d, &dl)
                : EVP_Digest(p, n, d, &dl, md, NULL);
     if (!ok) { out[0] = 0; return; }
     hex(d, dl, out);
+    if (m) {
+        m->which = which;
+        m->h = h;
+        m->n = (uint32_t)n;
+        memcpy(m->in, p, n);
+        memcpy(m->out, out, 2 * dl + 1);
+    }
 }
+
 
 /* OpenSSL 3 looks a digest up (under a lock) at every EVP_Digest() given
  * EVP_sha256() and the like; fetched once, it is not.  A fetched digest is
@@ -70,8 +127,8 @@ static const EVP_MD *md(int which)
     return which == MD_MD5 ? EVP_md5() : which == MD_SHA256 ? EVP_sha256() : EVP_sha1();
 }
 
-void mx_md5_hex(const void *p, size_t n, char *out) { digest(md(MD_MD5), p, n, out); }
-void mx_sha256_hex(const void *p, size_t n, char *out) { digest(md(MD_SHA256), p, n, out); }
+void mx_md5_hex(const void *p, size_t n, char *out) { digest_memo(MD_MD5, md(MD_MD5), p, n, out); }
+void mx_sha256_hex(const void *p, size_t n, char *out) { digest_memo(MD_SHA256, md(MD_SHA256), p, n, out); }
 
 void mx_community_id(const mx_addr *a, uint16_t ap, const mx_addr *b, uint16_t bp, char *out, size_t cap)
 {
