@@ -407,6 +407,14 @@ static const char *print(mx_sink *k, mx_buf *b, const mx_node *ev, int pretty)
 /* Writes one line (an event) to an output as one record. */
 static void put_line(mx_sink *k, sink_out *so, const char *t, size_t n, const char *tag)
 {
+    if (k->cap_fn && !so->rec.len && t == k->buf.p && n == k->buf.len && n < k->buf.cap) {
+        /* a worker's event line, as printed: it is the record (the line's
+         * NUL stands in for its newline while it is handed over) */
+        k->buf.p[n] = '\n';
+        emit(k, MX_REC_OUT, (int)(so - k->outs), tag, t, n + 1, 0);
+        k->buf.p[n] = 0;
+        return;
+    }
     drop_note(k, so, 0);
     put_text(k, so, t, n);
     put_nl(k, so);

@@ -45,8 +45,8 @@
  * there are batches it has not walked and room for its records, so both
  * are sized for tens of thousands of packets of drift. */
 enum {
-    NBATCH = 64,                  /* batches in flight                        */
-    BATCH_PKTS = 512,
+    NBATCH = 16,                  /* batches in flight                        */
+    BATCH_PKTS = 2048,
     BATCH_BYTES = 256 << 10,      /* packet bytes of a batch (grows for one larger packet) */
     CHUNK_BYTES = 256 << 10,      /* a worker's records are written in chunks of this */
     MAX_CHUNKS = 64,              /* chunks a worker may have unwritten        */
