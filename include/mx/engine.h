@@ -25,8 +25,7 @@ typedef struct mx_engine_cfg {
     uint16_t tls_ports[16];    /* ports where TLS starts at once (465)   */
     int ntls_ports;
     int no_ndpi;               /* skip nDPI classification               */
-    int ndpi_tls;              /* --ndpi-tls: nDPI's TLS risk pass (after
-                                  STARTTLS and on implicit TLS) */
+    int ndpi_tls;              /* --ndpi-tls: nDPI's TLS risk pass after STARTTLS */
     int any_port;              /* follow SMTP/TLS that nDPI finds anywhere */
     int workers;               /* engines on threads of their own (1: none) */
     int in_worker;             /* (set by workers.c for its engines)        */
