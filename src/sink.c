@@ -16,6 +16,7 @@
 #include "mx/attempts.h"
 #include "mx/output.h"
 #include "mx/stream.h"
+#include "mx/text.h"
 #include "mx/view.h"
 #include "render_ecs.h"
 #include "render_json.h"
@@ -433,7 +434,7 @@ static void keep_text(tbuf *o, const char *t, size_t n, char sep)
         o->txt = nb;
         o->cap = nc;
     }
-    if (o->nev++ && sep) o->txt[o->len++] = sep;
+    if (o->nev++) o->txt[o->len++] = sep;
     memcpy(o->txt + o->len, t, n);
     o->len += n;
     o->txt[o->len] = 0;
@@ -983,14 +984,6 @@ static void attempt_end(void *ctx, const mx_attempt *a)
 }
 
 /* What the attempts need of a session, from its session.end event. */
-static void copy_text(char *dst, size_t cap, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= cap) n = cap - 1;
-    memcpy(dst, src, n);
-    dst[n] = 0;
-}
-
 static void attempt_row(mx_sink *k, mx_sess *s, const mx_node *e)
 {
     mx_attempt_row *r = &k->arow;
@@ -1002,14 +995,14 @@ static void attempt_row(mx_sink *k, mx_sess *s, const mx_node *e)
     mx_addr_str(&s->cli, r->client, sizeof r->client);
     mx_addr_str(&s->srv, r->server, sizeof r->server);
     const char *rd = mx_node_text(mx_node_at(mx_node_get(smtp, "recipient_domains"), 0));
-    copy_text(r->dest, sizeof r->dest, rd ? rd : s->mx_domain ? s->mx_domain : "");
+    mx_copy_str(r->dest, sizeof r->dest, rd ? rd : s->mx_domain ? s->mx_domain : "");
     const char *sni = mx_node_gets(tls, "sni"), *banner = mx_node_gets(smtp, "banner_host");
-    copy_text(r->server_name, sizeof r->server_name,
+    mx_copy_str(r->server_name, sizeof r->server_name,
               s->dns_name ? s->dns_name : sni ? sni : banner ? banner : r->server);
     const char *code = mx_node_gets(v, "code"), *cause = mx_node_gets(v, "cause"), *t = mx_node_gets(v, "tls");
-    copy_text(r->code, sizeof r->code, code ? code : "");
-    copy_text(r->cause, sizeof r->cause, cause ? cause : "");
-    copy_text(r->tls, sizeof r->tls, t ? t : "");
+    mx_copy_str(r->code, sizeof r->code, code ? code : "");
+    mx_copy_str(r->cause, sizeof r->cause, cause ? cause : "");
+    mx_copy_str(r->tls, sizeof r->tls, t ? t : "");
     r->delivered = code && !strcmp(code, "delivered");
     r->tls_ok = t && !strcmp(t, "tls_ok");
     r->tls_failed = t && (!strcmp(t, "tls_rejected_by_client") || !strcmp(t, "tls_rejected_by_server") ||

@@ -195,13 +195,6 @@ static const char *reply_class(int code)
     }
 }
 
-static void copy_cstr(char *dst, size_t cap, const uint8_t *p, size_t n)
-{
-    if (n >= cap) n = cap - 1;
-    memcpy(dst, p, n);
-    dst[n] = 0;
-}
-
 static int is_sp(uint8_t c) { return c == ' ' || c == '\t'; }
 
 static void trim(const uint8_t **p, size_t *n)
@@ -424,7 +417,7 @@ static void header_done(mx_smtp *m, msg *g)
         for (int i = 0; i < H__N; i++) {
             if (strcasecmp(name, hdr_name[i]) == 0 && !g->have[i]) {
                 size_t n = strlen(val);
-                copy_cstr(g->hv[i], HDR_VAL, (const uint8_t *)val, n);
+                mx_copy_text(g->hv[i], HDR_VAL, (const uint8_t *)val, n);
                 g->have[i] = 1;
             }
         }
@@ -768,7 +761,7 @@ static void auth_user_from(mx_smtp *m, const uint8_t *b64, size_t n)
             while (u + ul < dec + dl && u[ul] > 0x20 && u[ul] != 0x7F) ul++;
         }
     }
-    if (u) copy_cstr(m->auth_user, sizeof m->auth_user, u, ul);
+    if (u) mx_copy_text(m->auth_user, sizeof m->auth_user, u, ul);
 }
 
 static void auth_response(mx_smtp *m, const uint8_t *l, size_t n)
@@ -898,7 +891,7 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
         trim(&a2, &n2);
         const uint8_t *sp2 = memchr(a2, ' ', n2);
         size_t ml = sp2 ? (size_t)(sp2 - a2) : n2;
-        copy_cstr(m->auth_mech, sizeof m->auth_mech, a2, ml);
+        mx_copy_text(m->auth_mech, sizeof m->auth_mech, a2, ml);
         /* SASL mechanism names are A-Z 0-9 - _ (RFC 4422 §3.1): upper-case
          * them and replace anything else, so the name is safe text. */
         for (char *c = m->auth_mech; *c; c++) {
@@ -948,7 +941,7 @@ static int command(mx_smtp *m, const uint8_t *l, size_t n, int truncated, int in
     int stop = 0, bdat_chunk = 0;
     switch (v) {
     case V_HELO: case V_EHLO: case V_LHLO:
-        copy_cstr(m->helo, sizeof m->helo, arg, al);
+        mx_copy_text(m->helo, sizeof m->helo, arg, al);
         m->esmtp = v != V_HELO;
         break;
     case V_MAIL:
@@ -1192,7 +1185,7 @@ static void queue_id(const char *t, size_t n, char *out, size_t cap)
     else return;
     e = s;
     while (e < n && t[e] != ' ' && t[e] != '\t') e++;
-    if (e > s) copy_cstr(out, cap, (const uint8_t *)t + s, e - s);
+    if (e > s) mx_copy_text(out, cap, (const uint8_t *)t + s, e - s);
 }
 
 static const char *rtext(mx_smtp *m, uint32_t i, size_t *len)
@@ -1258,7 +1251,7 @@ static void capabilities(mx_smtp *m, mx_ev *ev)
             while (k < n && t[k] >= '0' && t[k] <= '9' && v < ((int64_t)1 << 50)) v = v * 10 + (t[k++] - '0');
             m->size_limit = v;
         } else if (mx_ci_prefix((const uint8_t *)t, n, "AUTH ") || mx_ci_prefix((const uint8_t *)t, n, "AUTH=")) {
-            copy_cstr(m->auth_mechs, sizeof m->auth_mechs, (const uint8_t *)t + 5, n - 5);
+            mx_copy_text(m->auth_mechs, sizeof m->auth_mechs, (const uint8_t *)t + 5, n - 5);
         }
     }
 }
@@ -1348,14 +1341,14 @@ static void reply_done(mx_smtp *m, int incomplete)
     case V_GREETING: {
         m->greeted = 1;
         const char *sp = memchr(t0, ' ', tn);
-        copy_cstr(m->banner_host, sizeof m->banner_host, (const uint8_t *)t0, sp ? (size_t)(sp - t0) : tn);
+        mx_copy_text(m->banner_host, sizeof m->banner_host, (const uint8_t *)t0, sp ? (size_t)(sp - t0) : tn);
         m->s->banner_host = m->banner_host;
         break;
     }
     case V_EHLO: case V_LHLO:
         if (code / 100 == 2) {
             const char *sp = memchr(t0, ' ', tn);
-            copy_cstr(m->ehlo_host, sizeof m->ehlo_host, (const uint8_t *)t0, sp ? (size_t)(sp - t0) : tn);
+            mx_copy_text(m->ehlo_host, sizeof m->ehlo_host, (const uint8_t *)t0, sp ? (size_t)(sp - t0) : tn);
             m->s->ehlo_host = m->ehlo_host;
             capabilities(m, ev);
         }

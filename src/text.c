@@ -103,6 +103,16 @@ static uint8_t lower(uint8_t c)
     return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
 }
 
+void mx_copy_text(char *dst, size_t cap, const void *p, size_t n)
+{
+    if (!cap) return;
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, p, n);
+    dst[n] = 0;
+}
+
+void mx_copy_str(char *dst, size_t cap, const char *s) { mx_copy_text(dst, cap, s, strlen(s)); }
+
 int mx_ci_prefix(const uint8_t *p, size_t len, const char *prefix)
 {
     size_t n = strlen(prefix);

@@ -17,6 +17,7 @@
  * closes is reported as a probable rejection whose code cannot be seen.
  */
 #include "mx/tls.h"
+#include "mx/text.h"
 #include "mx/cursor.h"
 #include "mx/dns.h"
 #include "mx/keylog.h"
@@ -323,15 +324,6 @@ static void push16(list16 *l, uint16_t v) { if (l->n < 128) l->v[l->n++] = v; }
 
 
 /* Appends the decimal digits of v at buf[*o] (room permitting). */
-/* s into dst (cap bytes), cut if need be. */
-static void copy_text(char *dst, size_t cap, const char *s)
-{
-    size_t n = strlen(s);
-    if (n >= cap) n = cap - 1;
-    memcpy(dst, s, n);
-    dst[n] = 0;
-}
-
 /* "0x" and four upper-case hex digits (a code no table names). */
 static void hex4(char out[7], unsigned v)
 {
@@ -1394,14 +1386,14 @@ void mx_tls_facts(const mx_tls *t, mx_facts *f)
     f->tls_keys_failed = t->decrypt_failed;
     if (t->have_sh) {
         const cs_name *cn = suite(t->cipher);
-        copy_text(f->tls_version, sizeof f->tls_version, version_name(t->version));
+        mx_copy_str(f->tls_version, sizeof f->tls_version, version_name(t->version));
         if (cn) {
-            copy_text(f->tls_cipher, sizeof f->tls_cipher, cn->iana);
-            copy_text(f->tls_cipher_openssl, sizeof f->tls_cipher_openssl, cn->openssl ? cn->openssl : "");
+            mx_copy_str(f->tls_cipher, sizeof f->tls_cipher, cn->iana);
+            mx_copy_str(f->tls_cipher_openssl, sizeof f->tls_cipher_openssl, cn->openssl ? cn->openssl : "");
         } else {
             char hx[8];
             hex4(hx, t->cipher);
-            copy_text(f->tls_cipher, sizeof f->tls_cipher, hx);
+            mx_copy_str(f->tls_cipher, sizeof f->tls_cipher, hx);
         }
     }
     f->client_hello_seen = t->have_ch;
@@ -1419,11 +1411,11 @@ void mx_tls_facts(const mx_tls *t, mx_facts *f)
     f->cert_not_yet_valid = t->checks.not_yet_valid;
     f->cert_self_signed = t->checks.self_signed;
     f->cert_name_mismatch = t->checks.name_mismatch > 0;
-    copy_text(f->cert_issuer_cn, sizeof f->cert_issuer_cn, t->checks.root_cn[0] ? t->checks.root_cn : t->checks.issuer_cn);
-    copy_text(f->cert_subject_cn, sizeof f->cert_subject_cn, t->checks.leaf_cn);
-    copy_text(f->cert_not_after, sizeof f->cert_not_after, t->checks.not_after);
-    copy_text(f->cert_names, sizeof f->cert_names, t->checks.uncovered);
-    copy_text(f->sni, sizeof f->sni, t->sni);
+    mx_copy_str(f->cert_issuer_cn, sizeof f->cert_issuer_cn, t->checks.root_cn[0] ? t->checks.root_cn : t->checks.issuer_cn);
+    mx_copy_str(f->cert_subject_cn, sizeof f->cert_subject_cn, t->checks.leaf_cn);
+    mx_copy_str(f->cert_not_after, sizeof f->cert_not_after, t->checks.not_after);
+    mx_copy_str(f->cert_names, sizeof f->cert_names, t->checks.uncovered);
+    mx_copy_str(f->sni, sizeof f->sni, t->sni);
     f->client_cert_requested = t->cert_requested;
     f->cert_request_frame = t->cert_request_frame;
     f->client_cert_frame = t->client_cert_frame;

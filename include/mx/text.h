@@ -26,6 +26,11 @@ int mx_text_clean(const uint8_t *in, size_t len, size_t max_in,
  * Returns bytes written, or -1 if the input is not base64 or out is small. */
 long mx_base64_decode(const uint8_t *in, size_t len, uint8_t *out, size_t cap);
 
+/* n bytes of trusted text (not the wire's: see mx_text_clean) into dst,
+ * cap bytes with its NUL, cut if need be. */
+void mx_copy_text(char *dst, size_t cap, const void *p, size_t n);
+void mx_copy_str(char *dst, size_t cap, const char *s);   /* a NUL-ended one */
+
 /* ASCII case-insensitive prefix test on a slice. */
 int mx_ci_prefix(const uint8_t *p, size_t len, const char *prefix);
 
