@@ -36,7 +36,7 @@ TSHARK_MAX_MB=${TSHARK_MAX_MB:-150}
 FALLBACK_DIR=${FALLBACK_DIR:-$ROOT/../shared/pcaps/ndpi}
 # Broken files and copies of a real capture with one thing changed (reordered,
 # VLAN-tagged, cut, ...) would skew the mix towards the capture they come from.
-SKIP_RE=${SKIP_RE:-'^broken-|-(reordered|duplicated|lost-segment|vlan|qinq|midstream|snaplen[0-9]+|nsec|sll2?|rawip|null)\.pcap$'}
+SKIP_RE=${SKIP_RE:-'^broken-|-(reordered|duplicated|lost-segment|no-sni|vlan|qinq|midstream|snaplen[0-9]+|nsec|sll2?|rawip|null)\.pcap$'}
 
 for a in "$@"; do
     case "$a" in

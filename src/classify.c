@@ -119,6 +119,22 @@ static int auth_start(const uint8_t *p, uint32_t n)
            (p[3] | 0x20) == 'h' && p[4] == ' ';
 }
 
+/* A TLS ClientHello's first bytes on a flow to or from port 465: all nDPI
+ * would make of it is TLS on 465, SMTPS, the name its port already gives
+ * (and its TLS risks, with --ndpi-tls); mxtrace parses the ClientHello
+ * itself. */
+static int tls_hello_on_465(const uint8_t *l3, uint32_t n, const uint8_t *pay, uint32_t paylen)
+{
+    if (paylen < 6 || pay[0] != 0x16 || pay[1] != 3 || pay[5] != 1) return 0;
+    uint32_t off;
+    if ((l3[0] >> 4) == 4) off = (uint32_t)(l3[0] & 15) * 4;
+    else if ((l3[0] >> 4) == 6 && n >= 40 && l3[6] == 6) off = 40;
+    else return 0;
+    if (n < off + 4) return 0;
+    unsigned sp = (unsigned)l3[off] << 8 | l3[off + 1], dp = (unsigned)l3[off + 2] << 8 | l3[off + 3];
+    return sp == 465 || dp == 465;
+}
+
 /* What nDPI can still learn of a flow it has named.  Of clear-text SMTP,
  * only the credentials (its clear-text-credentials risk): the flow waits,
  * paused, until the client sends AUTH.  Of TLS, its risk pass, which
@@ -140,6 +156,10 @@ void mx_cflow_packet(mx_classifier *c, mx_cflow *f, const uint8_t *l3, uint32_t 
     /* past the handshake, a bare ACK tells nDPI nothing (its own TCP
      * tracking follows the bytes, not the acknowledgements) */
     if (f->nf && f->packets >= 3 && paylen == 0 && !(l3len >= 1 && tcp_flags_set(l3, l3len))) return;
+    if (!c->tls_pass && f->phase == 0 && f->nf && tls_hello_on_465(l3, l3len, pay, paylen)) {
+        finish(c, f);
+        return;
+    }
     if (f->paused) {
         if (!auth_start(pay, paylen)) return;
         f->paused = 0;

@@ -31,7 +31,9 @@ void mx_classify_free(mx_classifier *c);
 mx_cflow *mx_cflow_new(void);
 /* A packet of the flow (pay: its TCP payload's captured bytes).  Once nDPI
  * has named a clear-text SMTP flow it is shown nothing until a packet starts
- * with the client's AUTH, then everything until nDPI is done. */
+ * with the client's AUTH, then everything until nDPI is done.  Without
+ * tls_pass it is shown no TLS: a ClientHello on port 465 ends its part,
+ * the flow named by its port. */
 void mx_cflow_packet(mx_classifier *c, mx_cflow *f, const uint8_t *l3, uint32_t l3len,
                      const uint8_t *pay, uint32_t paylen, uint64_t ts_us);
 void mx_cflow_restart(mx_classifier *c, mx_cflow *f);

@@ -8,6 +8,11 @@ Usage: degrade.py OPERATION IN OUT
              20 bytes (the record header and the start of its body) are
              removed and the rest is sent as a segment of its own, so what
              arrives after the hole starts inside a record
+  nosni      the client's ClientHello names no server: its server_name
+             extension's type is changed to a GREASE value (0x0a0a,
+             RFC 8701: to be ignored), lengths unchanged, so the capture is
+             that of a client that sent no SNI (the server's answer is the
+             one it gave, which does not depend on it here)
 
 Classic pcap files are read and written by ../smtp/degrade.py's reader, so
 records that are not touched keep their exact bytes and timestamps; scapy
@@ -58,6 +63,36 @@ def op_cutrecord(cap, out, port=465):
     raise SystemExit("no client segment with one whole application-data record")
 
 
+def op_nosni(cap, out, port=465):
+    for i, data in client_records(cap, port):
+        if len(data) < 44 or data[0] != 22 or data[5] != 1:
+            continue
+        # record header 5, handshake header 4, version 2, random 32
+        o = 5 + 4 + 2 + 32
+        o += 1 + data[o]                                    # session id
+        o += 2 + int.from_bytes(data[o:o + 2], "big")       # cipher suites
+        o += 1 + data[o]                                    # compression
+        end = o + 2 + int.from_bytes(data[o:o + 2], "big")
+        o += 2
+        while o + 4 <= end:
+            typ, n = int.from_bytes(data[o:o + 2], "big"), int.from_bytes(data[o + 2:o + 4], "big")
+            if typ == 0:
+                new = data[:o] + b"\x0a\x0a" + data[o + 2:]
+                e = Ether(cap.records[i][3])
+                e[TCP].remove_payload()
+                e[TCP].add_payload(Raw(new))
+                del e[TCP].chksum
+                pkt = bytes(e)
+                recs = [list(r) for r in cap.records]
+                recs[i] = [recs[i][0], recs[i][1], len(pkt), pkt, recs[i][4]]
+                note("frame %d: server_name extension at byte %d renamed 0x0a0a" % (i + 1, o))
+                cap.write(out, recs)
+                return
+            o += 4 + n
+        raise SystemExit("the ClientHello has no server_name extension")
+    raise SystemExit("no ClientHello from the client")
+
+
 def main():
     if len(sys.argv) != 4:
         raise SystemExit(__doc__)
@@ -65,6 +100,8 @@ def main():
     cap = Pcap(src)
     if op == "cutrecord":
         op_cutrecord(cap, dst)
+    elif op == "nosni":
+        op_nosni(cap, dst)
     else:
         raise SystemExit("unknown operation %r" % op)
 

@@ -47,6 +47,7 @@ die() { printf 'make.sh: %s\n' "$*" >&2; exit 1; }
 derive() {
     log "derived captures"
     "$PY" "$HERE/degrade.py" cutrecord "$OUT/s7-smtps-465-tls12.pcap" "$OUT/s7-lost-client-bytes.pcap"
+    "$PY" "$HERE/degrade.py" nosni "$OUT/s7-smtps-465-tls12.pcap" "$OUT/s7-smtps-465-no-sni.pcap"
 }
 
 if [ "${1:-}" = derive ]; then derive; exit 0; fi
@@ -542,6 +543,7 @@ s12-name-mismatch.pcap                     0x0303 $CLI_IP:2:42
 self-signed.pcap                           0x0303 $CLI_IP:2:48
 starttls-tls12-noverify-selfsigned-ok.pcap 0x0303 $SRV_IP:enc
 s7-lost-client-bytes.pcap                  0x0303 $SRV_IP:enc
+s7-smtps-465-no-sni.pcap                   0x0303 $SRV_IP:enc
 "
 
 TSHARK_DECODE=(-d tcp.port==587,smtp -d tcp.port==465,tls)
