@@ -89,6 +89,7 @@ struct mx_engine {
     uint32_t live;
     flow *head, *tail;            /* open flows, least recently active first */
     flow *dhead, *dtail;          /* ended flows (lingering), the same order  */
+    uint64_t due_us;              /* no flow expires before this (a bound)    */
     uint32_t nending;             /* ended flows waiting to be written      */
     flow *end_head, *end_tail;
     uint64_t next_id;
@@ -170,9 +171,16 @@ static flow *flow_find(mx_engine *e, const mx_pkt *k, uint32_t h, int *dir)
     return NULL;
 }
 
+/* When the flow is to be written out or dropped for quiet (see expire). */
+static uint64_t due_of(const mx_engine *e, const flow *f)
+{
+    return f->last_us + (f->done ? LINGER_US : (uint64_t)e->cfg.opt.lim.idle_timeout_s * 1000000ull);
+}
+
 static void list_unlink(mx_engine *e, flow *f)
 {
     flow **h = f->done ? &e->dhead : &e->head, **t = f->done ? &e->dtail : &e->tail;
+    if (!f->prev && f->next && due_of(e, f->next) < e->due_us) e->due_us = due_of(e, f->next);  /* a new head */
     if (f->prev) f->prev->next = f->next; else *h = f->next;
     if (f->next) f->next->prev = f->prev; else *t = f->prev;
     f->prev = f->next = NULL;
@@ -186,6 +194,7 @@ static void list_append(mx_engine *e, flow *f)
     if (*t) (*t)->next = f; else *h = f;
     *t = f;
     f->stamp = e->frame;
+    if (!f->prev && due_of(e, f) < e->due_us) e->due_us = due_of(e, f);            /* a new head */
 }
 
 /* The flow has ended (or is ending): it moves to the done list. */
@@ -695,6 +704,9 @@ static void tcp_packet(mx_engine *e, flow *f, int dir, const mx_pkt *k)
 
 static void expire(mx_engine *e)
 {
+    /* every packet comes here: the lists' heads (cold, once the flows are
+     * many) are looked at only once the earliest a flow can expire is due */
+    if (e->now_us < e->due_us) return;
     uint64_t idle = (uint64_t)e->cfg.opt.lim.idle_timeout_s * 1000000ull;
     for (;;) {
         flow *f = e->dhead && e->dhead->last_us + LINGER_US <= e->now_us ? e->dhead
@@ -710,6 +722,10 @@ static void expire(mx_engine *e)
         }
         flow_remove(e, f);
     }
+    /* expire looks at the heads only: the bound is theirs, lowered when
+     * a list gets a new head (list_append, list_unlink) */
+    uint64_t a = e->dhead ? due_of(e, e->dhead) : UINT64_MAX, b = e->head ? due_of(e, e->head) : UINT64_MAX;
+    e->due_us = a < b ? a : b;
 }
 
 void mx_engine_clock(mx_engine *e, uint64_t ts_us, uint64_t frame)

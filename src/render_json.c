@@ -268,8 +268,11 @@ static void seconds(mx_buf *b, uint64_t us)
     size_t n = u64_digits(us / 1000000u, t);
     uint32_t frac = (uint32_t)(us % 1000000u);
     if (frac) {
-        t[n++] = '.';
-        for (uint32_t d = 100000; d && frac; d /= 10) { t[n++] = (char)('0' + frac / d); frac %= d; }
+        /* six digits, then without the trailing zeros */
+        t[n] = '.';
+        for (int i = 6; i >= 1; i--) { t[n + (size_t)i] = (char)('0' + frac % 10); frac /= 10; }
+        n += 7;
+        while (t[n - 1] == '0') n--;
     }
     put(b, t, n);
 }

@@ -62,6 +62,7 @@ typedef struct pend {
 enum { H_FROM, H_TO, H_CC, H_SUBJECT, H_MSGID, H_DATE, H_XMAILER, H_UA, H_REPLYTO, H__N };
 static const char *const hdr_name[H__N] = { "from", "to", "cc", "subject", "message-id",
                                             "date", "x-mailer", "user-agent", "reply-to" };
+static const uint8_t hdr_len[H__N] = { 4, 2, 2, 7, 10, 4, 8, 10, 8 };
 static const char *const hdr_key[H__N] = { "from", "to", "cc", "subject", "message_id",
                                            "date", "x_mailer", "user_agent", "reply_to" };
 
@@ -385,19 +386,23 @@ static void media_type(const char *v, char *out, size_t cap)
     cstr_lower(out);
 }
 
-static void part_header(msg *g, part *pt, const char *name, const char *val)
+/* name (nl bytes, NUL-terminated) is the literal lit, in any case. */
+#define NAME_IS(name, nl, lit) ((nl) == sizeof(lit) - 1 && strncasecmp((name), (lit), sizeof(lit) - 1) == 0)
+
+static void part_header(msg *g, part *pt, const char *name, size_t nl, const char *val)
 {
-    if (strcasecmp(name, "content-type") == 0) {
+    if (nl < 12 || (name[0] | 0x20) != 'c') return;          /* all begin "content-" */
+    if (NAME_IS(name, nl, "content-type")) {
         media_type(val, pt->ctype, sizeof pt->ctype);
         if (!pt->fname[0]) mime_param(val, "name", pt->fname, sizeof pt->fname);
         char b[72];
         if (strncmp(pt->ctype, "multipart/", 10) == 0 && mime_param(val, "boundary", b, sizeof b)) {
             if (g->nbound < MAX_BOUNDARY_DEPTH) strcpy(g->bound[g->nbound++], b);
         }
-    } else if (strcasecmp(name, "content-disposition") == 0) {
+    } else if (NAME_IS(name, nl, "content-disposition")) {
         media_type(val, pt->disp, sizeof pt->disp);
         mime_param(val, "filename", pt->fname, sizeof pt->fname);
-    } else if (strcasecmp(name, "content-transfer-encoding") == 0) {
+    } else if (NAME_IS(name, nl, "content-transfer-encoding")) {
         media_type(val, pt->enc, sizeof pt->enc);
     }
 }
@@ -412,19 +417,20 @@ static void header_done(mx_smtp *m, msg *g)
     if (!colon) return;
     *colon = 0;
     char *name = g->hdr, *val = colon + 1;
+    size_t nl = strlen(name);                  /* (a NUL may come before the colon) */
     while (*val == ' ' || *val == '\t') val++;
     if (g->in_headers) {
         for (int i = 0; i < H__N; i++) {
-            if (strcasecmp(name, hdr_name[i]) == 0 && !g->have[i]) {
+            if (nl == hdr_len[i] && strncasecmp(name, hdr_name[i], nl) == 0 && !g->have[i]) {
                 size_t n = strlen(val);
                 mx_copy_text(g->hv[i], HDR_VAL, (const uint8_t *)val, n);
                 g->have[i] = 1;
             }
         }
-        if (strcasecmp(name, "content-type") == 0) media_type(val, g->top_ctype, sizeof g->top_ctype);
-        part_header(g, &g->pending_part, name, val);
+        if (NAME_IS(name, nl, "content-type")) media_type(val, g->top_ctype, sizeof g->top_ctype);
+        part_header(g, &g->pending_part, name, nl, val);
     } else {
-        part_header(g, &g->pending_part, name, val);
+        part_header(g, &g->pending_part, name, nl, val);
     }
     (void)m;
 }
@@ -688,10 +694,10 @@ static void chunk_scan(mx_smtp *m, const uint8_t *p, size_t n)
 
 static int verb_of(const uint8_t *p, size_t n)
 {
-    for (int v = V_HELO; v < V_GREETING; v++) {
-        size_t l = strlen(verb_name[v]);
-        if (n == l && mx_ci_prefix(p, n, verb_name[v])) return v;
-    }
+    if (n != 4 && n != 7 && n != 8) return V_UNKNOWN;     /* the verbs' lengths */
+    uint8_t c = p[0] | 0x20;
+    for (int v = V_HELO; v < V_GREETING; v++)
+        if ((verb_name[v][0] | 0x20) == c && strlen(verb_name[v]) == n && mx_ci_prefix(p, n, verb_name[v])) return v;
     return V_UNKNOWN;
 }
 

@@ -1,7 +1,12 @@
 /* text.c - sanitising wire bytes, base64, ASCII helpers. */
 #include "mx/text.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Length of the valid UTF-8 sequence at p (RFC 3629 §4), 0 if invalid. */
 static size_t utf8_seq(const uint8_t *p, size_t n)
@@ -27,6 +32,21 @@ static size_t utf8_seq(const uint8_t *p, size_t n)
     return 0;
 }
 
+/* The end of the run of ASCII without NUL that starts at in[i]. */
+static size_t ascii_run(const uint8_t *in, size_t i, size_t len)
+{
+#if defined(__SSE2__)
+    const __m128i zero = _mm_setzero_si128();
+    for (; len - i >= 16; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(v, _mm_cmpeq_epi8(v, zero)));
+        if (m) return i + (size_t)__builtin_ctz(m);
+    }
+#endif
+    while (i < len && in[i] > 0 && in[i] < 0x80) i++;
+    return i;
+}
+
 int mx_text_clean(const uint8_t *in, size_t len, size_t max_in,
                   char *out, size_t cap, size_t *out_len)
 {
@@ -37,8 +57,7 @@ int mx_text_clean(const uint8_t *in, size_t len, size_t max_in,
     if (len > max_in) { len = max_in; flags |= MX_TEXT_TRUNCATED; }
     while (i < len) {
         /* a run of printable ASCII (the usual case) is copied in one go */
-        size_t r = i;
-        while (r < len && in[r] > 0 && in[r] < 0x80) r++;
+        size_t r = ascii_run(in, i, len);
         if (r > i) {
             size_t w = r - i;
             if (o + w + 1 > cap) w = cap - o - 1, flags |= MX_TEXT_TRUNCATED;
@@ -98,11 +117,6 @@ long mx_base64_decode(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
     return (long)o;
 }
 
-static uint8_t lower(uint8_t c)
-{
-    return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
-}
-
 void mx_copy_text(char *dst, size_t cap, const void *p, size_t n)
 {
     if (!cap) return;
@@ -113,15 +127,6 @@ void mx_copy_text(char *dst, size_t cap, const void *p, size_t n)
 
 void mx_copy_str(char *dst, size_t cap, const char *s) { mx_copy_text(dst, cap, s, strlen(s)); }
 
-int mx_ci_prefix(const uint8_t *p, size_t len, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    if (len < n) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (lower(p[i]) != lower((uint8_t)prefix[i])) return 0;
-    return 1;
-}
-
 long mx_ci_find(const uint8_t *p, size_t len, const char *needle)
 {
     size_t n = strlen(needle);
@@ -129,4 +134,48 @@ long mx_ci_find(const uint8_t *p, size_t len, const char *needle)
     for (size_t i = 0; i + n <= len; i++)
         if (mx_ci_prefix(p + i, len - i, needle)) return (long)i;
     return -1;
+}
+
+size_t mx_fmt(char *out, size_t cap, const char *fmt, ...)
+{
+    if (!cap) return 0;
+    va_list ap, again;
+    va_start(ap, fmt);
+    va_copy(again, ap);
+    size_t o = 0, room = cap - 1;
+    const char *f = fmt;
+    char num[24];
+    while (*f) {
+        const char *pc = strchr(f, '%');
+        size_t lit = pc ? (size_t)(pc - f) : strlen(f);
+        size_t w = lit < room - o ? lit : room - o;
+        memcpy(out + o, f, w);
+        o += w;
+        if (!pc) break;
+        f = pc + 1;
+        const char *s = num;
+        size_t n = 0;
+        unsigned long long u = 0;
+        int neg = 0, digits = 1;
+        if (f[0] == 's') { s = va_arg(ap, const char *); if (!s) s = "(null)"; n = strlen(s); digits = 0; f++; }
+        else if (f[0] == 'd') { int v = va_arg(ap, int); neg = v < 0; u = neg ? 0ull - (unsigned long long)(long long)v : (unsigned long long)v; f++; }
+        else if (f[0] == 'u') { u = va_arg(ap, unsigned); f++; }
+        else if (f[0] == 'l' && f[1] == 'l' && f[2] == 'u') { u = va_arg(ap, unsigned long long); f += 3; }
+        else if (f[0] == '%') { s = "%"; n = 1; digits = 0; f++; }
+        else { o = (size_t)vsnprintf(out, cap, fmt, again); va_end(again); va_end(ap); return o < cap ? o : cap - 1; }
+        if (digits) {
+            char t[24];
+            size_t k = 0;
+            do t[k++] = (char)('0' + u % 10); while ((u /= 10));
+            if (neg) t[k++] = '-';
+            while (k) num[n++] = t[--k];
+        }
+        w = n < room - o ? n : room - o;
+        memcpy(out + o, s, w);
+        o += w;
+    }
+    out[o] = 0;
+    va_end(again);
+    va_end(ap);
+    return o;
 }

@@ -1,5 +1,6 @@
 /* verdict.c - deciding what a session amounts to (see verdict.h). */
 #include "mx/verdict.h"
+#include "mx/text.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -141,35 +142,35 @@ static void tls_alert_remedy(const mx_facts *f, mx_verdict *v)
 {
     const char *a = f->alert_name ? f->alert_name : "";
     if (f->cert_name_mismatch) {
-        snprintf(v->remedy, sizeof v->remedy,
+        mx_fmt(v->remedy, sizeof v->remedy,
                  "Give the server a certificate whose names cover %s, or configure the client with a name the certificate has (%s).",
                  f->cert_names[0] ? f->cert_names : "the name the client uses",
                  f->cert_subject_cn[0] ? f->cert_subject_cn : "see the certificate");
         v->cause = "name_mismatch";
     } else if (f->cert_expired || strcmp(a, "certificate_expired") == 0) {
-        snprintf(v->remedy, sizeof v->remedy, "Renew the server's certificate%s%s.",
+        mx_fmt(v->remedy, sizeof v->remedy, "Renew the server's certificate%s%s.",
                  f->cert_not_after[0] ? " (it expired on " : "", f->cert_not_after[0] ? f->cert_not_after : "");
         if (f->cert_not_after[0]) strncat(v->remedy, ")", sizeof v->remedy - strlen(v->remedy) - 1);
         v->cause = "certificate_expired";
     } else if (f->cert_self_signed) {
-        snprintf(v->remedy, sizeof v->remedy,
+        mx_fmt(v->remedy, sizeof v->remedy,
                  "The server's certificate is self-signed: give the server a certificate from a CA the client trusts, or add this certificate to the client's trusted store.");
         v->cause = "self_signed";
     } else if (strcmp(a, "unknown_ca") == 0 || strcmp(a, "certificate_unknown") == 0 ||
                strcmp(a, "bad_certificate") == 0 || f->alert_probable || f->cert_self_signed) {
-        snprintf(v->remedy, sizeof v->remedy,
+        mx_fmt(v->remedy, sizeof v->remedy,
                  "Import the root CA of the server's certificate%s%s%s into the client's trusted store (or have the server use a certificate from a CA the client trusts).",
                  f->cert_issuer_cn[0] ? " (\"" : "", f->cert_issuer_cn, f->cert_issuer_cn[0] ? "\")" : "");
         v->cause = f->cert_self_signed ? "self_signed" : "untrusted_certificate";
     } else if (strcmp(a, "handshake_failure") == 0 || strcmp(a, "insufficient_security") == 0) {
-        snprintf(v->remedy, sizeof v->remedy,
+        mx_fmt(v->remedy, sizeof v->remedy,
                  "Enable at least one TLS version and cipher suite that both sides accept (see the ciphers in tls.client_hello).");
         v->cause = "no_shared_cipher";
     } else if (strcmp(a, "protocol_version") == 0) {
-        snprintf(v->remedy, sizeof v->remedy, "Enable a TLS version both sides support (one side offers only older or newer versions).");
+        mx_fmt(v->remedy, sizeof v->remedy, "Enable a TLS version both sides support (one side offers only older or newer versions).");
         v->cause = "protocol_version";
     } else {
-        snprintf(v->remedy, sizeof v->remedy, "Look at the certificate and the TLS settings of both sides around the alert.");
+        mx_fmt(v->remedy, sizeof v->remedy, "Look at the certificate and the TLS settings of both sides around the alert.");
     }
 }
 
@@ -205,132 +206,132 @@ static void decide(const mx_facts *f, mx_verdict *v)
 
     if (f->refused) {
         v->code = "refused";
-        snprintf(e, ec, "Connection refused: the SYN to %s port %u (frame %llu) was answered by a reset (frame %llu); nothing listens there or a firewall rejects it.",
+        mx_fmt(e, ec, "Connection refused: the SYN to %s port %u (frame %llu) was answered by a reset (frame %llu); nothing listens there or a firewall rejects it.",
                  f->server, f->server_port, (unsigned long long)f->syn_frame, (unsigned long long)f->refused_frame);
-        snprintf(r, rc, "Check the SMTP port (is the server listening on %u?), firewalls on the way, and that %s resolves to the right address%s%s%s.",
+        mx_fmt(r, rc, "Check the SMTP port (is the server listening on %u?), firewalls on the way, and that %s resolves to the right address%s%s%s.",
                  f->server_port, f->dns_name[0] ? f->dns_name : "the server name",
                  f->dns_name[0] ? " (it resolved to " : "", f->dns_name[0] ? f->server : "", f->dns_name[0] ? ")" : "");
-        snprintf(l, lc, "Connection refused by %s port %u", f->server, f->server_port);
+        mx_fmt(l, lc, "Connection refused by %s port %u", f->server, f->server_port);
         return;
     }
     if (f->one_sided == MX_CLIENT) {
         v->code = "one_sided_capture";
         v->cause = "server_side_not_captured";
         char msgs[64] = "";
-        if (f->msgs_sent) snprintf(msgs, sizeof msgs, " and %u message%s", f->msgs_sent, f->msgs_sent > 1 ? "s" : "");
-        snprintf(e, ec, "Only the client's packets are in the capture: none from %s. The client sent %u command%s%s, and its "
+        if (f->msgs_sent) mx_fmt(msgs, sizeof msgs, " and %u message%s", f->msgs_sent, f->msgs_sent > 1 ? "s" : "");
+        mx_fmt(e, ec, "Only the client's packets are in the capture: none from %s. The client sent %u command%s%s, and its "
                         "acknowledgements show that the server answered (%llu bytes); what it said, and "
                         "whether the mail was accepted, cannot be seen here.",
                  f->server, f->commands, f->commands == 1 ? "" : "s", msgs, (unsigned long long)f->peer_acked);
-        snprintf(r, rc, "Capture both directions: the server's packets take another path (asymmetric routing, or a span "
+        mx_fmt(r, rc, "Capture both directions: the server's packets take another path (asymmetric routing, or a span "
                         "port that mirrors one direction only). Mirror both directions, or capture on the client or the server.");
-        snprintf(l, lc, "One-sided capture: server's packets missing");
+        mx_fmt(l, lc, "One-sided capture: server's packets missing");
         return;
     }
     if (f->one_sided == MX_SERVER) {
         v->code = "one_sided_capture";
         v->cause = "client_side_not_captured";
         char last[32] = "";
-        if (f->last_reply) snprintf(last, sizeof last, ", the last %d", f->last_reply);
-        snprintf(e, ec, "Only the server's packets are in the capture: none from the client. The server sent %u repl%s%s, and "
+        if (f->last_reply) mx_fmt(last, sizeof last, ", the last %d", f->last_reply);
+        mx_fmt(e, ec, "Only the server's packets are in the capture: none from the client. The server sent %u repl%s%s, and "
                         "its acknowledgements show that the client sent %llu bytes; the commands themselves cannot be seen here.",
                  f->replies, f->replies == 1 ? "y" : "ies", last, (unsigned long long)f->peer_acked);
-        snprintf(r, rc, "Capture both directions: the client's packets take another path (asymmetric routing, or a span "
+        mx_fmt(r, rc, "Capture both directions: the client's packets take another path (asymmetric routing, or a span "
                         "port that mirrors one direction only). Mirror both directions, or capture on the client or the server.");
-        snprintf(l, lc, "One-sided capture: client's packets missing");
+        mx_fmt(l, lc, "One-sided capture: client's packets missing");
         return;
     }
     if (f->syn_seen && !f->synack_seen && !f->midstream && !f->greeting_code && !f->tls_seen) {
         v->code = "no_answer";
-        snprintf(e, ec, "No answer: %u SYN(s) to %s port %u got no reply in the capture (first at frame %llu).",
+        mx_fmt(e, ec, "No answer: %u SYN(s) to %s port %u got no reply in the capture (first at frame %llu).",
                  f->syn_count, f->server, f->server_port, (unsigned long long)f->syn_frame);
-        snprintf(r, rc, "Check the server address, routing and firewalls: the packets are dropped on the way or the host is down.");
-        snprintf(l, lc, "Connection to %s port %u timed out", f->server, f->server_port);
+        mx_fmt(r, rc, "Check the server address, routing and firewalls: the packets are dropped on the way or the host is down.");
+        mx_fmt(l, lc, "Connection to %s port %u timed out", f->server, f->server_port);
         return;
     }
     if (f->not_smtp) {
         v->code = "not_smtp";
-        snprintf(e, ec, "The client does not speak SMTP on this connection.");
-        snprintf(r, rc, "Check what software connects to the mail port.");
-        snprintf(l, lc, "Not SMTP");
+        mx_fmt(e, ec, "The client does not speak SMTP on this connection.");
+        mx_fmt(r, rc, "Check what software connects to the mail port.");
+        mx_fmt(l, lc, "Not SMTP");
         return;
     }
     if (tls_tried && f->midstream && !f->client_hello_seen && !f->server_hello_seen && f->tls_seen && !f->tls_complete) {
         /* the capture starts inside the encrypted part: nothing failed */
         v->code = "incomplete";
         v->cause = "started_after_handshake";
-        snprintf(e, ec, "The capture starts after the TLS handshake: the connection is encrypted from the first packet seen, "
+        mx_fmt(e, ec, "The capture starts after the TLS handshake: the connection is encrypted from the first packet seen, "
                         "so what was said cannot be seen; it ended (%s by the %s)%s.", v->how, v->ended_by,
                  f->alert_from >= 0 ? " after an encrypted alert, most likely close_notify" : "");
-        snprintf(r, rc, "Capture from the start of the connection to see its handshake and verdict.");
-        snprintf(l, lc, "TLS session seen after its handshake");
+        mx_fmt(r, rc, "Capture from the start of the connection to see its handshake and verdict.");
+        mx_fmt(l, lc, "TLS session seen after its handshake");
         return;
     }
     if (tls_tried && !f->tls_complete && f->alert_from < 0 && f->rst_from < 0 && f->fin_first < 0) {
         v->code = "incomplete";
         /* name only the handshake steps that were seen */
         if (!f->client_hello_seen && !f->server_hello_seen && f->midstream)
-            snprintf(e, ec, "The capture starts inside the TLS connection, after its handshake, and ends (%s) while the connection is open.",
+            mx_fmt(e, ec, "The capture starts inside the TLS connection, after its handshake, and ends (%s) while the connection is open.",
                      f->end_reason ? f->end_reason : "end_of_input");
         else
-            snprintf(e, ec, "The capture ends (%s) during the TLS handshake, %s.",
+            mx_fmt(e, ec, "The capture ends (%s) during the TLS handshake, %s.",
                      f->end_reason ? f->end_reason : "end_of_input",
                      f->cert_seen ? "after the server's certificate" : f->server_hello_seen ? "after the ServerHello"
                      : f->client_hello_seen ? "after the ClientHello" : "before any handshake message");
-        snprintf(l, lc, "TLS handshake incomplete in the capture");
+        mx_fmt(l, lc, "TLS handshake incomplete in the capture");
         return;
     }
     if (tls_tried && !f->tls_complete && (f->alert_from >= 0 || f->tls_seen)) {
         char after_c[96] = "before any handshake message", after_s[96] = "before any handshake message";
         if (f->alert_after) {
-            snprintf(after_c, sizeof after_c, "right after the client's %s", f->alert_after);
-            snprintf(after_s, sizeof after_s, "right after the server's %s", f->alert_after);
+            mx_fmt(after_c, sizeof after_c, "right after the client's %s", f->alert_after);
+            mx_fmt(after_s, sizeof after_s, "right after the server's %s", f->alert_after);
         }
         if (f->alert_from == MX_CLIENT && !f->alert_encrypted) {
             v->code = "tls_rejected_by_client";
             v->cause = f->alert_name;
-            snprintf(e, ec, "TLS failed: the client sent a fatal %s (%d) alert at frame %llu, %s; it did not accept the server's certificate%s%s%s.",
+            mx_fmt(e, ec, "TLS failed: the client sent a fatal %s (%d) alert at frame %llu, %s; it did not accept the server's certificate%s%s%s.",
                      f->alert_name, f->alert_code, (unsigned long long)f->alert_frame, after_s,
                      f->cert_subject_cn[0] ? " (" : "", f->cert_subject_cn, f->cert_subject_cn[0] ? ")" : "");
             tls_alert_remedy(f, v);
-            snprintf(l, lc, "TLS failed: alert %s (%d) from client", f->alert_name, f->alert_code);
+            mx_fmt(l, lc, "TLS failed: alert %s (%d) from client", f->alert_name, f->alert_code);
         } else if (f->alert_from == MX_CLIENT) {
             v->code = "tls_rejected_by_client";
             v->cause = "encrypted_alert";
-            snprintf(e, ec, "TLS failed: the client answered the server's TLS 1.3 flight with one short encrypted record (frame %llu) and closed: a rejection whose alert code cannot be seen, most likely of the certificate.",
+            mx_fmt(e, ec, "TLS failed: the client answered the server's TLS 1.3 flight with one short encrypted record (frame %llu) and closed: a rejection whose alert code cannot be seen, most likely of the certificate.",
                      (unsigned long long)f->alert_frame);
             tls_alert_remedy(f, v);
             v->cause = "encrypted_alert";
-            snprintf(l, lc, "TLS failed: client closed the TLS 1.3 handshake with an encrypted alert");
+            mx_fmt(l, lc, "TLS failed: client closed the TLS 1.3 handshake with an encrypted alert");
         } else if (f->alert_from == MX_SERVER && !f->alert_encrypted && client_cert_refusal(f)) {
             v->code = "tls_rejected_by_server";
             v->cause = "client_certificate_required";
             char sent[64] = "went on to its key exchange without one";
             if (f->client_cert_frame)
-                snprintf(sent, sizeof sent, "sent an empty Certificate (frame %llu)", (unsigned long long)f->client_cert_frame);
-            snprintf(e, ec, "TLS failed: the server required a client certificate and the client sent none: the server asked for one (CertificateRequest, frame %llu), the client %s, and the server answered with a fatal %s (%d) alert at frame %llu.",
+                mx_fmt(sent, sizeof sent, "sent an empty Certificate (frame %llu)", (unsigned long long)f->client_cert_frame);
+            mx_fmt(e, ec, "TLS failed: the server required a client certificate and the client sent none: the server asked for one (CertificateRequest, frame %llu), the client %s, and the server answered with a fatal %s (%d) alert at frame %llu.",
                      (unsigned long long)f->cert_request_frame, sent, f->alert_name ? f->alert_name : "?", f->alert_code,
                      (unsigned long long)f->alert_frame);
-            snprintf(r, rc, "Configure the client with a certificate and key that the server accepts (issued by a CA the server trusts for clients), or stop requiring client certificates on the server for this port.");
-            snprintf(l, lc, "TLS failed: client certificate required, none sent");
+            mx_fmt(r, rc, "Configure the client with a certificate and key that the server accepts (issued by a CA the server trusts for clients), or stop requiring client certificates on the server for this port.");
+            mx_fmt(l, lc, "TLS failed: client certificate required, none sent");
         } else if (f->alert_from == MX_SERVER) {
             v->code = "tls_rejected_by_server";
             v->cause = f->alert_name;
-            snprintf(e, ec, "TLS failed: the server sent a fatal %s (%d) alert at frame %llu, %s.",
+            mx_fmt(e, ec, "TLS failed: the server sent a fatal %s (%d) alert at frame %llu, %s.",
                      f->alert_name ? f->alert_name : "?", f->alert_code, (unsigned long long)f->alert_frame, after_c);
             tls_alert_remedy(f, v);
             if (v->cause && strcmp(v->cause, "no_shared_cipher") == 0)
-                snprintf(l, lc, "TLS failed: no shared cipher");
+                mx_fmt(l, lc, "TLS failed: no shared cipher");
             else
-                snprintf(l, lc, "TLS failed: alert %s (%d) from server", f->alert_name ? f->alert_name : "?", f->alert_code);
+                mx_fmt(l, lc, "TLS failed: alert %s (%d) from server", f->alert_name ? f->alert_name : "?", f->alert_code);
         } else {
             v->code = f->cert_seen && f->fin_first == MX_CLIENT ? "tls_rejected_by_client" : "tls_failed";
             v->cause = "closed_without_alert";
-            snprintf(e, ec, "TLS failed: the handshake did not complete and the %s closed the connection without an alert%s.",
+            mx_fmt(e, ec, "TLS failed: the handshake did not complete and the %s closed the connection without an alert%s.",
                      side(f->rst_from >= 0 ? f->rst_from : f->fin_first),
                      f->cert_seen ? " after the server's certificate" : "");
             tls_alert_remedy(f, v);
-            snprintf(l, lc, "TLS failed: handshake not completed");
+            mx_fmt(l, lc, "TLS failed: handshake not completed");
         }
         return;
     }
@@ -341,36 +342,36 @@ static void decide(const mx_facts *f, mx_verdict *v)
             /* refused before any credential was sent */
             v->cause = f->auth_code == 504 ? "mechanism_not_supported" : f->auth_code == 538 ? "encryption_required"
                      : f->auth_code == 503 ? "bad_sequence" : "temporary_failure";
-            snprintf(e, ec, "Authentication refused before any credential was sent: AUTH %s was answered %d%s%s at frame %llu (%s).",
+            mx_fmt(e, ec, "Authentication refused before any credential was sent: AUTH %s was answered %d%s%s at frame %llu (%s).",
                      f->auth_mech, f->auth_code, ae ? " " : "", ae ? ff->enhanced : "", (unsigned long long)f->auth_frame,
                      f->auth_code == 504 ? "the server does not offer that mechanism"
                      : f->auth_code == 538 ? "the server wants that mechanism over TLS only"
                      : f->auth_code == 503 ? "AUTH at the wrong point of the session" : "a temporary failure");
-            snprintf(r, rc, "%s", f->auth_code == 504 ? "Configure the client for a mechanism the server lists in its EHLO reply (AUTH ...)."
+            mx_fmt(r, rc, "%s", f->auth_code == 504 ? "Configure the client for a mechanism the server lists in its EHLO reply (AUTH ...)."
                                : f->auth_code == 538 ? "Use STARTTLS (or port 465) before AUTH."
                                : f->auth_code == 503 ? "The client sent AUTH out of order (before EHLO, or twice): check its SMTP settings."
                                : "Try again later; if it persists, check the server's authentication back end.");
-            snprintf(l, lc, "Authentication refused (%d)", f->auth_code);
+            mx_fmt(l, lc, "Authentication refused (%d)", f->auth_code);
             return;
         }
         v->cause = "auth_failed";
-        snprintf(e, ec, "Authentication failed: AUTH %s was answered %d%s%s at frame %llu%s.", f->auth_mech, f->auth_code,
+        mx_fmt(e, ec, "Authentication failed: AUTH %s was answered %d%s%s at frame %llu%s.", f->auth_mech, f->auth_code,
                  ae ? " " : "", ae ? ff->enhanced : "", (unsigned long long)f->auth_frame,
                  tls_tried || !mx_mech_exposes_secret(f->auth_mech) ? ""
                  : "; the credentials crossed the network in clear text");
-        snprintf(r, rc, "Check the configured user name and password, and that the account may send through this server.");
-        snprintf(l, lc, "Authentication failed (%d)", f->auth_code);
+        mx_fmt(r, rc, "Check the configured user name and password, and that the account may send through this server.");
+        mx_fmt(l, lc, "Authentication failed (%d)", f->auth_code);
         return;
     }
     if (f->msgs_ok) {
         v->code = "delivered";
         v->ok = 1;
         char plainp[192];
-        snprintf(plainp, sizeof plainp, ", in clear text: STARTTLS was accepted (220) but the session went on without TLS from frame %llu",
+        mx_fmt(plainp, sizeof plainp, ", in clear text: STARTTLS was accepted (220) but the session went on without TLS from frame %llu",
                  (unsigned long long)f->starttls_plain_frame);
         char overtls[160] = "";
         if (f->tls_decrypted)
-            snprintf(overtls, sizeof overtls, ", over TLS (%s with %s; read with the key log)", f->tls_version, f->tls_cipher);
+            mx_fmt(overtls, sizeof overtls, ", over TLS (%s with %s; read with the key log)", f->tls_version, f->tls_cipher);
         const char *how_tls = !v->tls ? "" : strcmp(v->tls, "tls_ok") == 0 ? overtls
                             : strcmp(v->tls, "starttls_not_offered") == 0 ? ", in clear text: the server did not offer STARTTLS"
                             : strcmp(v->tls, "starttls_masked") == 0 ? ", in clear text: STARTTLS was masked in the EHLO reply (XXXXXXXA) by something in the path"
@@ -383,80 +384,80 @@ static void decide(const mx_facts *f, mx_verdict *v)
         char authp[96] = "";
         int exposed = f->auth_code / 100 == 2 && !tls_tried && mx_mech_exposes_secret(f->auth_mech);
         if (f->auth_code / 100 == 2)
-            snprintf(authp, sizeof authp, " after AUTH %s succeeded%s", f->auth_mech,
+            mx_fmt(authp, sizeof authp, " after AUTH %s succeeded%s", f->auth_mech,
                      exposed ? " (credentials sent in clear text)" : "");
-        snprintf(e, ec, "%u message%s accepted (last at frame %llu%s%s)%s%s%s.", f->msgs_ok, f->msgs_ok > 1 ? "s" : "",
+        mx_fmt(e, ec, "%u message%s accepted (last at frame %llu%s%s)%s%s%s.", f->msgs_ok, f->msgs_ok > 1 ? "s" : "",
                  (unsigned long long)f->accepted_frame, f->queue_id[0] ? ", queue id " : "", f->queue_id, authp, how_tls,
                  f->rcpt_bad ? "; some recipients were rejected" : "");
         if (f->rcpt_bad) v->cause = "some_recipients_rejected";
         if (exposed) v->cause = "cleartext_credentials";
         if (f->plain_on_tls_port) {
             v->cause = "plaintext_on_tls_port";
-            snprintf(r, rc, "Port %u is meant for TLS from the first byte (RFC 8314), but the server speaks clear SMTP there: "
+            mx_fmt(r, rc, "Port %u is meant for TLS from the first byte (RFC 8314), but the server speaks clear SMTP there: "
                             "enable implicit TLS on it, or use port 587 with STARTTLS%s.", f->server_port,
                      f->auth_code / 100 == 2 ? "; the AUTH credentials crossed the network in clear text" : "");
         } else if (f->starttls_plain) {
             v->cause = "starttls_not_followed_by_tls";
-            snprintf(r, rc, "Something between client and server answered STARTTLS and kept the session in clear text "
+            mx_fmt(r, rc, "Something between client and server answered STARTTLS and kept the session in clear text "
                             "(a firewall's SMTP inspection, or a broken server): turn that inspection off or let STARTTLS through%s.",
                      f->auth_code / 100 == 2 ? "; the AUTH credentials crossed the network in clear text" : "");
         } else if (f->starttls_masked && !f->starttls_offered) {
             v->cause = "starttls_masked";
-            snprintf(r, rc, "An SMTP inspection between client and server (a firewall's ESMTP inspection) hides the server's "
+            mx_fmt(r, rc, "An SMTP inspection between client and server (a firewall's ESMTP inspection) hides the server's "
                             "STARTTLS: turn that inspection off so that STARTTLS reaches the client%s.",
                      exposed ? "; the AUTH credentials crossed the network in clear text" : "");
         } else if (f->mail_in_clear && f->starttls_code && f->starttls_code != 220) {
             if (!v->cause) v->cause = "mail_in_clear_after_starttls_failure";
-            snprintf(r, rc, "The server refused STARTTLS (%d) and then accepted the mail in clear text: fix its TLS set-up "
+            mx_fmt(r, rc, "The server refused STARTTLS (%d) and then accepted the mail in clear text: fix its TLS set-up "
                             "(a %d is often a missing or unreadable key), and make the client require TLS rather than fall back.",
                      f->starttls_code, f->starttls_code);
         } else if (exposed)
-            snprintf(r, rc, "The AUTH credentials crossed the network in clear text: use STARTTLS or port 465.");
+            mx_fmt(r, rc, "The AUTH credentials crossed the network in clear text: use STARTTLS or port 465.");
         else if (v->tls && strcmp(v->tls, "starttls_not_used") == 0) {
-            snprintf(r, rc, "The server offers STARTTLS but the client did not use it: if the mail must be encrypted, "
+            mx_fmt(r, rc, "The server offers STARTTLS but the client did not use it: if the mail must be encrypted, "
                             "enable (and require) STARTTLS in the client's settings%s.",
                      f->mail_in_clear ? "; the server accepts mail without it (TLS not enforced): to require TLS there, "
                                         "have it refuse MAIL before STARTTLS (530 5.7.0)" : "");
             if (f->mail_in_clear && !v->cause) v->cause = "tls_not_enforced";
         }
         else if (v->tls && strcmp(v->tls, "tls_ok") != 0)
-            snprintf(r, rc, "If the mail must be encrypted, enable STARTTLS on the server and require it on the client.");
+            mx_fmt(r, rc, "If the mail must be encrypted, enable STARTTLS on the server and require it on the client.");
         if (v->tls && strcmp(v->tls, "tls_ok") == 0)
-            snprintf(l, lc, "TLS success protocol %s cipher %s; message accepted%s%s", f->tls_version,
+            mx_fmt(l, lc, "TLS success protocol %s cipher %s; message accepted%s%s", f->tls_version,
                      f->tls_cipher_openssl[0] ? f->tls_cipher_openssl : f->tls_cipher, f->queue_id[0] ? " queue id " : "", f->queue_id);
         else
-            snprintf(l, lc, "Message accepted%s%s, TLS not used", f->queue_id[0] ? " queue id " : "", f->queue_id);
+            mx_fmt(l, lc, "Message accepted%s%s, TLS not used", f->queue_id[0] ? " queue id " : "", f->queue_id);
         return;
     }
     if (f->greeting_code && f->greeting_code != 220) {
         v->code = "rejected_at_connect";
         v->cause = mx_reply_cause(f->greeting_code, ff->enhanced, ff->text, strlen(ff->text));
-        snprintf(e, ec, "The server refused the session in its greeting: %d%s%s \"%s\" at frame %llu.", f->greeting_code,
+        mx_fmt(e, ec, "The server refused the session in its greeting: %d%s%s \"%s\" at frame %llu.", f->greeting_code,
                  ff->enhanced[0] ? " " : "", ff->enhanced, ff->text,
                  (unsigned long long)f->greeting_frame);
-        snprintf(r, rc, "The server does not accept mail from this client now: check its reason, blocklists, or try later (4xx).");
-        snprintf(l, lc, "Rejected at connect (%d)", f->greeting_code);
+        mx_fmt(r, rc, "The server does not accept mail from this client now: check its reason, blocklists, or try later (4xx).");
+        mx_fmt(l, lc, "Rejected at connect (%d)", f->greeting_code);
         return;
     }
     if (f->starttls_code && f->starttls_code != 220) {
         v->code = "starttls_refused";
-        snprintf(e, ec, "TLS failed: STARTTLS was answered %d%s%s \"%s\" at frame %llu; the session went no further in TLS.",
+        mx_fmt(e, ec, "TLS failed: STARTTLS was answered %d%s%s \"%s\" at frame %llu; the session went no further in TLS.",
                  f->starttls_code, ff->enhanced[0] && ff->verb && strcmp(ff->verb, "STARTTLS") == 0 ? " " : "",
                  ff->verb && strcmp(ff->verb, "STARTTLS") == 0 ? ff->enhanced : "",
                  ff->verb && strcmp(ff->verb, "STARTTLS") == 0 ? ff->text : "", (unsigned long long)f->starttls_frame);
-        snprintf(r, rc, "The server could not start TLS: check its certificate and key configuration%s.",
+        mx_fmt(r, rc, "The server could not start TLS: check its certificate and key configuration%s.",
                  f->starttls_code / 100 == 4 ? " (454 is often a missing or unreadable key)" : "");
-        snprintf(l, lc, "TLS failed: STARTTLS unexpected response %d", f->starttls_code);
+        mx_fmt(l, lc, "TLS failed: STARTTLS unexpected response %d", f->starttls_code);
         return;
     }
     if (f->tls_required_530) {
         v->code = "tls_required";
         v->cause = "tls_required";
-        snprintf(e, ec, "The server requires TLS but the client did not start it: %d%s%s \"%s\" at frame %llu.", ff->code,
+        mx_fmt(e, ec, "The server requires TLS but the client did not start it: %d%s%s \"%s\" at frame %llu.", ff->code,
                  ff->enhanced[0] ? " " : "", ff->enhanced, ff->text,
                  (unsigned long long)f->tls_required_frame);
-        snprintf(r, rc, "Enable TLS (STARTTLS) in the client's SMTP settings, or use port 465.");
-        snprintf(l, lc, "TLS required but not initiated by the remote host");
+        mx_fmt(r, rc, "Enable TLS (STARTTLS) in the client's SMTP settings, or use port 465.");
+        mx_fmt(l, lc, "TLS required but not initiated by the remote host");
         return;
     }
     if (ff->code) {
@@ -467,41 +468,41 @@ static void decide(const mx_facts *f, mx_verdict *v)
         else if (ff->verb && (!strcmp(ff->verb, "DATA") || !strcmp(ff->verb, ".") || !strcmp(ff->verb, "BDAT"))) { v->code = "data_rejected"; what = "the message"; }
         else if (ff->verb && (!strcmp(ff->verb, "EHLO") || !strcmp(ff->verb, "HELO"))) { v->code = "helo_rejected"; what = "the greeting (HELO/EHLO)"; }
         else { v->code = "command_rejected"; what = ff->verb ? ff->verb : "a command"; }
-        snprintf(e, ec, "The server rejected %s: %d%s%s \"%s\" at frame %llu%s%s%s.", what, ff->code, ff->enhanced[0] ? " " : "",
+        mx_fmt(e, ec, "The server rejected %s: %d%s%s \"%s\" at frame %llu%s%s%s.", what, ff->code, ff->enhanced[0] ? " " : "",
                  ff->enhanced, ff->text, (unsigned long long)ff->frame, v->cause ? " (" : "", v->cause ? v->cause : "",
                  v->cause ? ")" : "");
         const char *c = v->cause ? v->cause : "";
-        if (!strcmp(c, "mailbox_unknown")) snprintf(r, rc, "Check the recipient address: the mailbox does not exist on that server.");
-        else if (!strcmp(c, "relaying_denied")) snprintf(r, rc, "The server does not relay for this client: authenticate (AUTH) or allow the client's address on the server.");
-        else if (!strcmp(c, "greylisting")) snprintf(r, rc, "Greylisting: a proper MTA retries later and gets through; nothing to fix unless retries fail.");
-        else if (!strcmp(c, "dns_blocklist")) snprintf(r, rc, "The client's address is on a DNS blocklist: find out why, fix it and request delisting.");
-        else if (!strcmp(c, "spf_dmarc_dkim")) snprintf(r, rc, "Fix the sender domain's SPF/DKIM/DMARC records so they authorise this sending host.");
-        else if (!strcmp(c, "message_too_big")) snprintf(r, rc, "Send a smaller message or raise the server's size limit.");
-        else if (!strcmp(c, "mailbox_full")) snprintf(r, rc, "The recipient's mailbox is full: they must make room.");
-        else if (!strcmp(c, "auth_required")) snprintf(r, rc, "Configure the client to authenticate (AUTH) before sending.");
-        else if (ff->code / 100 == 4) snprintf(r, rc, "A temporary failure: retry later; if it persists, read the server's reason.");
-        else snprintf(r, rc, "Read the server's reason in the reply and fix that on the client or the server.");
-        snprintf(l, lc, "Rejected %d %s%s%s", ff->code, ff->enhanced, ff->enhanced[0] ? " " : "", ff->text);
+        if (!strcmp(c, "mailbox_unknown")) mx_fmt(r, rc, "Check the recipient address: the mailbox does not exist on that server.");
+        else if (!strcmp(c, "relaying_denied")) mx_fmt(r, rc, "The server does not relay for this client: authenticate (AUTH) or allow the client's address on the server.");
+        else if (!strcmp(c, "greylisting")) mx_fmt(r, rc, "Greylisting: a proper MTA retries later and gets through; nothing to fix unless retries fail.");
+        else if (!strcmp(c, "dns_blocklist")) mx_fmt(r, rc, "The client's address is on a DNS blocklist: find out why, fix it and request delisting.");
+        else if (!strcmp(c, "spf_dmarc_dkim")) mx_fmt(r, rc, "Fix the sender domain's SPF/DKIM/DMARC records so they authorise this sending host.");
+        else if (!strcmp(c, "message_too_big")) mx_fmt(r, rc, "Send a smaller message or raise the server's size limit.");
+        else if (!strcmp(c, "mailbox_full")) mx_fmt(r, rc, "The recipient's mailbox is full: they must make room.");
+        else if (!strcmp(c, "auth_required")) mx_fmt(r, rc, "Configure the client to authenticate (AUTH) before sending.");
+        else if (ff->code / 100 == 4) mx_fmt(r, rc, "A temporary failure: retry later; if it persists, read the server's reason.");
+        else mx_fmt(r, rc, "Read the server's reason in the reply and fix that on the client or the server.");
+        mx_fmt(l, lc, "Rejected %d %s%s%s", ff->code, ff->enhanced, ff->enhanced[0] ? " " : "", ff->text);
         return;
     }
     if (f->abort421.code) {
         v->code = "server_abort";
         v->cause = "service_unavailable";
-        snprintf(e, ec, "The server ended the session: 421%s%s \"%s\" at frame %llu.", f->abort421.enhanced[0] ? " " : "",
+        mx_fmt(e, ec, "The server ended the session: 421%s%s \"%s\" at frame %llu.", f->abort421.enhanced[0] ? " " : "",
                  f->abort421.enhanced, f->abort421.text, (unsigned long long)f->abort421.frame);
-        snprintf(r, rc, "The server is shutting down or overloaded (421): retry later, and check the server's logs if it keeps happening.");
-        snprintf(l, lc, "Server closed the session (421)");
+        mx_fmt(r, rc, "The server is shutting down or overloaded (421): retry later, and check the server's logs if it keeps happening.");
+        mx_fmt(l, lc, "Server closed the session (421)");
         return;
     }
     if (f->plain_on_tls_port && f->client_hello_seen && !f->msgs_ok) {
         v->code = "tls_failed";
         v->cause = "plaintext_on_tls_port";
-        snprintf(e, ec, "The client started TLS on port %u, as the port requires, but the server speaks clear SMTP there "
+        mx_fmt(e, ec, "The client started TLS on port %u, as the port requires, but the server speaks clear SMTP there "
                         "(greeting at frame %llu) and took the ClientHello for bad commands: the server is not set up for implicit TLS.",
                  f->server_port, (unsigned long long)f->greeting_frame);
-        snprintf(r, rc, "Enable implicit TLS on the server's port %u (RFC 8314), or point the client at port 587 with STARTTLS.",
+        mx_fmt(r, rc, "Enable implicit TLS on the server's port %u (RFC 8314), or point the client at port 587 with STARTTLS.",
                  f->server_port);
-        snprintf(l, lc, "TLS failed: server speaks clear SMTP on port %u", f->server_port);
+        mx_fmt(l, lc, "TLS failed: server speaks clear SMTP on port %u", f->server_port);
         return;
     }
     if (f->bad_reply.frame && !f->msgs_ok && !f->quit_answered &&
@@ -511,52 +512,52 @@ static void decide(const mx_facts *f, mx_verdict *v)
         const mx_reply_fact *b = &f->bad_reply;
         v->code = "server_abort";
         v->cause = "reply_without_code";
-        snprintf(e, ec, "The server answered %s%s with a line that is not an SMTP reply (\"%s\", frame %llu) and then closed the connection: "
+        mx_fmt(e, ec, "The server answered %s%s with a line that is not an SMTP reply (\"%s\", frame %llu) and then closed the connection: "
                         "most likely a deferral or refusal sent without its reply code.",
                  !b->verb ? "the client" : !strcmp(b->verb, ".") ? "the end of the message" : b->verb, "", b->text,
                  (unsigned long long)b->frame);
-        snprintf(r, rc, "Look at the server's logs for why it refused at that point (the text says: %s); "
+        mx_fmt(r, rc, "Look at the server's logs for why it refused at that point (the text says: %s); "
                         "its answer breaks RFC 5321, which needs a three-digit code.", b->text);
-        snprintf(l, lc, "Server closed the session after a reply without code");
+        mx_fmt(l, lc, "Server closed the session after a reply without code");
         return;
     }
     if (tls_tried && f->tls_complete) {
         v->code = "tls_ok";
         v->ok = 1;
-        snprintf(e, ec, "TLS established at frame %llu: %s with %s; what followed is encrypted.",
+        mx_fmt(e, ec, "TLS established at frame %llu: %s with %s; what followed is encrypted.",
                  (unsigned long long)f->tls_complete_frame, f->tls_version, f->tls_cipher);
-        snprintf(l, lc, "TLS success protocol %s cipher %s", f->tls_version,
+        mx_fmt(l, lc, "TLS success protocol %s cipher %s", f->tls_version,
                  f->tls_cipher_openssl[0] ? f->tls_cipher_openssl : f->tls_cipher);
         return;
     }
     if (f->rst_from >= 0) {
         v->code = f->rst_from == MX_CLIENT ? "reset_by_client" : "reset_by_server";
-        snprintf(e, ec, "The %s reset the connection at frame %llu, after the last step %s.", side(f->rst_from),
+        mx_fmt(e, ec, "The %s reset the connection at frame %llu, after the last step %s.", side(f->rst_from),
                  (unsigned long long)f->rst_frame, v->last_step);
-        snprintf(r, rc, "Look at the %s's logs for why it aborted at that point.", side(f->rst_from));
-        snprintf(l, lc, "Connection reset by %s", side(f->rst_from));
+        mx_fmt(r, rc, "Look at the %s's logs for why it aborted at that point.", side(f->rst_from));
+        mx_fmt(l, lc, "Connection reset by %s", side(f->rst_from));
         return;
     }
     if (!f->greeting_code && (f->synack_seen) && !f->midstream) {
         v->code = "no_banner";
-        snprintf(e, ec, "The server accepted the TCP connection but never sent its SMTP greeting.");
-        snprintf(r, rc, "Check the mail service (hung or overloaded), or whether the port expects TLS first (465).");
-        snprintf(l, lc, "No SMTP greeting");
+        mx_fmt(e, ec, "The server accepted the TCP connection but never sent its SMTP greeting.");
+        mx_fmt(r, rc, "Check the mail service (hung or overloaded), or whether the port expects TLS first (465).");
+        mx_fmt(l, lc, "No SMTP greeting");
         return;
     }
     if (f->incomplete) {
         v->code = "incomplete";
-        snprintf(e, ec, "The capture ends (%s) while the session is still open, after the step %s.",
+        mx_fmt(e, ec, "The capture ends (%s) while the session is still open, after the step %s.",
                  f->end_reason ? f->end_reason : "end_of_input", v->last_step);
-        snprintf(l, lc, "Session incomplete in the capture");
+        mx_fmt(l, lc, "Session incomplete in the capture");
         return;
     }
     v->code = "no_mail";
     v->ok = f->quit_answered;
-    snprintf(e, ec, "The session ended (%s by the %s) without sending a message; last step %s.", v->how, v->ended_by, v->last_step);
+    mx_fmt(e, ec, "The session ended (%s by the %s) without sending a message; last step %s.", v->how, v->ended_by, v->last_step);
     if (f->greeting_code == 220 && f->quit_answered)
-        snprintf(r, rc, "A connection test: the server answers on this port.");
-    snprintf(l, lc, "Session closed without mail");
+        mx_fmt(r, rc, "A connection test: the server answers on this port.");
+    mx_fmt(l, lc, "Session closed without mail");
 }
 
 /* The RFC 8460 (TLS-RPT) result type a session's TLS outcome maps to, or
@@ -589,19 +590,19 @@ static const char *tlsrpt_type(const mx_facts *f, const mx_verdict *v)
 static void tlsrpt_reason(const mx_facts *f, const mx_verdict *v, char *out, size_t cap)
 {
     const char *t = v->tls;
-    if (!strcmp(t, "starttls_not_offered")) snprintf(out, cap, "STARTTLS not offered in the EHLO reply");
-    else if (!strcmp(t, "starttls_masked")) snprintf(out, cap, "STARTTLS masked in the EHLO reply (XXXXXXXA)");
-    else if (!strcmp(t, "no_esmtp")) snprintf(out, cap, "EHLO not supported (%d): no STARTTLS", f->ehlo_code);
-    else if (!strcmp(t, "starttls_refused")) snprintf(out, cap, "STARTTLS refused (%d)", f->starttls_code);
+    if (!strcmp(t, "starttls_not_offered")) mx_fmt(out, cap, "STARTTLS not offered in the EHLO reply");
+    else if (!strcmp(t, "starttls_masked")) mx_fmt(out, cap, "STARTTLS masked in the EHLO reply (XXXXXXXA)");
+    else if (!strcmp(t, "no_esmtp")) mx_fmt(out, cap, "EHLO not supported (%d): no STARTTLS", f->ehlo_code);
+    else if (!strcmp(t, "starttls_refused")) mx_fmt(out, cap, "STARTTLS refused (%d)", f->starttls_code);
     else if (!strcmp(t, "starttls_not_followed_by_tls"))
-        snprintf(out, cap, "STARTTLS accepted (220), then the session went on in clear text");
-    else if (!strcmp(t, "plaintext_on_tls_port")) snprintf(out, cap, "clear-text SMTP on the implicit-TLS port");
+        mx_fmt(out, cap, "STARTTLS accepted (220), then the session went on in clear text");
+    else if (!strcmp(t, "plaintext_on_tls_port")) mx_fmt(out, cap, "clear-text SMTP on the implicit-TLS port");
     else if (f->alert_name && !f->alert_encrypted)
-        snprintf(out, cap, "TLS alert %s (%d) from the %s", f->alert_name, f->alert_code, side(f->alert_from));
+        mx_fmt(out, cap, "TLS alert %s (%d) from the %s", f->alert_name, f->alert_code, side(f->alert_from));
     else if (f->alert_from >= 0)
-        snprintf(out, cap, "encrypted TLS alert from the %s%s", side(f->alert_from),
+        mx_fmt(out, cap, "encrypted TLS alert from the %s%s", side(f->alert_from),
                  v->cause && !strcmp(v->cause, "encrypted_alert") ? " (most likely a rejected certificate)" : "");
-    else snprintf(out, cap, "TLS handshake not completed (%s)", v->cause ? v->cause : v->how ? v->how : "closed");
+    else mx_fmt(out, cap, "TLS handshake not completed (%s)", v->cause ? v->cause : v->how ? v->how : "closed");
 }
 
 /* What the STARTTLS hand-off showed that the verdict must not hide. */
@@ -621,11 +622,11 @@ static void integrity(const mx_facts *f, mx_verdict *v)
     }
     if (!what) return;
     size_t el = strlen(v->explanation);
-    snprintf(v->explanation + el, sizeof v->explanation - el, "%s", what);
+    mx_fmt(v->explanation + el, sizeof v->explanation - el, "%s", what);
     el = strlen(v->explanation);
     if (el + 1 < sizeof v->explanation) { v->explanation[el] = '.'; v->explanation[el + 1] = 0; }
     if (!v->cause) v->cause = cause;
-    if (!v->remedy[0]) snprintf(v->remedy, sizeof v->remedy, "%s", fix);
+    if (!v->remedy[0]) mx_fmt(v->remedy, sizeof v->remedy, "%s", fix);
 }
 
 void mx_verdict_decide(const mx_facts *f, mx_verdict *v)

@@ -234,6 +234,30 @@ int main(void)
             mx_stream_free(&s);
         }
     }
+    {   /* a full-sized segment (1448 bytes, the digest's 32-byte steps):
+         * each byte changed in turn, and two blocks that trade places */
+        static char line[1449], other[1449];
+        for (int j = 0; j < 1448; j++) line[j] = (char)(' ' + (j * 7 + j / 97) % 90);
+        line[1448] = 0;
+        int missed = -1;
+        for (int at = 0; at < 1448 + 1 && missed < 0; at++) {
+            memcpy(other, line, sizeof other);
+            if (at < 1448) other[at] ^= 0x01;
+            else {                                  /* blocks 3 and 17 trade places */
+                memcpy(other + 3 * 32, line + 17 * 32, 32);
+                memcpy(other + 17 * 32, line + 3 * 32, 32);
+            }
+            sink k = { .n = 0 };
+            mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);
+            mx_stream_ctx c = { &ops, &k, 0, &lim, 0, NULL };
+            seg(&s, &c, 0, line);
+            seg(&s, &c, 0, line);
+            seg(&s, &c, 0, other);
+            if (s.conflicts != 1) missed = at;
+            mx_stream_free(&s);
+        }
+        CHECK(missed < 0, "1448 bytes: every one-bit change and two blocks traded are conflicts (missed at %d)", missed);
+    }
     {   /* at the end of the direction a pending wait is a loss */
         sink k = { .n = 0 };
         mx_stream s; mx_stream_init(&s); mx_stream_start(&s, 0);

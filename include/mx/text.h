@@ -31,8 +31,26 @@ long mx_base64_decode(const uint8_t *in, size_t len, uint8_t *out, size_t cap);
 void mx_copy_text(char *dst, size_t cap, const void *p, size_t n);
 void mx_copy_str(char *dst, size_t cap, const char *s);   /* a NUL-ended one */
 
-/* ASCII case-insensitive prefix test on a slice. */
-int mx_ci_prefix(const uint8_t *p, size_t len, const char *prefix);
+/* ASCII case-insensitive prefix test on a slice (inline: a literal
+ * prefix's length is known where it is written). */
+static inline int mx_ci_prefix(const uint8_t *p, size_t len, const char *prefix)
+{
+    size_t n = __builtin_strlen(prefix);
+    if (len < n) return 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t a = p[i], b = (uint8_t)prefix[i];
+        if (a >= 'A' && a <= 'Z') a = (uint8_t)(a + 32);
+        if (b >= 'A' && b <= 'Z') b = (uint8_t)(b + 32);
+        if (a != b) return 0;
+    }
+    return 1;
+}
+
+/* snprintf for the program's own prose (verdicts): %s, %d, %u, %llu and %%
+ * written without stdio's machinery; any other conversion is handed to
+ * vsnprintf.  Cut to cap bytes with the NUL, as snprintf; returns the
+ * length written. */
+size_t mx_fmt(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ASCII case-insensitive search of needle in a slice; returns offset or -1. */
 long mx_ci_find(const uint8_t *p, size_t len, const char *needle);
