@@ -404,6 +404,84 @@ static int count_ng(const list16 *l)
     return n;
 }
 
+/* JA3 and JA4 of a ClientHello's lists into t->ja3, t->ja4. */
+static void fingerprints(mx_tls *t, uint16_t legacy, uint16_t top, char a0, char a1, const list16 *ciphers,
+                         const list16 *exts, const list16 *groups, const list16 *pf, const list16 *sigs)
+{
+    /* JA3: version,ciphers,extensions,groups,point formats (decimal). */
+    char ja3s[2048];
+    size_t jo = 0;
+    ja3s[0] = 0;
+    put_u16(ja3s, sizeof ja3s, &jo, legacy);
+    const list16 *parts[4] = { ciphers, exts, groups, pf };
+    for (int k = 0; k < 4; k++) {
+        if (jo + 2 < sizeof ja3s) { ja3s[jo++] = ','; ja3s[jo] = 0; }
+        jo = dash_list(ja3s, sizeof ja3s, jo, parts[k]);
+    }
+    mx_md5_hex(ja3s, jo, t->ja3);
+
+    /* JA4 (client): t<ver><d|i><#ciphers><#exts><alpn>_<ciphers>_<exts>_<sigs> */
+    const char *vv = top == 0x0304 ? "13" : top == 0x0303 ? "12" : top == 0x0302 ? "11" : top == 0x0301 ? "10" : top == 0x0300 ? "s3" : "00";
+    int nc = count_ng(ciphers), ne = count_ng(exts);
+    char clist[1024], elist[2048], h1[65], h2[65];
+    size_t cl = hex_list(clist, sizeof clist, ciphers, 1, 0);
+    size_t el = hex_list(elist, sizeof elist - 800, exts, 1, 1);
+    size_t sl = hex_list(elist + el + 1, 800, sigs, 0, 0);
+    if (sl) { elist[el] = '_'; el += 1 + sl; }     /* (the signatures were written after it) */
+    elist[el] = 0;
+    if (cl) mx_sha256_hex(clist, cl, h1); else memcpy(h1, "000000000000", 13);
+    if (ne) mx_sha256_hex(elist, el, h2); else memcpy(h2, "000000000000", 13);
+    /* t<ver><d|i><#ciphers><#exts><alpn>_<12 hex>_<12 hex> */
+    int c2 = nc > 99 ? 99 : nc, e2 = ne > 99 ? 99 : ne;
+    char *j4 = t->ja4;
+    _Static_assert(sizeof t->ja4 >= 37, "JA4 is 36 characters");
+    j4[0] = 't'; j4[1] = vv[0]; j4[2] = vv[1]; j4[3] = t->sni[0] ? 'd' : 'i';
+    j4[4] = (char)('0' + c2 / 10); j4[5] = (char)('0' + c2 % 10);
+    j4[6] = (char)('0' + e2 / 10); j4[7] = (char)('0' + e2 % 10);
+    j4[8] = a0; j4[9] = a1; j4[10] = '_';
+    memcpy(j4 + 11, h1, 12); j4[23] = '_';
+    memcpy(j4 + 24, h2, 12); j4[36] = 0;
+}
+
+/* The last ClientHellos' fingerprints, per thread (a direct-mapped table
+ * of CH_MEMO_N slots; a key is confirmed value for value). */
+enum { CH_KEY_MAX = 4 + 5 * 129, CH_MEMO_N = 32 };
+typedef struct ch_memo {
+    uint64_t h;
+    uint16_t n;
+    uint16_t key[CH_KEY_MAX];
+    char ja3[33], ja4[64];
+} ch_memo;
+static _Thread_local ch_memo ch_memos[CH_MEMO_N];
+
+static uint64_t key_hash(const uint16_t *k, size_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ k[i]) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+static ch_memo *ch_memo_find(const uint16_t *k, size_t n)
+{
+    uint64_t h = key_hash(k, n);
+    ch_memo *m = &ch_memos[h % CH_MEMO_N];
+    return m->n == n && m->h == h && memcmp(m->key, k, n * sizeof *k) == 0 ? m : NULL;
+}
+
+static void ch_memo_put(const uint16_t *k, size_t n, const char *ja3, const char *ja4)
+{
+    uint64_t h = key_hash(k, n);
+    ch_memo *m = &ch_memos[h % CH_MEMO_N];
+    m->h = h;
+    m->n = (uint16_t)n;
+    memcpy(m->key, k, n * sizeof *k);
+    memcpy(m->ja3, ja3, sizeof m->ja3);
+    memcpy(m->ja4, ja4, sizeof m->ja4);
+}
+
 static void client_hello(mx_tls *t, mx_cur c)
 {
     uint16_t legacy, len16;
@@ -464,27 +542,16 @@ static void client_hello(mx_tls *t, mx_cur c)
             }
         }
     }
-    /* JA3: version,ciphers,extensions,groups,point formats (decimal). */
-    char ja3s[2048];
-    size_t jo = 0;
-    ja3s[0] = 0;
-    put_u16(ja3s, sizeof ja3s, &jo, legacy);
-    const list16 *parts[4] = { &ciphers, &exts, &groups, &pf };
-    for (int k = 0; k < 4; k++) {
-        if (jo + 2 < sizeof ja3s) { ja3s[jo++] = ','; ja3s[jo] = 0; }
-        jo = dash_list(ja3s, sizeof ja3s, jo, parts[k]);
-    }
-    mx_md5_hex(ja3s, jo, t->ja3);
-
-    /* JA4 (client): t<ver><d|i><#ciphers><#exts><alpn>_<ciphers>_<exts>_<sigs> */
+    /* JA3 and JA4 are functions of the lists (GREASE left out), the top
+     * version, whether there is an SNI and the ALPN's two characters:
+     * client stacks repeat them, so they are looked up first. */
     uint16_t top = legacy;
     for (int i = 0; i < vers.n; i++) if (!grease(vers.v[i]) && vers.v[i] > top) top = vers.v[i];
-    const char *vv = top == 0x0304 ? "13" : top == 0x0303 ? "12" : top == 0x0302 ? "11" : top == 0x0301 ? "10" : top == 0x0300 ? "s3" : "00";
-    /* ALPN: first and last characters of the first value; when either is
-     * not alphanumeric, the first and last hex digits of the value. */
     char a0 = '0', a1 = '0';
     size_t al = strlen(alpn_first);
     if (al) {
+        /* ALPN: first and last characters of the first value; when either
+         * is not alphanumeric, the first and last hex digits of the value */
         unsigned char f0 = (unsigned char)alpn_first[0], f1 = (unsigned char)alpn_first[al - 1];
         int alnum0 = (f0 >= '0' && f0 <= '9') || (f0 >= 'A' && f0 <= 'Z') || (f0 >= 'a' && f0 <= 'z');
         int alnum1 = (f1 >= '0' && f1 <= '9') || (f1 >= 'A' && f1 <= 'Z') || (f1 >= 'a' && f1 <= 'z');
@@ -492,25 +559,28 @@ static void client_hello(mx_tls *t, mx_cur c)
         if (alnum0 && alnum1) { a0 = (char)f0; a1 = (char)f1; }
         else { a0 = hx[f0 >> 4]; a1 = hx[f1 & 15]; }
     }
-    int nc = count_ng(&ciphers), ne = count_ng(&exts);
-    char clist[1024], elist[2048], h1[65], h2[65];
-    size_t cl = hex_list(clist, sizeof clist, &ciphers, 1, 0);
-    size_t el = hex_list(elist, sizeof elist - 800, &exts, 1, 1);
-    size_t sl = hex_list(elist + el + 1, 800, &sigs, 0, 0);
-    if (sl) { elist[el] = '_'; el += 1 + sl; }     /* (the signatures were written after it) */
-    elist[el] = 0;
-    if (cl) mx_sha256_hex(clist, cl, h1); else memcpy(h1, "000000000000", 13);
-    if (ne) mx_sha256_hex(elist, el, h2); else memcpy(h2, "000000000000", 13);
-    /* t<ver><d|i><#ciphers><#exts><alpn>_<12 hex>_<12 hex> */
-    int c2 = nc > 99 ? 99 : nc, e2 = ne > 99 ? 99 : ne;
-    char *j4 = t->ja4;
-    _Static_assert(sizeof t->ja4 >= 37, "JA4 is 36 characters");
-    j4[0] = 't'; j4[1] = vv[0]; j4[2] = vv[1]; j4[3] = t->sni[0] ? 'd' : 'i';
-    j4[4] = (char)('0' + c2 / 10); j4[5] = (char)('0' + c2 % 10);
-    j4[6] = (char)('0' + e2 / 10); j4[7] = (char)('0' + e2 % 10);
-    j4[8] = a0; j4[9] = a1; j4[10] = '_';
-    memcpy(j4 + 11, h1, 12); j4[23] = '_';
-    memcpy(j4 + 24, h2, 12); j4[36] = 0;
+    uint16_t key[CH_KEY_MAX];
+    size_t kn = 0;
+    key[kn++] = legacy;
+    key[kn++] = top;
+    key[kn++] = t->sni[0] ? 1 : 0;
+    key[kn++] = (uint16_t)((unsigned)(unsigned char)a0 << 8 | (unsigned char)a1);
+    const list16 *keyed[5] = { &ciphers, &exts, &groups, &pf, &sigs };
+    for (int k = 0; k < 5; k++) {
+        size_t at = kn++;
+        for (int i = 0; i < keyed[k]->n; i++)
+            if (!grease(keyed[k]->v[i])) key[kn++] = keyed[k]->v[i];
+        key[at] = (uint16_t)(kn - at - 1);
+    }
+    ch_memo *mm = ch_memo_find(key, kn);
+    if (mm) {
+        memcpy(t->ja3, mm->ja3, sizeof t->ja3);
+        memcpy(t->ja4, mm->ja4, sizeof t->ja4);
+    } else {
+        fingerprints(t, legacy, top, a0, a1, &ciphers, &exts, &groups, &pf, &sigs);
+        ch_memo_put(key, kn, t->ja3, t->ja4);
+    }
+    int nc = count_ng(&ciphers);
 
     mx_ev *ev = mx_ev_begin(t->s, MX_EV_TLS_CLIENT_HELLO, MX_CLIENT);
     mx_ev_str(ev, "legacy_version", version_name(legacy));

@@ -6,6 +6,7 @@
 #include "mx/text.h"
 #include "mx/tls.h"
 #include "mx/verdict.h"
+#include "mx/x509.h"
 
 #include <stdlib.h>
 
@@ -48,6 +49,52 @@ static void client_hello(buf *hs, int tls13)
     if (tls13) { u16(hs, 43); u16(hs, 5); u8(hs, 4); u16(hs, 0x0304); u16(hs, 0x0303); }
     put16at(hs, ext, (unsigned)(hs->n - ext - 2));
     put24at(hs, len, (unsigned)(hs->n - len - 3));
+}
+
+/* The ClientHello above with one thing changed (variant 1..9), for the
+ * fingerprints: 0 none, 1 a cipher, 2 the ciphers' order, 3 no SNI, 4 the
+ * ALPN, 5 a group, 6 the point format, 7 a signature algorithm, 8 TLS 1.3's
+ * versions, 9 another GREASE value (which the fingerprints leave out). */
+static void client_hello_v(buf *hs, int v)
+{
+    static const uint8_t random[32];
+    u8(hs, 1); size_t len = hs->n; u24(hs, 0);
+    u16(hs, 0x0303); bytes(hs, random, 32); u8(hs, 0);
+    u16(hs, 8); u16(hs, v == 9 ? 0x2A2A : 0x0A0A);
+    if (v == 2) { u16(hs, 0xC030); u16(hs, 0x1302); } else { u16(hs, 0x1302); u16(hs, 0xC030); }
+    u16(hs, v == 1 ? 0x009D : 0x009C);
+    u8(hs, 1); u8(hs, 0);
+    size_t ext = hs->n; u16(hs, 0);
+    u16(hs, v == 9 ? 0x3A3A : 0x1A1A); u16(hs, 0);
+    const char *sni = "mail.example.com";
+    if (v != 3) {
+        u16(hs, 0); u16(hs, (unsigned)strlen(sni) + 5); u16(hs, (unsigned)strlen(sni) + 3); u8(hs, 0);
+        u16(hs, (unsigned)strlen(sni)); bytes(hs, sni, strlen(sni));
+    }
+    u16(hs, 10); u16(hs, 6); u16(hs, 4); u16(hs, 29); u16(hs, v == 5 ? 24 : 23);
+    u16(hs, 11); u16(hs, 2); u8(hs, 1); u8(hs, v == 6 ? 1 : 0);
+    u16(hs, 13); u16(hs, 6); u16(hs, 4); u16(hs, 0x0403); u16(hs, v == 7 ? 0x0805 : 0x0804);
+    const char *alpn = v == 4 ? "h2" : "smtp";
+    u16(hs, 16); u16(hs, (unsigned)strlen(alpn) + 3); u16(hs, (unsigned)strlen(alpn) + 1); u8(hs, (unsigned)strlen(alpn));
+    bytes(hs, alpn, strlen(alpn));
+    if (v == 8) { u16(hs, 43); u16(hs, 5); u8(hs, 4); u16(hs, 0x0304); u16(hs, 0x0303); }
+    put16at(hs, ext, (unsigned)(hs->n - ext - 2));
+    put24at(hs, len, (unsigned)(hs->n - len - 3));
+}
+
+/* The "ja3" and "ja4" of a session that is only this ClientHello. */
+static void fingerprints_of(int v, char ja3[40], char ja4[64])
+{
+    buf ch = { .n = 0 }, c1 = { .n = 0 };
+    client_hello_v(&ch, v);
+    records(&c1, &ch, 1000, 22);
+    mxh_chunk t[] = { { MX_CLIENT, (const char *)c1.b, c1.n }, { -2, NULL, 0 } };
+    int same;
+    char *o = mxh_feed_all("fingerprints", t, 1, 0, &same);
+    const char *a = strstr(o, "\"ja3\":\""), *b = strstr(o, "\"ja4\":\"");
+    snprintf(ja3, 40, "%.32s", a ? a + 7 : "");
+    snprintf(ja4, 64, "%.36s", b ? b + 7 : "");
+    free(o);
 }
 
 static void server_hello(buf *hs, unsigned cipher, int tls13)
@@ -172,6 +219,34 @@ static size_t load_cert(const char *file, uint8_t *der, size_t cap)
 
 int main(void)
 {
+    {   /* JA3/JA4 of ClientHellos that differ in one thing each, in turns
+         * (the fingerprints of a client stack are kept per thread: each
+         * must be its own hello's) */
+        char j3[10][40], j4[10][64], k3[40], k4[64];
+        for (int v = 0; v < 10; v++) fingerprints_of(v, j3[v], j4[v]);
+        char want[33];
+        static const char base[] = "771,4866-49200-156,0-10-11-13-16,29-23,0";
+        mx_md5_hex(base, strlen(base), want);
+        CHECK(strcmp(j3[0], want) == 0, "JA3 of the base hello: md5 of %s (%s)", base, j3[0]);
+        /* which of the two each change is in: JA3 has the ciphers in their
+         * order, the extensions, groups and point formats; JA4 the sorted
+         * ciphers and extensions, SNI or not, the ALPN, the signature
+         * algorithms and the top version */
+        static const int in3[10] = { 0, 1, 1, 1, 0, 1, 1, 0, 1, 0 }, in4[10] = { 0, 1, 0, 1, 1, 0, 0, 1, 1, 0 };
+        int distinct = 1;
+        for (int v = 1; v < 9; v++) {
+            int d3 = strcmp(j3[v], j3[0]) != 0, d4 = strcmp(j4[v], j4[0]) != 0;
+            if (d3 != in3[v] || d4 != in4[v]) { distinct = 0; fprintf(stderr, "variant %d: %s %s\n", v, j3[v], j4[v]); }
+        }
+        CHECK(distinct, "each change moves the fingerprints that cover it, and only those");
+        CHECK(!strcmp(j3[9], j3[0]) && !strcmp(j4[9], j4[0]), "other GREASE values: the same fingerprints");
+        int again = 1;
+        for (int v = 9; v >= 0; v--) {
+            fingerprints_of(v, k3, k4);
+            again &= !strcmp(k3, j3[v]) && !strcmp(k4, j4[v]);
+        }
+        CHECK(again, "the same hellos again, in the other order: the same fingerprints");
+    }
     {   /* TLS 1.2: hellos, a certificate that does not parse, server done, client alert */
         const char *name = "tls12-rejected";
         buf ch = { .n = 0 }, c1 = { .n = 0 }, sh = { .n = 0 }, s1 = { .n = 0 }, a = { .n = 0 };
