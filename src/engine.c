@@ -16,6 +16,7 @@
 #include "mx/sink.h"
 #include "mx/smtp.h"
 #include "mx/stream.h"
+#include "mx/text.h"
 #include "mx/tls.h"
 #include "mx/verdict.h"
 #include "mx/workers.h"
@@ -391,7 +392,7 @@ static void session_close(mx_engine *e, flow *f, const char *reason, int incompl
     facts.implicit_tls = s->tls_from_start;
     mx_addr_str(&s->srv, facts.server, sizeof facts.server);
     facts.server_port = s->srv_port;
-    snprintf(facts.dns_name, sizeof facts.dns_name, "%s", s->dns_name ? s->dns_name : "");
+    mx_copy_str(facts.dns_name, sizeof facts.dns_name, s->dns_name ? s->dns_name : "");
     for (int d = 0; d < 2; d++)
         if (f->d[d].pkts && !f->d[!d].pkts && f->d[d].have_ack &&
             (f->d[d].last_ack != f->d[d].first_ack || f->d[d].syn)) {

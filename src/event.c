@@ -213,12 +213,27 @@ size_t mx_sid_text(uint64_t id, int width, char out[32])
 
 uint64_t mx_sid_mark_read(const char *p, int *width)
 {
-    uint64_t id = 0;
     *width = (p[1] - 'a') & 0x1F;
+    /* sixteen lower-case hex digits, eight at a time: '0'-'9' is 0x30-0x39,
+     * 'a'-'f' 0x61-0x66 (bit 6 set: add 9 to the low nibble) */
+    uint64_t id = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (int h = 0; h < 2; h++) {
+        uint64_t w;
+        memcpy(&w, p + 2 + 8 * h, 8);
+        w = __builtin_bswap64(w);                       /* first digit highest */
+        w = (w & 0x0F0F0F0F0F0F0F0Full) + ((w >> 6) & 0x0101010101010101ull) * 9;
+        w = (w | w >> 4) & 0x00FF00FF00FF00FFull;       /* pairs of nibbles */
+        w = (w | w >> 8) & 0x0000FFFF0000FFFFull;
+        w = (w | w >> 16) & 0x00000000FFFFFFFFull;
+        id = id << 32 | w;
+    }
+#else
     for (int i = 2; i < MX_SID_MARK_LEN; i++) {
         char c = p[i];
         id = id << 4 | (uint64_t)(c >= 'a' ? c - 'a' + 10 : c - '0');
     }
+#endif
     return id;
 }
 

@@ -50,6 +50,7 @@ struct mx_sink {
     mx_arena ar;                  /* scratch: events not kept, ECS wrappers  */
     const mx_opts *opt;
     mx_buf buf;                   /* the event being written                 */
+    mx_buf sub;                   /* a worker's record with the run's ids     */
     mx_buf note;                  /* an output.drop written before it        */
     int failed;
     int epipe;                    /* standard output's reader went away      */
@@ -198,11 +199,13 @@ static void wfail(mx_sink *k, sink_out *so)
     if (!so->werr) so->werr = errno ? errno : -1;
 }
 
+/* An output's FILE is written by the thread that owns the sink alone (a
+ * network output's sender reads its ring, not the FILE): no locking. */
 static void put_text(mx_sink *k, sink_out *so, const char *t, size_t n)
 {
     if (k->cap_fn) {
         if (n && !mx_buf_put(&so->rec, t, n)) k->failed = 1;
-    } else if (n && fwrite(t, 1, n, so->f) != n) {
+    } else if (n && fwrite_unlocked(t, 1, n, so->f) != n) {
         wfail(k, so);
     }
 }
@@ -210,7 +213,7 @@ static void put_text(mx_sink *k, sink_out *so, const char *t, size_t n)
 static void put_nl(mx_sink *k, sink_out *so)
 {
     if (k->cap_fn) put_text(k, so, "\n", 1);
-    else if (fputc('\n', so->f) == EOF) wfail(k, so);
+    else if (putc_unlocked('\n', so->f) == EOF) wfail(k, so);
 }
 
 /* A capturing sink hands a record over. */
@@ -354,6 +357,7 @@ void mx_sink_free(mx_sink *k)
         mx_buf_free(&k->outs[i].rec);
     }
     mx_buf_free(&k->buf);
+    mx_buf_free(&k->sub);
     mx_buf_free(&k->note);
     for (tblk *b = k->spare, *nx; b; b = nx) { nx = b->next; free(b); }
     free(k);
@@ -1046,22 +1050,32 @@ void mx_sink_put(mx_sink *k, const mx_rec *r, uint64_t (*gid)(void *ctx, uint64_
     drop_note(k, so, 0);
     if (doc && !so->sessions && so->fmt == MX_FMT_SUMMARY) { mx_view_summary_header(so->f); end_record(k, so, "header"); }
     if (doc && !so->sessions && so->fmt == MX_FMT_HTML) mx_view_html_begin(so->f);
-    /* the workers' session ids become the run's */
+    /* the workers' session ids become the run's, the record put together
+     * first and written in one go */
     const char *p = r->data;
     size_t n = r->len;
-    while (n) {
-        const char *m = memchr(p, MX_SID_MARK, n);
-        size_t run = m ? (size_t)(m - p) : n;
-        put_text(k, so, p, run);
-        p += run;
-        n -= run;
-        if (!m || n < MX_SID_MARK_LEN) break;
-        int width;
-        uint64_t id = mx_sid_mark_read(p, &width);
-        char t[32];
-        put_text(k, so, t, mx_sid_text(gid(ctx, id & ~MX_SID_HANDLE), width, t));
-        p += MX_SID_MARK_LEN;
-        n -= MX_SID_MARK_LEN;
+    const char *m = memchr(p, MX_SID_MARK, n);
+    if (!m) {
+        put_text(k, so, p, n);
+    } else {
+        mx_buf *b = &k->sub;
+        b->len = 0;
+        while (n) {
+            size_t run = m ? (size_t)(m - p) : n;
+            mx_buf_put(b, p, run);
+            p += run;
+            n -= run;
+            if (!m || n < MX_SID_MARK_LEN) break;
+            int width;
+            uint64_t id = mx_sid_mark_read(p, &width);
+            char t[32];
+            mx_buf_put(b, t, mx_sid_text(gid(ctx, id & ~MX_SID_HANDLE), width, t));
+            p += MX_SID_MARK_LEN;
+            n -= MX_SID_MARK_LEN;
+            m = memchr(p, MX_SID_MARK, n);
+        }
+        if (b->failed) { k->failed = 1; b->failed = 0; }
+        put_text(k, so, b->p, b->len);
     }
     if (doc) so->sessions++;
     end_record(k, so, r->tag);

@@ -1781,7 +1781,7 @@ void mx_smtp_facts(const mx_smtp *m, mx_facts *f)
     f->starttls_offered = m->starttls_offered;
     f->starttls_code = m->starttls_result ? m->starttls_code : 0;
     f->starttls_frame = m->starttls_frame;
-    snprintf(f->auth_mech, sizeof f->auth_mech, "%s", m->auth_mech);
+    mx_copy_str(f->auth_mech, sizeof f->auth_mech, m->auth_mech);
     f->auth_code = m->auth_result ? m->auth_code : 0;
     f->auth_frame = m->auth_frame;
     f->mail_seen = m->mail_seen;
@@ -1796,7 +1796,7 @@ void mx_smtp_facts(const mx_smtp *m, mx_facts *f)
     f->last_reply = m->replies ? m->last_code : 0;
     f->msgs_ok = m->msgs_accepted;
     f->msgs_bad = m->msgs_rejected;
-    snprintf(f->queue_id, sizeof f->queue_id, "%s", m->last_queue_id);
+    mx_copy_str(f->queue_id, sizeof f->queue_id, m->last_queue_id);
     f->accepted_frame = m->accepted_frame;
     f->first_failure = m->fail;
     f->abort421 = m->abort421;

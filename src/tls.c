@@ -1399,7 +1399,7 @@ void mx_tls_summary(const mx_tls *t, mx_ev *o)
         mx_ev_str(o, "version", version_name(t->version));
         const cs_name *cn = suite(t->cipher);
         char hx[8];
-        snprintf(hx, sizeof hx, "0x%04X", t->cipher);
+        hex4(hx, t->cipher);
         mx_ev_str(o, "cipher", cn ? cn->iana : hx);
         if (cn && cn->openssl) mx_ev_str(o, "cipher_openssl", cn->openssl);
     }

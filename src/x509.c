@@ -1,6 +1,7 @@
 /* x509.c - certificate parsing and checks, hashes (see x509.h). */
 #include "mx/x509.h"
 #include "mx/dns.h"
+#include "mx/text.h"
 
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
@@ -429,12 +430,12 @@ void mx_cert_chain(mx_ev *ev, const uint8_t *const *der, const size_t *len, int 
         if (ce->sig) mx_ev_str(c, "signature_algorithm", ce->sig);
         if (ce->self_signed) { mx_ev_bool(c, "self_signed", 1); if (i == 0) out->self_signed = 1; }
         if (i == 0) {
-            snprintf(out->leaf_cn, sizeof out->leaf_cn, "%s", ce->cn);
-            snprintf(out->issuer_cn, sizeof out->issuer_cn, "%s", ce->issuer_cn);
-            if (ce->has_na) snprintf(out->not_after, sizeof out->not_after, "%s", ce->na_txt);
+            mx_copy_str(out->leaf_cn, sizeof out->leaf_cn, ce->cn);
+            mx_copy_str(out->issuer_cn, sizeof out->issuer_cn, ce->issuer_cn);
+            if (ce->has_na) mx_copy_str(out->not_after, sizeof out->not_after, ce->na_txt);
         }
         if (i > 0 && ents[i - 1] && !issued_by(ents[i - 1], ce)) out->chain_order_ok = 0;
-        snprintf(out->root_cn, sizeof out->root_cn, "%s", ce->issuer_cn);
+        mx_copy_str(out->root_cn, sizeof out->root_cn, ce->issuer_cn);
         if (!cache && i >= 2) ents[i - 2] = NULL;      /* its tmp slot is reused */
     }
     X509 *leaf = ents[0] ? ents[0]->x : NULL;

@@ -6,6 +6,7 @@
  * printed JSON must parse back to exactly what was put in. */
 #include "check.h"
 #include "harness.h"
+#include "mx/event.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -151,5 +152,22 @@ int main(void)
     CHECK(strstr(out, "\"type\":\"session.end\"") != NULL, "session.end still written");
     mxh_free(&h);
     free(big);
+    {   /* a worker's session id as a marker and back, at every width and
+         * over the whole 56-bit range of its numbers */
+        uint64_t x = 0x9E3779B97F4A7C15ull;
+        int good = 1;
+        for (int i = 0; i < 100000 && good; i++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            uint64_t id = i < 64 ? (i < 56 ? 1ull << i : (uint64_t)i - 56) : x & ((1ull << 56) - 1);
+            int width = i % 32, w2 = -1;
+            char t[32];
+            size_t tl = mx_sid_text(MX_SID_HANDLE | id, width, t);
+            uint64_t back = mx_sid_mark_read(t, &w2);
+            good = tl == MX_SID_MARK_LEN && t[0] == MX_SID_MARK && (back & ~MX_SID_HANDLE) == id && w2 == width;
+            if (!good) fprintf(stderr, "id %llx width %d: read %llx width %d\n", (unsigned long long)id, width,
+                             (unsigned long long)back, w2);
+        }
+        CHECK(good, "session id markers read back as written");
+    }
     return CHECK_DONE();
 }
