@@ -311,30 +311,69 @@ static const cJ *last_event(const cJ *doc)
     return evs && evs->vt == MX_VT_ARR ? evs->v.kids.last : NULL;
 }
 
-static void endpoint(char *buf, size_t cap, const cJ *ep)
+/* "ip:port", "[ip6]:port" into o (cap bytes, at least 48), NUL-ended; its length. */
+static size_t endpoint(char *o, size_t cap, const cJ *ep)
 {
     const char *ip = str(ep, "ip");
-    int v6 = ip && strchr(ip, ':');
-    snprintf(buf, cap, "%s%s%s:%lld", v6 ? "[" : "", ip ? ip : "?", v6 ? "]" : "", num(ep, "port", 0));
+    if (!ip) ip = "?";
+    size_t il = strlen(ip), n = 0;
+    if (il > cap - 24) il = cap - 24;
+    int v6 = memchr(ip, ':', il) != NULL;
+    if (v6) o[n++] = '[';
+    memcpy(o + n, ip, il);
+    n += il;
+    if (v6) o[n++] = ']';
+    o[n++] = ':';
+    n += digits(o + n, num(ep, "port", 0), 0);
+    o[n] = 0;
+    return n;
 }
 
 /* The session's first line: who, when, how long (known at its end). */
 void mx_view_text_head(FILE *f, const cJ *doc, const cJ *start, int color)
 {
-    char cli[80], srv[80];
+    char t[512];
+    size_t n = 0;
     long long part = num(doc, "part", 0);
     int continued = boolean(doc, "continued");
     if (!start) start = mx_node_at(obj(doc, "events"), 0);
     const char *dns = str(obj(start, "dns"), "name");
-    endpoint(cli, sizeof cli, obj(doc, "client"));
-    endpoint(srv, sizeof srv, obj(doc, "server"));
-    fprintf(f, "%ssession ", color ? "\033[1m" : "");
-    sid(f, doc, 0);
-    fprintf(f, "%s  %s -> %s", color ? C_RESET : "", cli, srv);
-    if (dns) { fputs(" (", f); mx_view_text(f, dns); fputc(')', f); }
-    fprintf(f, "  %s  %.6f s", str(doc, "start") ? str(doc, "start") : "", mx_node_getnum(doc, "duration", 0));
-    if (part) fprintf(f, "  (part %lld%s)", part, continued ? ", continued below" : "");
-    fputc('\n', f);
+    if (color) n += copy(t + n, "\033[1m");
+    n += copy(t + n, "session ");
+    n += mx_sid_text((uint64_t)num(doc, "session", 0), 0, t + n);
+    if (color) n += copy(t + n, C_RESET);
+    t[n++] = ' ';
+    t[n++] = ' ';
+    n += endpoint(t + n, 100, obj(doc, "client"));
+    n += copy(t + n, " -> ");
+    n += endpoint(t + n, 100, obj(doc, "server"));
+    if (dns) {
+        n += copy(t + n, " (");
+        fwrite(t, 1, n, f);
+        mx_view_text(f, dns);
+        n = 0;
+        t[n++] = ')';
+    }
+    const char *st = str(doc, "start");
+    t[n++] = ' ';
+    t[n++] = ' ';
+    size_t sl = st ? strlen(st) : 0;
+    if (sl > 100) sl = 100;
+    memcpy(t + n, st ? st : "", sl);
+    n += sl;
+    t[n++] = ' ';
+    t[n++] = ' ';
+    const cJ *d = obj(doc, "duration");
+    if (d && d->vt == MX_VT_USEC) n += seconds6(t + n, d->v.i, 0);
+    else n += (size_t)snprintf(t + n, 48, "%.6f", mx_node_getnum(doc, "duration", 0));
+    n += copy(t + n, " s");
+    if (part) {
+        n += copy(t + n, "  (part ");
+        n += digits(t + n, part, 0);
+        n += copy(t + n, continued ? ", continued below)" : ")");
+    }
+    t[n++] = '\n';
+    fwrite(t, 1, n, f);
 }
 
 /* The verdict, or that the session goes on in a next part. */
@@ -345,12 +384,17 @@ void mx_view_text_foot(FILE *f, const cJ *doc, int color)
     int continued = boolean(doc, "continued");
     if (v) {
         int ok = boolean(v, "ok");
-        fprintf(f, "  %s=> %s%s", color ? (ok ? C_OK : C_BAD) : "", str(v, "code") ? str(v, "code") : "?", color ? C_RESET : "");
-        if (str(v, "cause")) fprintf(f, " (%s)", str(v, "cause"));
+        const char *code = str(v, "code"), *cause = str(v, "cause"), *remedy = str(v, "remedy");
+        fputs("  ", f);
+        if (color) fputs(ok ? C_OK : C_BAD, f);
+        fputs("=> ", f);
+        fputs(code ? code : "?", f);
+        if (color) fputs(C_RESET, f);
+        if (cause) { fputs(" (", f); fputs(cause, f); fputc(')', f); }
         fputs(": ", f);
         mx_view_text(f, str(v, "explanation"));
         fputc('\n', f);
-        if (str(v, "remedy")) { fputs("     remedy: ", f); mx_view_text(f, str(v, "remedy")); fputc('\n', f); }
+        if (remedy) { fputs("     remedy: ", f); mx_view_text(f, remedy); fputc('\n', f); }
         fputs("     log: ", f);
         mx_view_text(f, str(v, "log_line"));
         fputs("\n\n", f);
