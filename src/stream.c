@@ -6,6 +6,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 struct mx_seg {
     mx_seg *next;
@@ -145,13 +148,50 @@ static uint64_t mix64(uint64_t h, uint64_t w)
     return h ^ (h >> 29);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define MX_DIGEST_AVX2 1
+/* The same steps, 64 bytes at a time in two 256-bit lanes, where the CPU
+ * has AVX2 (the digest is compared only within one process). */
+__attribute__((target("avx2"))) static uint32_t digest_avx2(const uint8_t *p, uint32_t n, uint64_t h[4])
+{
+    __m256i a0 = _mm256_set_epi64x((long long)h[3], (long long)h[2], (long long)h[1], (long long)h[0]), a1 = a0;
+    __m256i k0 = _mm256_set_epi64x(0x85EBCA77C2B2AE63ll, 0x27D4EB2F165667C5ll, 0x94D049BB133111EBll, 0x9E3779B185EBCA87ll),
+            k1 = _mm256_set_epi64x(0x165667B19E3779F9ll, 0xC2B2AE3D27D4EB4Fll, 0x61C8864680B583EBll, 0xFF51AFD7ED558CCDll);
+    const __m256i step = _mm256_set_epi64x(0x61C8864680B583EBll, 0x9E3779B97F4A7C15ll, 0x94D049BB133111EBll, 0x85EBCA77C2B2AE63ll);
+    uint32_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m256i d0 = _mm256_loadu_si256((const __m256i *)(const void *)(p + i)),
+                d1 = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 32));
+        __m256i x0 = _mm256_xor_si256(d0, k0), x1 = _mm256_xor_si256(d1, k1);
+        a0 = _mm256_add_epi64(a0, _mm256_add_epi64(_mm256_mul_epu32(x0, _mm256_srli_epi64(x0, 32)),
+                                                   _mm256_shuffle_epi32(d0, _MM_SHUFFLE(1, 0, 3, 2))));
+        a1 = _mm256_add_epi64(a1, _mm256_add_epi64(_mm256_mul_epu32(x1, _mm256_srli_epi64(x1, 32)),
+                                                   _mm256_shuffle_epi32(d1, _MM_SHUFFLE(1, 0, 3, 2))));
+        k0 = _mm256_add_epi64(k0, step);
+        k1 = _mm256_add_epi64(k1, step);
+    }
+    uint64_t l[8];
+    _mm256_storeu_si256((__m256i *)(void *)l, a0);
+    _mm256_storeu_si256((__m256i *)(void *)(l + 4), a1);
+    for (int j = 0; j < 4; j++) h[j] = mix64(mix64(h[j], l[j]), l[4 + j]);
+    return i;
+}
+#endif
+
 static uint64_t digest(const uint8_t *p, uint32_t n)
 {
     uint64_t h0 = 0x9E3779B97F4A7C15ull ^ n, h1 = 0xC2B2AE3D27D4EB4Full, h2 = 0x165667B19E3779F9ull,
              h3 = 0x27D4EB2F165667C5ull;
     uint32_t i = 0;
+#if defined(MX_DIGEST_AVX2)
+    if (n >= 128 && __builtin_cpu_supports("avx2")) {
+        uint64_t h[4] = { h0, h1, h2, h3 };
+        i = digest_avx2(p, n, h);
+        h0 = h[0]; h1 = h[1]; h2 = h[2]; h3 = h[3];
+    }
+#endif
 #if defined(__SSE2__)
-    if (n >= 64) {
+    if (n - i >= 64) {
         __m128i a0 = _mm_set_epi64x((long long)h1, (long long)h0), a1 = _mm_set_epi64x((long long)h3, (long long)h2);
         __m128i k0 = _mm_set_epi64x(0x85EBCA77C2B2AE63ll, 0x27D4EB2F165667C5ll),
                 k1 = _mm_set_epi64x(0x94D049BB133111EBll, 0x9E3779B185EBCA87ll);
