@@ -204,16 +204,58 @@ run_floor() {   # run_floor FILE : times the floor; the row is added by floor_ro
 TSHARK_NOTES=()
 NDPI_NOTES=()
 STATS_LINE=()
+# One timed run of a tool of the round (see below) on the full file:
+# keeps its best time, its largest RSS, its worst exit status and the
+# stderr of its last run.
+declare -A BEST BRSS BRC BRUNS
+round_run() {   # round_run LABEL CMD...
+    local label=$1; shift
+    local rc=0 line s m
+    /usr/bin/time -o $OUT/time.txt -f '%e %M' "$@" >/dev/null 2>"$OUT/err-$label.txt" || rc=$?
+    line=$(tail -n1 $OUT/time.txt)
+    s=${line% *}; m=${line#* }
+    if [ -z "${BEST[$label]:-}" ] || awk -v a="$s" -v b="${BEST[$label]}" 'BEGIN{exit !(a<b)}'; then BEST[$label]=$s; fi
+    [ "$m" -gt "${BRSS[$label]:-0}" ] && BRSS[$label]=$m
+    [ $rc -ne 0 ] && BRC[$label]=$rc
+    BRUNS[$label]=$(( ${BRUNS[$label]:-0} + 1 ))
+}
+# What was measured of LABEL, as measure() leaves it.
+round_get() { SECS=${BEST[$1]}; RSS=${BRSS[$1]:-0}; RC=${BRC[$1]:-0}; NRUNS=${BRUNS[$1]:-0}; ERR=$(cat "$OUT/err-$1.txt"); }
+
 for set in clear starttls; do
     full=$OUT/$set.pcap small=$OUT/$set-small.pcap
-    note "timing $set.pcap ($(stat -c %s "$full") bytes)"
-    run_floor "$full"
+    note "timing $set.pcap ($(stat -c %s "$full") bytes), $RUNS rounds"
     run_floor "$small"
-    ROWS+=("${FLOOR_ROW[$full]}")
+    cat "$full" >/dev/null   # page cache: every tool reads from memory
+    PKTS[$full]=$($OUT/floor "$full" | awk '{print $2}')
+    SIZE[$full]=$(stat -c %s "$full")
+    # The tools take turns, one run each per round, RUNS rounds, and each
+    # keeps its best: a slow spell of a shared machine falls on all of them
+    # alike, so the ratios hold where lone timings would not.
+    BEST=() BRSS=() BRC=() BRUNS=()
+    labels=(floor ndjson timeline summary text nondpi)
+    if [ $WORKERS = 1 ]; then for w in "${WORKER_COUNTS[@]}"; do labels+=("w$w"); done; fi
+    [ $NDPIREADER = 1 ] && labels+=(ndpi)
+    for ((r = 0; r < RUNS; r++)); do
+        for l in "${labels[@]}"; do
+            case $l in summary|text) [ $r -lt "$FMT_RUNS" ] || continue ;; esac
+            # a tool whose first run was over SLOW_S seconds runs once
+            if [ $r -ge 1 ] && awk -v a="${BEST[$l]:-0}" -v b="$SLOW_S" 'BEGIN{exit !(a>b)}'; then continue; fi
+            case $l in
+            floor) round_run $l $OUT/floor "$full" ;;
+            ndjson|timeline|summary|text) round_run $l "$MXTRACE" -r "$full" -F $l -o /dev/null --stats ;;
+            nondpi) round_run $l "$MXTRACE" -r "$full" -F ndjson --no-ndpi -o /dev/null --stats ;;
+            w*) round_run $l "$MXTRACE" -r "$full" -F ndjson --workers "${l#w}" -o /dev/null --stats ;;
+            ndpi) round_run $l ndpiReader -i "$full" -q ;;
+            esac
+        done
+    done
+    round_get floor
+    FLOOR[$full]=$SECS
+    ROWS+=("floor (libpcap loop)|$(basename "$full")|${SIZE[$full]}|$SECS|${PKTS[$full]}|$RSS|-")
     declare -A MXRSS=() MXFLOWS=()
     for fmt in ndjson timeline summary text; do
-        case $fmt in summary|text) nruns=$FMT_RUNS ;; *) nruns=$RUNS ;; esac
-        measure "$nruns" "$MXTRACE" -r "$full" -F $fmt -o /dev/null --stats
+        round_get $fmt
         check_mx "mxtrace -F $fmt $set.pcap" "$SESSIONS"
         ROWS+=("mxtrace -F $fmt$(runs_note)|$set.pcap|${SIZE[$full]}|$SECS|${PKTS[$full]}|$RSS|ratio")
         if [ $fmt = ndjson ]; then STATS_LINE+=("$set.pcap: $LAST_STATS"); fi
@@ -225,14 +267,14 @@ for set in clear starttls; do
         MEMROWS+=("$fmt|$set|$SMALL|${SIZE[$small]}|$RSS|$(stats_field peak-flows "$ERR")|$SESSIONS|${SIZE[$full]}|${MXRSS[$fmt]}|${MXFLOWS[$fmt]}")
     done
     # nDPI's share: the same ndjson run without it
-    measure "$RUNS" "$MXTRACE" -r "$full" -F ndjson --no-ndpi -o /dev/null --stats
+    round_get nondpi
     check_mx "mxtrace -F ndjson --no-ndpi $set.pcap" "$SESSIONS"
     ROWS+=("mxtrace -F ndjson --no-ndpi$(runs_note)|$set.pcap|${SIZE[$full]}|$SECS|${PKTS[$full]}|$RSS|ratio")
     # parallel workers, with the speed-up against one worker
     if [ $WORKERS = 1 ]; then
         w1=
         for w in "${WORKER_COUNTS[@]}"; do
-            measure "$RUNS" "$MXTRACE" -r "$full" -F ndjson --workers "$w" -o /dev/null --stats
+            round_get "w$w"
             check_mx "mxtrace -F ndjson --workers $w $set.pcap" "$SESSIONS"
             [ "$w" != 1 ] || w1=$SECS
             sp=$(awk -v a="$w1" -v b="$SECS" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "?" }')
@@ -242,7 +284,7 @@ for set in clear starttls; do
     # nDPI alone: its own reader, classification only (-q: no per-flow output,
     # no summary), on the same capture
     if [ $NDPIREADER = 1 ]; then
-        measure "$RUNS" ndpiReader -i "$full" -q
+        round_get ndpi
         [ "$RC" = 0 ] || PROBLEMS+=("ndpiReader $set.pcap: exit status $RC: $(head -c 300 <<<"$ERR")")
         ROWS+=("ndpiReader -q$(runs_note)|$set.pcap|${SIZE[$full]}|$SECS|${PKTS[$full]}|$RSS|ratio")
         # one untimed run with its summary on the 1/10 file: did it see the sessions?
