@@ -254,17 +254,17 @@ static size_t u64_digits(uint64_t v, char *out)
 
 static void integer(mx_buf *b, int64_t v)
 {
-    char t[24];
-    size_t n;
-    if (v < 0) { t[0] = '-'; n = 1 + u64_digits((uint64_t)-(v + 1) + 1, t + 1); }
-    else n = u64_digits((uint64_t)v, t);
-    put(b, t, n);
+    if (!room(b, 24)) return;
+    char *t = b->p + b->len;
+    if (v < 0) { t[0] = '-'; b->len += 1 + u64_digits((uint64_t)-(v + 1) + 1, t + 1); }
+    else b->len += u64_digits((uint64_t)v, t);
 }
 
 /* Microseconds as seconds: "0", "0.00142", "12.5". */
 static void seconds(mx_buf *b, uint64_t us)
 {
-    char t[32];
+    if (!room(b, 32)) return;
+    char *t = b->p + b->len;
     size_t n = u64_digits(us / 1000000u, t);
     uint32_t frac = (uint32_t)(us % 1000000u);
     if (frac) {
@@ -274,7 +274,7 @@ static void seconds(mx_buf *b, uint64_t us)
         n += 7;
         while (t[n - 1] == '0') n--;
     }
-    put(b, t, n);
+    b->len += n;
 }
 
 /* A double as cJSON 1.7.15 writes one: 15 significant digits, or 17 when
