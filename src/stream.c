@@ -3,9 +3,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
@@ -134,12 +131,9 @@ static void gap(mx_stream *s, const mx_stream_ctx *c, uint32_t len, int why)
 
 /* A fast digest of a segment's bytes (not cryptographic: it tells a
  * retransmission with other content from a faithful one; it never leaves
- * the process, so it may differ between builds).  Every byte delivered goes
- * through it.  With SSE2, 32 bytes a step in two 128-bit lanes: each
- * 64-bit word, mixed with a key that moves on every step (so that blocks
- * that trade places change it), is multiplied half by half and added in
- * beside the word itself (so that a product of zero loses nothing); the
- * tail and the lanes are then folded with 64-bit multiplications. */
+ * the process, so it may differ between machines).  Every byte delivered
+ * goes through it: four lanes of 64-bit multiplications, and where the CPU
+ * has AVX2 the bulk 64 bytes a step before them (see digest_avx2). */
 static uint64_t rotl64(uint64_t v, int r) { return v << r | v >> (64 - r); }
 
 static uint64_t mix64(uint64_t h, uint64_t w)
@@ -150,8 +144,10 @@ static uint64_t mix64(uint64_t h, uint64_t w)
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define MX_DIGEST_AVX2 1
-/* The same steps, 64 bytes at a time in two 256-bit lanes, where the CPU
- * has AVX2 (the digest is compared only within one process). */
+/* 64 bytes a step in two 256-bit lanes: each 64-bit word, mixed with a key
+ * that moves on every step (so that blocks that trade places change it), is
+ * multiplied half by half and added in beside the word itself (so that a
+ * product of zero loses nothing); the lanes are then folded into h. */
 __attribute__((target("avx2"))) static uint32_t digest_avx2(const uint8_t *p, uint32_t n, uint64_t h[4])
 {
     __m256i a0 = _mm256_set_epi64x((long long)h[3], (long long)h[2], (long long)h[1], (long long)h[0]), a1 = a0;
@@ -188,32 +184,6 @@ static uint64_t digest(const uint8_t *p, uint32_t n)
         uint64_t h[4] = { h0, h1, h2, h3 };
         i = digest_avx2(p, n, h);
         h0 = h[0]; h1 = h[1]; h2 = h[2]; h3 = h[3];
-    }
-#endif
-#if defined(__SSE2__)
-    if (n - i >= 64) {
-        __m128i a0 = _mm_set_epi64x((long long)h1, (long long)h0), a1 = _mm_set_epi64x((long long)h3, (long long)h2);
-        __m128i k0 = _mm_set_epi64x(0x85EBCA77C2B2AE63ll, 0x27D4EB2F165667C5ll),
-                k1 = _mm_set_epi64x(0x94D049BB133111EBll, 0x9E3779B185EBCA87ll);
-        const __m128i step = _mm_set_epi64x(0x61C8864680B583EBll, 0x9E3779B97F4A7C15ll);
-        for (; i + 32 <= n; i += 32) {
-            __m128i d0 = _mm_loadu_si128((const __m128i *)(const void *)(p + i)),
-                    d1 = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 16));
-            __m128i x0 = _mm_xor_si128(d0, k0), x1 = _mm_xor_si128(d1, k1);
-            a0 = _mm_add_epi64(a0, _mm_add_epi64(_mm_mul_epu32(x0, _mm_srli_epi64(x0, 32)),
-                                                 _mm_shuffle_epi32(d0, _MM_SHUFFLE(1, 0, 3, 2))));
-            a1 = _mm_add_epi64(a1, _mm_add_epi64(_mm_mul_epu32(x1, _mm_srli_epi64(x1, 32)),
-                                                 _mm_shuffle_epi32(d1, _MM_SHUFFLE(1, 0, 3, 2))));
-            k0 = _mm_add_epi64(k0, step);
-            k1 = _mm_add_epi64(k1, step);
-        }
-        uint64_t l[4];
-        _mm_storeu_si128((__m128i *)(void *)l, a0);
-        _mm_storeu_si128((__m128i *)(void *)(l + 2), a1);
-        h0 = mix64(h0, l[0]);
-        h1 = mix64(h1, l[1]);
-        h2 = mix64(h2, l[2]);
-        h3 = mix64(h3, l[3]);
     }
 #endif
     for (; i + 32 <= n; i += 32) {

@@ -234,9 +234,9 @@ int main(void)
             mx_stream_free(&s);
         }
     }
-    /* a full-sized segment (1448 bytes) and a short one (96: the digest's
-     * 16-byte lanes rather than its 32-byte ones): each byte changed in
-     * turn, and two 32-byte blocks that trade places */
+    /* a full-sized segment (1448 bytes: the digest's 64-byte steps where
+     * the CPU has AVX2) and a short one (96: its 8-byte lanes alone): each
+     * byte changed in turn, and two 32-byte blocks that trade places */
     for (int big = 0; big < 2; big++) {
         static char line[1449], other[1449];
         const int len = big ? 1448 : 96, b1 = big ? 3 : 0, b2 = big ? 17 : 2;
