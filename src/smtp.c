@@ -62,7 +62,6 @@ typedef struct pend {
 enum { H_FROM, H_TO, H_CC, H_SUBJECT, H_MSGID, H_DATE, H_XMAILER, H_UA, H_REPLYTO, H__N };
 static const char *const hdr_name[H__N] = { "from", "to", "cc", "subject", "message-id",
                                             "date", "x-mailer", "user-agent", "reply-to" };
-static const uint8_t hdr_len[H__N] = { 4, 2, 2, 7, 10, 4, 8, 10, 8 };
 static const char *const hdr_key[H__N] = { "from", "to", "cc", "subject", "message_id",
                                            "date", "x_mailer", "user_agent", "reply_to" };
 
@@ -421,7 +420,7 @@ static void header_done(mx_smtp *m, msg *g)
     while (*val == ' ' || *val == '\t') val++;
     if (g->in_headers) {
         for (int i = 0; i < H__N; i++) {
-            if (nl == hdr_len[i] && strncasecmp(name, hdr_name[i], nl) == 0 && !g->have[i]) {
+            if ((name[0] | 0x20) == hdr_name[i][0] && strcasecmp(name, hdr_name[i]) == 0 && !g->have[i]) {
                 size_t n = strlen(val);
                 mx_copy_text(g->hv[i], HDR_VAL, (const uint8_t *)val, n);
                 g->have[i] = 1;
@@ -694,7 +693,7 @@ static void chunk_scan(mx_smtp *m, const uint8_t *p, size_t n)
 
 static int verb_of(const uint8_t *p, size_t n)
 {
-    if (n != 4 && n != 7 && n != 8) return V_UNKNOWN;     /* the verbs' lengths */
+    if (!n) return V_UNKNOWN;
     uint8_t c = p[0] | 0x20;
     for (int v = V_HELO; v < V_GREETING; v++)
         if ((verb_name[v][0] | 0x20) == c && strlen(verb_name[v]) == n && mx_ci_prefix(p, n, verb_name[v])) return v;

@@ -179,3 +179,18 @@ size_t mx_fmt(char *out, size_t cap, const char *fmt, ...)
     va_end(ap);
     return o;
 }
+
+uint64_t mx_quick_hash(const void *v, size_t n)
+{
+    const unsigned char *p = v;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001B3ull;
+    return h ^ (h >> 31);
+}

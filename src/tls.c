@@ -454,32 +454,13 @@ typedef struct ch_memo {
 } ch_memo;
 static _Thread_local ch_memo ch_memos[CH_MEMO_N];
 
-static uint64_t key_hash(const uint16_t *k, size_t n)
+/* The slot for a key; *hit whether it holds that key's fingerprints. */
+static ch_memo *ch_memo_slot(const uint16_t *k, size_t n, uint64_t *h, int *hit)
 {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ k[i]) * 0xFF51AFD7ED558CCDull;
-        h ^= h >> 29;
-    }
-    return h;
-}
-
-static ch_memo *ch_memo_find(const uint16_t *k, size_t n)
-{
-    uint64_t h = key_hash(k, n);
-    ch_memo *m = &ch_memos[h % CH_MEMO_N];
-    return m->n == n && m->h == h && memcmp(m->key, k, n * sizeof *k) == 0 ? m : NULL;
-}
-
-static void ch_memo_put(const uint16_t *k, size_t n, const char *ja3, const char *ja4)
-{
-    uint64_t h = key_hash(k, n);
-    ch_memo *m = &ch_memos[h % CH_MEMO_N];
-    m->h = h;
-    m->n = (uint16_t)n;
-    memcpy(m->key, k, n * sizeof *k);
-    memcpy(m->ja3, ja3, sizeof m->ja3);
-    memcpy(m->ja4, ja4, sizeof m->ja4);
+    *h = mx_quick_hash(k, n * sizeof *k);
+    ch_memo *m = &ch_memos[*h % CH_MEMO_N];
+    *hit = m->n == n && m->h == *h && memcmp(m->key, k, n * sizeof *k) == 0;
+    return m;
 }
 
 static void client_hello(mx_tls *t, mx_cur c)
@@ -572,13 +553,19 @@ static void client_hello(mx_tls *t, mx_cur c)
             if (!grease(keyed[k]->v[i])) key[kn++] = keyed[k]->v[i];
         key[at] = (uint16_t)(kn - at - 1);
     }
-    ch_memo *mm = ch_memo_find(key, kn);
-    if (mm) {
+    uint64_t kh;
+    int hit;
+    ch_memo *mm = ch_memo_slot(key, kn, &kh, &hit);
+    if (hit) {
         memcpy(t->ja3, mm->ja3, sizeof t->ja3);
         memcpy(t->ja4, mm->ja4, sizeof t->ja4);
     } else {
         fingerprints(t, legacy, top, a0, a1, &ciphers, &exts, &groups, &pf, &sigs);
-        ch_memo_put(key, kn, t->ja3, t->ja4);
+        mm->h = kh;
+        mm->n = (uint16_t)kn;
+        memcpy(mm->key, key, kn * sizeof *key);
+        memcpy(mm->ja3, t->ja3, sizeof mm->ja3);
+        memcpy(mm->ja4, t->ja4, sizeof mm->ja4);
     }
     int nc = count_ng(&ciphers);
 

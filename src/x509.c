@@ -67,22 +67,6 @@ static tstate *thread_state(void)
     return t;
 }
 
-/* A quick 64-bit hash of bytes (not cryptographic: whatever it picks is
- * confirmed byte for byte). */
-static uint64_t text_hash(const unsigned char *p, size_t n)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
-        h ^= h >> 29;
-    }
-    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001B3ull;
-    return h ^ (h >> 31);
-}
-
 static void digest_memo(int which, const EVP_MD *md, const void *p, size_t n, char *out)
 {
     unsigned char d[EVP_MAX_MD_SIZE];
@@ -91,7 +75,7 @@ static void digest_memo(int which, const EVP_MD *md, const void *p, size_t n, ch
     memo *m = NULL;
     uint64_t h = 0;
     if (t && n <= MEMO_MAX) {
-        h = text_hash(p, n);
+        h = mx_quick_hash(p, n);
         m = &t->m[h % MEMO_N];
         if (m->which == which && m->h == h && m->n == n && !memcmp(m->in, p, n)) {
             memcpy(out, m->out, strlen(m->out) + 1);
@@ -312,7 +296,7 @@ static void fill(cert_entry *ce, X509 *x)
  * cache slot and rules out most misses; a hit is confirmed by comparing the
  * DER, so a certificate made to collide costs a parse, never a wrong answer.
  * (A SHA-256 here cost more than the rest of the handshake's parsing.) */
-static uint64_t der_key(const uint8_t *p, size_t n) { return text_hash(p, n); }
+static uint64_t der_key(const uint8_t *p, size_t n) { return mx_quick_hash(p, n); }
 
 static void entry_clear(cert_entry *ce)
 {

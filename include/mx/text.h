@@ -52,6 +52,10 @@ static inline int mx_ci_prefix(const uint8_t *p, size_t len, const char *prefix)
  * length written. */
 size_t mx_fmt(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* A quick 64-bit hash of bytes for in-process tables (not cryptographic:
+ * whatever it picks is confirmed byte for byte). */
+uint64_t mx_quick_hash(const void *p, size_t n);
+
 /* ASCII case-insensitive search of needle in a slice; returns offset or -1. */
 long mx_ci_find(const uint8_t *p, size_t len, const char *needle);
 
